@@ -1,0 +1,58 @@
+// Every constant of the scoring model, with DESIGN.md's defaults.
+// The exporter's YAML `scoring:` section maps 1:1 onto these fields
+// (same names); docs/scoring.md and docs/configuration.md document them.
+#pragma once
+
+#include <array>
+#include <optional>
+#include <string>
+
+#include "scoring/types.h"
+
+namespace vmtime::scoring {
+
+struct Params {
+  // offset component: piecewise linear in |offset| through these knots.
+  double offset_full_s = 0.010;       // <= this scores 1
+  double offset_warning_s = 30;       // scores offset_warning_value
+  double offset_warning_value = 0.6;
+  double offset_critical_s = 300;     // scores offset_critical_value
+  double offset_critical_value = 0.2;
+  double offset_zero_s = 900;         // >= this scores 0
+  // stratum component
+  int stratum_full = 4;   // <= scores 1
+  int stratum_zero = 10;  // >= scores 0
+  // sync state component
+  double sync_unknown_value = 0.5;
+  // drift component (ratio, 1e-6 = 1 ppm)
+  double drift_full_ratio = 50e-6;
+  double drift_zero_ratio = 500e-6;
+  int drift_min_samples = 4;
+  double drift_window_s = 3600;  // samples older than now - window are ignored for drift
+  // stability component
+  double step_threshold_s = 1.0;   // a jump beyond drift larger than this is a step
+  double stopped_ratio = 0.1;      // guest elapsed / host elapsed below this = stopped
+  int stability_zero_events = 3;   // this many steps/stops in the window scores 0
+  // freshness component, in multiples of poll_interval_s
+  double freshness_full_intervals = 2;
+  double freshness_zero_intervals = 10;
+  // host reference component
+  int host_stratum_full = 4;
+  // weights (normalised by their sum)
+  double weight_offset = 0.40;
+  double weight_sync_state = 0.15;
+  double weight_stratum = 0.10;
+  double weight_drift = 0.15;
+  double weight_stability = 0.05;
+  double weight_freshness = 0.10;
+  double weight_host_reference = 0.05;
+  // gates
+  double gate_clock_stopped_max = 10;
+  double gate_offset_critical_max = 20;
+  double gate_agent_unreachable_max = 50;
+};
+
+// Returns an empty string when valid, else a message naming the bad field.
+std::string Validate(const Params& p);
+
+}  // namespace vmtime::scoring

@@ -1,0 +1,115 @@
+// Scoring inputs and outputs: plain structs, standard library only.
+//
+// Time convention: every *_mono_ns is the HOST's CLOCK_MONOTONIC in
+// nanoseconds (arbitrary origin); every *_real_ns is a CLOCK_REALTIME-style
+// value in nanoseconds since the Unix epoch. Offsets are always
+// "guest clock minus reference clock" in seconds: positive = guest ahead.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vmtime::scoring {
+
+// One bracketed guest-clock reading (DESIGN.md "Guest offset vs host").
+struct ClockSample {
+  int64_t host_mono_ns = 0;   // host monotonic at the bracket midpoint
+  int64_t host_real_ns = 0;   // host realtime at the bracket midpoint
+  int64_t guest_real_ns = 0;  // guest clock as returned by guest-get-time
+  double offset_s = 0;        // guest - host realtime, positive = guest ahead
+  double uncertainty_s = 0;   // half the bracket round trip, >= 0
+};
+
+enum class SyncState { kUnknown = 0, kSynchronised = 1, kUnsynchronised = 2 };
+
+// Leap indicator as NTP encodes it; kUnknown when the daemon did not say.
+enum class LeapStatus { kNormal = 0, kInsertSecond = 1, kDeleteSecond = 2, kUnsynchronised = 3,
+                        kUnknown = 4 };
+
+// What the guest's own time daemon reports (optional, opt-in collector).
+struct GuestSyncStatus {
+  SyncState state = SyncState::kUnknown;
+  std::optional<int> stratum;  // 0..16 as reported
+  LeapStatus leap = LeapStatus::kUnknown;
+  int64_t measured_mono_ns = 0;  // host monotonic when it was read
+};
+
+// The hypervisor's own time state (host chronyd / kernel timex).
+struct HostReference {
+  SyncState state = SyncState::kUnknown;
+  std::optional<int> stratum;
+  std::optional<double> offset_s;           // host - UTC, positive = host ahead
+  std::optional<double> root_distance_s;    // root_delay/2 + root_dispersion
+};
+
+// Everything the scorer may look at for one VM.
+struct VmInput {
+  std::span<const ClockSample> samples;  // oldest first; may be empty
+  bool running = true;                   // domain state is running
+  bool agent_reachable = false;          // the most recent agent attempt succeeded
+  std::optional<GuestSyncStatus> guest;  // absent when not collected
+  std::optional<HostReference> host;     // absent when not collected
+  int64_t now_mono_ns = 0;               // evaluation time, host monotonic
+  double poll_interval_s = 15;           // nominal sampling interval
+};
+
+enum class Component : int {
+  kOffset = 0,
+  kSyncState,
+  kStratum,
+  kDrift,
+  kStability,
+  kFreshness,
+  kHostReference,
+  kCount
+};
+constexpr int kComponentCount = static_cast<int>(Component::kCount);
+std::string_view ComponentName(Component c);  // "offset", "sync_state", ...
+
+enum class Reason : int {
+  kOffsetHigh = 0,      // |offset| above warning
+  kOffsetCritical,      // |offset| above critical
+  kClockStopped,
+  kStepBackward,
+  kStepForward,
+  kDriftHigh,
+  kUnsynchronised,
+  kStratumHigh,
+  kLeapPending,
+  kStale,
+  kAgentUnreachable,
+  kHostUnsynchronised,
+  kNoData,
+  kCount
+};
+constexpr int kReasonCount = static_cast<int>(Reason::kCount);
+std::string_view ReasonName(Reason r);  // "offset_high", "clock_stopped", ...
+
+struct DriftEstimate {
+  double ratio = 0;           // d(offset)/d(host time), dimensionless (1e-6 = 1 ppm)
+  double standard_error = 0;  // of the slope
+  int samples = 0;
+};
+
+struct StepCounts {
+  int forward = 0;
+  int backward = 0;
+};
+
+struct ScoreResult {
+  double score = 0;  // 0..100
+  std::array<double, kComponentCount> components{};  // each 0..1
+  std::vector<Reason> reasons;  // active reasons, in enum order, no duplicates
+  bool clock_stopped = false;
+  std::optional<DriftEstimate> drift;    // absent with fewer than min samples
+  StepCounts steps_in_window;            // steps seen in the samples given
+  std::optional<double> offset_used_s;   // the offset scored (UTC when host offset known)
+  double freshness_age_s = 0;            // now - newest sample, or +inf-like if none
+};
+
+}  // namespace vmtime::scoring
