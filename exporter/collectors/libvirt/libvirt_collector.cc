@@ -1,0 +1,60 @@
+// See libvirt_collector.h.
+#include "exporter/collectors/libvirt/libvirt_collector.h"
+
+#include <spdlog/spdlog.h>
+
+#include <exception>
+
+#include "exporter/collectors/libvirt/real_libvirt_api.h"
+
+namespace vmtime {
+
+LibvirtCollector::LibvirtCollector(const LibvirtConfig& config, const Clock& clock)
+    : LibvirtCollector(config, clock, std::make_shared<libvirt::RealLibvirtApi>(config, clock)) {}
+
+LibvirtCollector::LibvirtCollector(const LibvirtConfig& config, const Clock& clock,
+                                   std::shared_ptr<libvirt::LibvirtApi> api,
+                                   libvirt::SchedulerOptions options)
+    : api_(std::move(api)),
+      scheduler_(std::make_unique<libvirt::AgentScheduler>(config, clock, api_, options)) {
+  libvirt::AgentScheduler* scheduler = scheduler_.get();
+  api_->SetEventHandler(
+      [scheduler](const std::string& uuid, const std::string& name, libvirt::DomainEvent event) {
+        scheduler->OnEvent(uuid, name, event);
+      });
+}
+
+LibvirtCollector::~LibvirtCollector() {
+  api_->SetEventHandler(nullptr);  // no event may reach the scheduler being destroyed
+  scheduler_.reset();
+}
+
+void LibvirtCollector::SetWakeup(std::function<void()> wake) {
+  scheduler_->SetWakeup(std::move(wake));
+}
+
+Status LibvirtCollector::Collect(const CollectContext& /*ctx*/, Observations& out) {
+  try {
+    Result<std::vector<libvirt::DomainInfo>> list = api_->ListDomains();
+    LibvirtObservation obs;
+    if (!list.ok()) {
+      // Keep reporting the last known domains (their samples go stale) so a
+      // libvirtd restart does not make every VM vanish for a round.
+      obs.connected = false;
+      obs.domains = scheduler_->Current();
+      out.libvirt = std::move(obs);
+      return list.error();
+    }
+    obs.domains = scheduler_->Update(*list);
+    obs.connected = api_->Connected();
+    scheduler_->Tick();
+    out.libvirt = std::move(obs);
+    return Status::Ok();
+  } catch (const std::exception& e) {
+    return Error{std::string("libvirt collector: ") + e.what()};
+  } catch (...) {
+    return Error{"libvirt collector: unknown exception"};
+  }
+}
+
+}  // namespace vmtime
