@@ -267,6 +267,9 @@ class Lab:
             "reaper_pid": None,
             "image_dir": None,
             "tb_cache_mib": tb_cache_mib,
+            # Put on every guest's kernel command line: finds this lab's QEMU
+            # processes even when libvirtd is gone.
+            "lab_id": os.urandom(8).hex(),
             "guests": [],
         }
         self._boot_timeout = boot_timeout
@@ -366,8 +369,12 @@ class Lab:
         try:
             with open(self._path("run", "qemu", f"{name}.pid")) as f:
                 pid = int(f.read().strip())
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
         except (OSError, ValueError):
             return None
+        if b"qemu-system" not in cmd or f"guest={name},".encode() not in cmd:
+            return None  # stale pid file, pid reused
         return pid if _pid_alive(pid) else None
 
     def domain(self, name: str) -> libvirt.virDomain:
@@ -424,10 +431,12 @@ class Lab:
         except libvirt.libvirtError:
             return False
 
-    def start_libvirtd(self, timeout: float = 30.0) -> None:
+    def start_libvirtd(self, timeout: float = 30.0, wait_agents: bool = True) -> None:
         """Starts the private libvirtd on this lab's socket (again, after
         kill_libvirtd()); running guests are reconnected. Waits until the
-        socket answers and every known guest is listed as running."""
+        socket answers and every known guest is listed as running, and with
+        wait_agents until their agents answer again (pass False when an
+        agent is deliberately hung or killed). All within timeout seconds."""
         with self._lock:
             if self._libvirtd_running():
                 raise LabError(f"libvirtd already running (pid {self._state['libvirtd_pid']})")
@@ -478,12 +487,15 @@ class Lab:
                     running, last_err = set(), e
                 missing = [n for n in expected if n not in running]
                 if not missing:
-                    return
+                    break
                 if time.monotonic() > deadline:
                     raise TimeoutError(
                         f"restarted libvirtd did not reconnect guests {missing} within "
                         f"{timeout} s\n" + self.diagnostics())
                 time.sleep(0.1)
+            if wait_agents:
+                for name in expected:
+                    self.wait_agent(name, max(1.0, deadline - time.monotonic()))
 
     def kill_libvirtd(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
         """Stops the private libvirtd with sig (SIGTERM: clean shutdown,
@@ -537,7 +549,7 @@ class Lab:
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>{img}/vmlinuz</kernel>
     <initrd>{img}/initrd.img</initrd>
-    <cmdline>console=ttyS0 panic=-1 vmtime.chrony={spec.chrony}</cmdline>
+    <cmdline>console=ttyS0 panic=-1 vmtime.chrony={spec.chrony} vmtime.lab={self._state["lab_id"]}</cmdline>
   </os>
   {features}
   <clock offset='utc'/>
@@ -801,10 +813,18 @@ class Lab:
     # --- teardown ------------------------------------------------------------
 
     def _lab_qemu_pids(self) -> List[int]:
-        """QEMU processes of this lab: their command line names a file in
-        this workdir (the console log)."""
-        pids = []
-        marker = (self.workdir + "/").encode()
+        """QEMU processes of this lab: libvirt's pid files, plus any process
+        whose command line carries this lab's id (vmtime.lab=<id>)."""
+        pids = set()
+        try:
+            for entry in os.listdir(self._path("run", "qemu")):
+                if entry.endswith(".pid"):
+                    pid = self.qemu_pid(entry[:-4])
+                    if pid:
+                        pids.add(pid)
+        except OSError:
+            pass
+        marker = f"vmtime.lab={self._state.get('lab_id', '-')}".encode()
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
@@ -814,8 +834,8 @@ class Lab:
             except OSError:
                 continue
             if b"qemu-system" in cmd.split(b"\0", 1)[0] and marker in cmd and _pid_alive(int(entry)):
-                pids.append(int(entry))
-        return pids
+                pids.add(int(entry))
+        return sorted(pids)
 
     def close(self) -> None:
         """Destroys the guests, stops libvirtd and any QEMU it started,
@@ -884,6 +904,19 @@ class Lab:
             _unregister(self)
             if errors:
                 raise LabError("teardown incomplete: " + "; ".join(errors))
+
+    def detach(self) -> None:
+        """Leaves the lab running and forgets it in this process: no teardown
+        at exit (used by `vmlab up`; reattach with Lab.attach(workdir))."""
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                except libvirt.libvirtError:
+                    pass
+                self._conn = None
+            self._closed = True
+            _unregister(self)
 
     def __enter__(self) -> "Lab":
         return self
