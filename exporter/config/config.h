@@ -72,8 +72,8 @@ struct Config {
   NtpConfig ntp;
   GuestStatusConfig guest_status;
   std::map<std::string, CollectorConfig> collectors;  // keyed by collector name
-  double drift_window_s = 3600;                        // store history kept for drift
-  size_t history_samples = 64;                         // ring size per VM
+  size_t history_samples = 64;  // ring of clock samples kept per VM (scoring.drift_window_s
+                                // bounds which of them drift uses)
   scoring::Params scoring;
 
   const CollectorConfig& Collector(const std::string& name) const;

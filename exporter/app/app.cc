@@ -1,0 +1,120 @@
+#include "exporter/app/app.h"
+
+#include <spdlog/spdlog.h>
+
+#include "exporter/collectors/registry.h"
+
+namespace vmtime {
+
+Result<Config> LoadEffectiveConfig(const Flags& flags) {
+  Result<Config> config = flags.config_file.empty()
+                              ? ParseConfig(DefaultConfigYaml(), "<built-in>")
+                              : LoadConfigFile(flags.config_file);
+  if (!config) return config;
+  ApplyFlags(flags, *config);
+  auto auth = BasicAuth::Load(config->web.config_file);
+  if (!auth) return auth.error();
+  return config;
+}
+
+App::App(Flags flags, Config config, const Clock& clock)
+    : flags_(std::move(flags)), config_(std::move(config)), clock_(clock), store_(config_) {
+  poller_ = std::make_unique<Poller>(clock_, store_, [this](std::shared_ptr<const Snapshot> s) {
+    snapshots_.Set(std::move(s));
+  });
+}
+
+App::~App() { Stop(); }
+
+std::vector<PollerEntry> App::BuildEntries(const Config& config) {
+  std::vector<PollerEntry> entries;
+  std::map<std::string, std::shared_ptr<Collector>> next;
+  for (const auto& spec : CollectorTable()) {
+    const auto& cc = config.Collector(spec.name);
+    if (!cc.enabled) continue;
+    const std::string fp = spec.fingerprint(config);
+    std::shared_ptr<Collector> instance;
+    // Reuse the running instance when its configuration did not change, so
+    // connections and per-domain state survive a reload.
+    auto it = instances_.find(spec.name);
+    if (it != instances_.end() && spec.fingerprint(config_) == fp) {
+      instance = it->second;
+    } else {
+      instance = spec.make(config, clock_);
+    }
+    next[spec.name] = instance;
+    entries.push_back({instance, cc, fp});
+  }
+  instances_ = std::move(next);
+  return entries;
+}
+
+Status App::Start() {
+  auto auth = BasicAuth::Load(config_.web.config_file);
+  if (!auth) return auth.error();
+  ReloadStatus rs;
+  rs.last_successful = true;
+  rs.last_success_real_ns = clock_.RealtimeNs();
+  rs.source = config_.source;
+  store_.SetReload(rs);
+  snapshots_.Set(store_.Build(clock_.MonotonicNs(), clock_.RealtimeNs()));
+  poller_->Configure(BuildEntries(config_));
+  poller_->Start();
+  HttpHooks hooks;
+  hooks.reload = [this] { return Reload(); };
+  hooks.ready = [this] { return poller_->FirstRoundDone(); };
+  auto http = HttpServer::Start(config_.web, std::move(*auth), snapshots_, std::move(hooks));
+  if (!http) return http.error();
+  http_ = std::move(*http);
+  std::string ports;
+  for (int p : http_->ListeningPorts()) ports += (ports.empty() ? "" : ",") + std::to_string(p);
+  spdlog::info("listening on address={} port={} telemetry_path={} config={}",
+               config_.web.listen_address, ports, config_.web.telemetry_path, config_.source);
+  return Status::Ok();
+}
+
+Status App::Reload() {
+  std::lock_guard lock(reload_mu_);
+  auto next = LoadEffectiveConfig(flags_);
+  if (!next) {
+    spdlog::error("config reload failed, keeping the running configuration: {}",
+                  next.error().message);
+    ReloadStatus rs;
+    rs.last_successful = false;
+    rs.source = config_.source;
+    // Keep the timestamp of the last success.
+    rs.last_success_real_ns = snapshots_.Get()->reload.last_success_real_ns;
+    store_.SetReload(rs);
+    snapshots_.Set(store_.Build(clock_.MonotonicNs(), clock_.RealtimeNs()));
+    return next.error();
+  }
+  if (next->web.listen_address != config_.web.listen_address ||
+      next->web.telemetry_path != config_.web.telemetry_path) {
+    spdlog::warn("config reload: web.* changes take effect only after a restart");
+    next->web = config_.web;
+  }
+  store_.SetConfig(*next);
+  poller_->Configure(BuildEntries(*next));
+  config_ = std::move(*next);
+  ReloadStatus rs;
+  rs.last_successful = true;
+  rs.last_success_real_ns = clock_.RealtimeNs();
+  rs.source = config_.source;
+  store_.SetReload(rs);
+  snapshots_.Set(store_.Build(clock_.MonotonicNs(), clock_.RealtimeNs()));
+  spdlog::info("config reloaded from {}", config_.source);
+  return Status::Ok();
+}
+
+bool App::Stop() {
+  http_.reset();
+  if (!poller_) return true;
+  poller_->Stop();
+  return true;
+}
+
+std::vector<int> App::ListeningPorts() const {
+  return http_ ? http_->ListeningPorts() : std::vector<int>{};
+}
+
+}  // namespace vmtime

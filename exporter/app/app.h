@@ -1,0 +1,56 @@
+// App: the exporter's lifecycle, shared by main() and the in-process tests.
+// Loads the configuration, builds the collectors from the table, runs the
+// poller and the HTTP server, and reloads on request (SIGHUP or
+// POST /-/reload): a bad new configuration is refused, logged, and the old
+// one keeps running.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "exporter/cli/flags.h"
+#include "exporter/exposition/snapshot_holder.h"
+#include "exporter/http/server.h"
+#include "exporter/poller/poller.h"
+#include "exporter/store/store.h"
+
+namespace vmtime {
+
+// Loads the config file named by the flags (or the built-in default) and
+// applies the flag overrides. Errors name file:line:column.
+Result<Config> LoadEffectiveConfig(const Flags& flags);
+
+class App {
+ public:
+  App(Flags flags, Config config, const Clock& clock);
+  ~App();
+
+  // Starts the poller and the HTTP server.
+  Status Start();
+  // Re-reads the configuration; on error the running one is kept.
+  Status Reload();
+  // Stops the HTTP server and the poller. Returns false when a collector
+  // thread is stuck (in a libvirt call) and could not be joined.
+  bool Stop();
+
+  std::vector<int> ListeningPorts() const;
+  const SnapshotHolder& snapshots() const { return snapshots_; }
+  Poller& poller() { return *poller_; }
+
+ private:
+  std::vector<PollerEntry> BuildEntries(const Config& config);
+
+  Flags flags_;
+  Config config_;
+  const Clock& clock_;
+  std::mutex reload_mu_;
+  SnapshotHolder snapshots_;
+  Store store_;
+  std::unique_ptr<Poller> poller_;
+  std::unique_ptr<HttpServer> http_;
+  std::map<std::string, std::shared_ptr<Collector>> instances_;
+};
+
+}  // namespace vmtime

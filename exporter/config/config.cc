@@ -1,0 +1,457 @@
+// Configuration parsing: yaml-cpp nodes walked against a schema written as
+// code. Every error names source:line:column (1-based) and the key path.
+#include "exporter/config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include "exporter/config/duration.h"
+
+namespace vmtime {
+namespace {
+
+const char kDefaultYaml[] = R"(# vmtime-exporter built-in default configuration.
+# Print it with --config.show-default; every key is documented in docs/configuration.md.
+web:
+  listen_address: ":9958"
+  telemetry_path: /metrics
+libvirt:
+  uri: qemu:///system
+  samples: 3
+  set_agent_timeout: true
+  agent_timeout: 2s
+  call_deadline: 5s
+  concurrency: 4
+  max_stuck_calls: 64
+  agent_retry_interval: 5s
+  agent_max_attempts: 32
+  agent_backoff_max: 5m
+  reconnect_backoff_max: 30s
+  keepalive_interval: 5s
+  keepalive_count: 3
+chrony:
+  address: unix:///run/chrony/chronyd.sock
+  timeout: 1s
+  sources: true
+ntp:
+  servers: []
+  timeout: 2s
+guest_status:
+  commands: [chronyc_tracking, ntpq_rv, timedatectl_show, w32tm_status]
+  exec_timeout: 5s
+  max_output_bytes: 65536
+history:
+  samples: 64
+collectors:
+  timex: {enabled: true, interval: 15s, timeout: 5s}
+  libvirt: {enabled: true, interval: 15s, timeout: 10s}
+  chrony: {enabled: true, interval: 15s, timeout: 5s}
+  ntp: {enabled: true, interval: 64s, timeout: 10s}
+  guest_status: {enabled: false, interval: 60s, timeout: 60s}
+scoring:
+  offset_full_s: 10ms
+  offset_warning_s: 30s
+  offset_warning_value: 0.6
+  offset_critical_s: 5m
+  offset_critical_value: 0.2
+  offset_zero_s: 15m
+  stratum_full: 4
+  stratum_zero: 10
+  sync_unknown_value: 0.5
+  drift_full_ratio: 50e-6
+  drift_zero_ratio: 500e-6
+  drift_min_samples: 4
+  drift_window_s: 1h
+  step_threshold_s: 1s
+  stopped_ratio: 0.1
+  stability_zero_events: 3
+  freshness_full_intervals: 2
+  freshness_zero_intervals: 10
+  host_stratum_full: 4
+  weight_offset: 0.40
+  weight_sync_state: 0.15
+  weight_stratum: 0.10
+  weight_drift: 0.15
+  weight_stability: 0.05
+  weight_freshness: 0.10
+  weight_host_reference: 0.05
+  gate_clock_stopped_max: 10
+  gate_offset_critical_max: 20
+  gate_agent_unreachable_max: 50
+)";
+
+const std::set<std::string, std::less<>> kCollectorNames = {"timex", "libvirt", "chrony", "ntp",
+                                                            "guest_status"};
+
+// Walks one YAML document, recording the first error with its position.
+class Walker {
+ public:
+  explicit Walker(std::string source) : source_(std::move(source)) {}
+
+  bool failed() const { return !error_.empty(); }
+  const std::string& error() const { return error_; }
+
+  void Fail(const YAML::Node& node, const std::string& path, const std::string& what) {
+    if (failed()) return;
+    std::ostringstream os;
+    os << source_;
+    const YAML::Mark mark = node.Mark();
+    if (!mark.is_null()) os << ":" << mark.line + 1 << ":" << mark.column + 1;
+    os << ": " << path << ": " << what;
+    error_ = os.str();
+  }
+
+  // Calls `on_key` for every key of a mapping; unknown keys are errors.
+  using KeyHandler = std::function<void(const std::string& key, const YAML::Node& value,
+                                        const std::string& path)>;
+  void Map(const YAML::Node& node, const std::string& path, const std::set<std::string>& known,
+           const KeyHandler& on_key) {
+    if (failed() || !node.IsDefined() || node.IsNull()) return;
+    if (!node.IsMap()) {
+      Fail(node, path.empty() ? "(top level)" : path, "expected a mapping");
+      return;
+    }
+    for (const auto& kv : node) {
+      if (failed()) return;
+      const std::string key = kv.first.Scalar();
+      const std::string child = path.empty() ? key : path + "." + key;
+      if (!known.empty() && !known.contains(key)) {
+        std::string list;
+        for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+        Fail(kv.first, child, "unknown key (known: " + list + ")");
+        return;
+      }
+      on_key(key, kv.second, child);
+    }
+  }
+
+  std::optional<std::string> Scalar(const YAML::Node& n, const std::string& path) {
+    if (failed()) return std::nullopt;
+    if (!n.IsScalar()) {
+      Fail(n, path, "expected a scalar value");
+      return std::nullopt;
+    }
+    return n.Scalar();
+  }
+
+  void String(const YAML::Node& n, const std::string& path, std::string* out) {
+    if (auto s = Scalar(n, path)) *out = *s;
+  }
+
+  void Bool(const YAML::Node& n, const std::string& path, bool* out) {
+    auto s = Scalar(n, path);
+    if (!s) return;
+    if (*s == "true" || *s == "yes" || *s == "on") {
+      *out = true;
+    } else if (*s == "false" || *s == "no" || *s == "off") {
+      *out = false;
+    } else {
+      Fail(n, path, "expected true or false, got '" + *s + "'");
+    }
+  }
+
+  void Double(const YAML::Node& n, const std::string& path, double* out, double min,
+              double max) {
+    auto s = Scalar(n, path);
+    if (!s) return;
+    char* end = nullptr;
+    errno = 0;
+    const double v = std::strtod(s->c_str(), &end);
+    if (s->empty() || end != s->c_str() + s->size() || errno != 0 || !std::isfinite(v)) {
+      Fail(n, path, "expected a number, got '" + *s + "'");
+      return;
+    }
+    if (v < min || v > max) {
+      std::ostringstream os;
+      os << "value " << v << " out of range [" << min << ", " << max << "]";
+      Fail(n, path, os.str());
+      return;
+    }
+    *out = v;
+  }
+
+  template <typename Int>
+  void Integer(const YAML::Node& n, const std::string& path, Int* out, long long min,
+               long long max) {
+    auto s = Scalar(n, path);
+    if (!s) return;
+    char* end = nullptr;
+    errno = 0;
+    const long long v = std::strtoll(s->c_str(), &end, 10);
+    if (s->empty() || end != s->c_str() + s->size() || errno != 0) {
+      Fail(n, path, "expected an integer, got '" + *s + "'");
+      return;
+    }
+    if (v < min || v > max) {
+      Fail(n, path,
+           "value " + std::to_string(v) + " out of range [" + std::to_string(min) + ", " +
+               std::to_string(max) + "]");
+      return;
+    }
+    *out = static_cast<Int>(v);
+  }
+
+  void Duration(const YAML::Node& n, const std::string& path, double* out, double min_s = 0) {
+    auto s = Scalar(n, path);
+    if (!s) return;
+    auto d = ParseDurationSeconds(*s);
+    if (!d) {
+      Fail(n, path, d.error().message);
+      return;
+    }
+    if (*d < min_s) {
+      Fail(n, path, "duration " + *s + " is below the minimum " + FormatDuration(min_s));
+      return;
+    }
+    *out = *d;
+  }
+
+  void StringList(const YAML::Node& n, const std::string& path, std::vector<std::string>* out) {
+    if (failed()) return;
+    if (n.IsNull()) {
+      out->clear();
+      return;
+    }
+    if (!n.IsSequence()) {
+      Fail(n, path, "expected a list");
+      return;
+    }
+    std::vector<std::string> result;
+    for (size_t i = 0; i < n.size(); ++i) {
+      auto s = Scalar(n[i], path + "[" + std::to_string(i) + "]");
+      if (!s) return;
+      result.push_back(*s);
+    }
+    *out = std::move(result);
+  }
+
+ private:
+  std::string source_;
+  std::string error_;
+};
+
+// One row per scoring::Params field: YAML key == field name.
+struct ScoringField {
+  const char* name;
+  enum Kind { kDuration, kNumber, kInteger } kind;
+  double scoring::Params::*dbl = nullptr;
+  int scoring::Params::*integer = nullptr;
+};
+
+const std::vector<ScoringField>& ScoringFields() {
+  using P = scoring::Params;
+  static const std::vector<ScoringField> kFields = {
+      {"offset_full_s", ScoringField::kDuration, &P::offset_full_s},
+      {"offset_warning_s", ScoringField::kDuration, &P::offset_warning_s},
+      {"offset_warning_value", ScoringField::kNumber, &P::offset_warning_value},
+      {"offset_critical_s", ScoringField::kDuration, &P::offset_critical_s},
+      {"offset_critical_value", ScoringField::kNumber, &P::offset_critical_value},
+      {"offset_zero_s", ScoringField::kDuration, &P::offset_zero_s},
+      {"stratum_full", ScoringField::kInteger, nullptr, &P::stratum_full},
+      {"stratum_zero", ScoringField::kInteger, nullptr, &P::stratum_zero},
+      {"sync_unknown_value", ScoringField::kNumber, &P::sync_unknown_value},
+      {"drift_full_ratio", ScoringField::kNumber, &P::drift_full_ratio},
+      {"drift_zero_ratio", ScoringField::kNumber, &P::drift_zero_ratio},
+      {"drift_min_samples", ScoringField::kInteger, nullptr, &P::drift_min_samples},
+      {"drift_window_s", ScoringField::kDuration, &P::drift_window_s},
+      {"step_threshold_s", ScoringField::kDuration, &P::step_threshold_s},
+      {"stopped_ratio", ScoringField::kNumber, &P::stopped_ratio},
+      {"stability_zero_events", ScoringField::kInteger, nullptr, &P::stability_zero_events},
+      {"freshness_full_intervals", ScoringField::kNumber, &P::freshness_full_intervals},
+      {"freshness_zero_intervals", ScoringField::kNumber, &P::freshness_zero_intervals},
+      {"host_stratum_full", ScoringField::kInteger, nullptr, &P::host_stratum_full},
+      {"weight_offset", ScoringField::kNumber, &P::weight_offset},
+      {"weight_sync_state", ScoringField::kNumber, &P::weight_sync_state},
+      {"weight_stratum", ScoringField::kNumber, &P::weight_stratum},
+      {"weight_drift", ScoringField::kNumber, &P::weight_drift},
+      {"weight_stability", ScoringField::kNumber, &P::weight_stability},
+      {"weight_freshness", ScoringField::kNumber, &P::weight_freshness},
+      {"weight_host_reference", ScoringField::kNumber, &P::weight_host_reference},
+      {"gate_clock_stopped_max", ScoringField::kNumber, &P::gate_clock_stopped_max},
+      {"gate_offset_critical_max", ScoringField::kNumber, &P::gate_offset_critical_max},
+      {"gate_agent_unreachable_max", ScoringField::kNumber, &P::gate_agent_unreachable_max},
+  };
+  return kFields;
+}
+
+std::map<std::string, CollectorConfig> DefaultCollectors() {
+  std::map<std::string, CollectorConfig> m;
+  m["timex"] = {true, 15, 5, 2, 1};
+  m["libvirt"] = {true, 15, 10, 2, 1};
+  m["chrony"] = {true, 15, 5, 2, 1};
+  m["ntp"] = {true, 64, 10, 1, 1};
+  m["guest_status"] = {false, 60, 60, 0, 1};
+  return m;
+}
+
+void ParseDocument(const YAML::Node& root, Walker& w, Config& c) {
+  w.Map(root, "", {"web", "libvirt", "chrony", "ntp", "guest_status", "history", "collectors",
+                   "scoring"},
+        [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+          if (key == "web") {
+            w.Map(v, path, {"listen_address", "telemetry_path"},
+                  [&](const std::string& k, const YAML::Node& x, const std::string& p) {
+                    if (k == "listen_address") w.String(x, p, &c.web.listen_address);
+                    if (k == "telemetry_path") w.String(x, p, &c.web.telemetry_path);
+                  });
+          } else if (key == "libvirt") {
+            auto& l = c.libvirt;
+            w.Map(v, path,
+                  {"uri", "samples", "set_agent_timeout", "agent_timeout", "call_deadline",
+                   "concurrency", "max_stuck_calls", "agent_retry_interval", "agent_max_attempts",
+                   "agent_backoff_max", "reconnect_backoff_max", "keepalive_interval",
+                   "keepalive_count"},
+                  [&](const std::string& k, const YAML::Node& x, const std::string& p) {
+                    if (k == "uri") w.String(x, p, &l.uri);
+                    if (k == "samples") w.Integer(x, p, &l.samples, 1, 32);
+                    if (k == "set_agent_timeout") w.Bool(x, p, &l.set_agent_timeout);
+                    if (k == "agent_timeout") w.Duration(x, p, &l.agent_timeout_s);
+                    if (k == "call_deadline") w.Duration(x, p, &l.call_deadline_s, 0.01);
+                    if (k == "concurrency") w.Integer(x, p, &l.concurrency, 1, 64);
+                    if (k == "max_stuck_calls") w.Integer(x, p, &l.max_stuck_calls, 0, 100000);
+                    if (k == "agent_retry_interval") w.Duration(x, p, &l.agent_retry_interval_s);
+                    if (k == "agent_max_attempts")
+                      w.Integer(x, p, &l.agent_max_attempts, 1, 1000000);
+                    if (k == "agent_backoff_max") w.Duration(x, p, &l.agent_backoff_max_s);
+                    if (k == "reconnect_backoff_max")
+                      w.Duration(x, p, &l.reconnect_backoff_max_s, 0.01);
+                    if (k == "keepalive_interval") w.Duration(x, p, &l.keepalive_interval_s);
+                    if (k == "keepalive_count") w.Integer(x, p, &l.keepalive_count, 0, 1000);
+                  });
+          } else if (key == "chrony") {
+            w.Map(v, path, {"address", "timeout", "sources"},
+                  [&](const std::string& k, const YAML::Node& x, const std::string& p) {
+                    if (k == "address") w.String(x, p, &c.chrony.address);
+                    if (k == "timeout") w.Duration(x, p, &c.chrony.timeout_s, 0.001);
+                    if (k == "sources") w.Bool(x, p, &c.chrony.sources);
+                  });
+          } else if (key == "ntp") {
+            w.Map(v, path, {"servers", "timeout"},
+                  [&](const std::string& k, const YAML::Node& x, const std::string& p) {
+                    if (k == "servers") w.StringList(x, p, &c.ntp.servers);
+                    if (k == "timeout") w.Duration(x, p, &c.ntp.timeout_s, 0.001);
+                  });
+          } else if (key == "guest_status") {
+            auto& g = c.guest_status;
+            w.Map(v, path, {"commands", "exec_timeout", "max_output_bytes"},
+                  [&](const std::string& k, const YAML::Node& x, const std::string& p) {
+                    if (k == "commands") {
+                      w.StringList(x, p, &g.commands);
+                      static const std::set<std::string> kKnown = {
+                          "chronyc_tracking", "ntpq_rv", "timedatectl_show", "w32tm_status"};
+                      for (size_t i = 0; i < g.commands.size() && !w.failed(); ++i) {
+                        if (!kKnown.contains(g.commands[i])) {
+                          w.Fail(x.IsSequence() ? x[i] : x, p + "[" + std::to_string(i) + "]",
+                                 "unknown guest command '" + g.commands[i] +
+                                     "' (the list is fixed: chronyc_tracking, ntpq_rv, "
+                                     "timedatectl_show, w32tm_status)");
+                        }
+                      }
+                    }
+                    if (k == "exec_timeout") w.Duration(x, p, &g.exec_timeout_s, 0.1);
+                    if (k == "max_output_bytes")
+                      w.Integer(x, p, &g.max_output_bytes, 256, 16 * 1024 * 1024);
+                  });
+          } else if (key == "history") {
+            w.Map(v, path, {"samples"},
+                  [&](const std::string& k, const YAML::Node& x, const std::string& p) {
+                    if (k == "samples") w.Integer(x, p, &c.history_samples, 2, 4096);
+                  });
+          } else if (key == "collectors") {
+            std::set<std::string> names(kCollectorNames.begin(), kCollectorNames.end());
+            w.Map(v, path, names,
+                  [&](const std::string& name, const YAML::Node& x, const std::string& p) {
+                    auto& cc = c.collectors[name];
+                    w.Map(x, p, {"enabled", "interval", "timeout", "max_retries", "retry_backoff"},
+                          [&](const std::string& k, const YAML::Node& y, const std::string& q) {
+                            if (k == "enabled") w.Bool(y, q, &cc.enabled);
+                            if (k == "interval") w.Duration(y, q, &cc.interval_s, 0.1);
+                            if (k == "timeout") w.Duration(y, q, &cc.timeout_s, 0.01);
+                            if (k == "max_retries") w.Integer(y, q, &cc.max_retries, 0, 10);
+                            if (k == "retry_backoff") w.Duration(y, q, &cc.retry_backoff_s);
+                          });
+                  });
+          } else if (key == "scoring") {
+            std::set<std::string> names;
+            for (const auto& f : ScoringFields()) names.insert(f.name);
+            w.Map(v, path, names,
+                  [&](const std::string& k, const YAML::Node& x, const std::string& p) {
+                    for (const auto& f : ScoringFields()) {
+                      if (k != f.name) continue;
+                      switch (f.kind) {
+                        case ScoringField::kDuration:
+                          w.Duration(x, p, &(c.scoring.*f.dbl));
+                          break;
+                        case ScoringField::kNumber:
+                          w.Double(x, p, &(c.scoring.*f.dbl), 0, 1e12);
+                          break;
+                        case ScoringField::kInteger:
+                          w.Integer(x, p, &(c.scoring.*f.integer), 0, 1000000);
+                          break;
+                      }
+                    }
+                  });
+            if (!w.failed()) {
+              const std::string bad = scoring::Validate(c.scoring);
+              if (!bad.empty()) w.Fail(v, path, bad);
+            }
+          }
+        });
+}
+
+}  // namespace
+
+const CollectorConfig& Config::Collector(const std::string& name) const {
+  static const CollectorConfig kDisabled{false, 15, 10, 0, 1};
+  auto it = collectors.find(name);
+  return it == collectors.end() ? kDisabled : it->second;
+}
+
+const char* DefaultConfigYaml() { return kDefaultYaml; }
+
+Result<Config> ParseConfig(const std::string& yaml_text, const std::string& source) {
+  Config c;
+  c.source = source;
+  c.collectors = DefaultCollectors();
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    std::ostringstream os;
+    os << source;
+    if (!e.mark.is_null()) os << ":" << e.mark.line + 1 << ":" << e.mark.column + 1;
+    os << ": invalid YAML: " << e.msg;
+    return Error{os.str()};
+  }
+  Walker w(source);
+  try {
+    ParseDocument(root, w, c);
+  } catch (const YAML::Exception& e) {
+    std::ostringstream os;
+    os << source;
+    if (!e.mark.is_null()) os << ":" << e.mark.line + 1 << ":" << e.mark.column + 1;
+    os << ": " << e.msg;
+    return Error{os.str()};
+  }
+  if (w.failed()) return Error{w.error()};
+  return c;
+}
+
+Result<Config> LoadConfigFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error{path + ": cannot open config file: " + std::strerror(errno)};
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return Error{path + ": read error"};
+  return ParseConfig(ss.str(), path);
+}
+
+}  // namespace vmtime

@@ -1,0 +1,223 @@
+#include "exporter/exposition/views.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "exporter/core/build_info.h"
+#include "scoring/score.h"
+
+namespace vmtime::exposition {
+namespace {
+
+using nlohmann::json;
+
+json OptNum(const std::optional<double>& v) {
+  return v && std::isfinite(*v) ? json(*v) : json(nullptr);
+}
+
+json Num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+json VmJson(const VmView& vm) {
+  json j;
+  j["domain"] = vm.name;
+  j["uuid"] = vm.uuid;
+  j["state"] = DomainStateName(vm.state);
+  j["agent_up"] = vm.agent_up;
+  j["agent_error"] = vm.agent_error;
+  const auto& ls = vm.last_sample;
+  j["offset_seconds"] = ls ? Num(ls->offset_s) : json(nullptr);
+  j["offset_uncertainty_seconds"] = ls ? Num(ls->uncertainty_s) : json(nullptr);
+  j["utc_offset_seconds"] = OptNum(vm.utc_offset_s);
+  j["drift_ratio"] = vm.score.drift ? Num(vm.score.drift->ratio) : json(nullptr);
+  j["clock_stopped"] = vm.score.clock_stopped;
+  j["steps_total"] = {{"forward", vm.steps_total.forward}, {"backward", vm.steps_total.backward}};
+  j["agent_rtt_seconds"] = ls ? Num(vm.rtt_s) : json(nullptr);
+  j["last_sample_timestamp_seconds"] =
+      ls ? Num(static_cast<double>(ls->host_real_ns) / 1e9) : json(nullptr);
+  if (vm.guest) {
+    const auto& g = vm.guest->status;
+    json gj;
+    gj["daemon"] = vm.guest->daemon;
+    gj["synchronized"] = g.state == scoring::SyncState::kUnknown
+                             ? json(nullptr)
+                             : json(g.state == scoring::SyncState::kSynchronised);
+    gj["stratum"] = g.stratum ? json(*g.stratum) : json(nullptr);
+    gj["leap_status"] =
+        g.leap == scoring::LeapStatus::kUnknown ? json(nullptr) : json(static_cast<int>(g.leap));
+    gj["error"] = vm.guest->error;
+    j["guest"] = gj;
+  } else {
+    j["guest"] = nullptr;
+  }
+  j["health_score"] = Num(vm.score.score);
+  json comps = json::object();
+  for (int c = 0; c < scoring::kComponentCount; ++c) {
+    comps[std::string(scoring::ComponentName(static_cast<scoring::Component>(c)))] =
+        Num(vm.score.components[c]);
+  }
+  j["components"] = comps;
+  json reasons = json::array();
+  for (auto r : vm.score.reasons) reasons.push_back(std::string(scoring::ReasonName(r)));
+  j["reasons"] = reasons;
+  return j;
+}
+
+std::string Escape(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::string FormatOffset(double s) {
+  char buf[64];
+  const double a = std::fabs(s);
+  if (a >= 60) {
+    std::snprintf(buf, sizeof(buf), "%+.1f min", s / 60);
+  } else if (a >= 1) {
+    std::snprintf(buf, sizeof(buf), "%+.3f s", s);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%+.3f ms", s * 1e3);
+  }
+  return buf;
+}
+
+}  // namespace
+
+json RenderJson(const Snapshot& s) {
+  json j;
+  j["generated_at_unix"] = static_cast<double>(s.built_real_ns) / 1e9;
+  j["exporter"] = {{"version", kVersion}, {"revision", kRevision}};
+  j["libvirt"] = {{"enabled", s.libvirt_enabled}, {"connected", s.libvirt_connected}};
+  json host;
+  if (s.timex) {
+    host["timex"] = {{"synchronized", s.timex->synchronised},
+                     {"offset_seconds", Num(s.timex->offset_s)},
+                     {"maxerror_seconds", Num(s.timex->max_error_s)}};
+  } else {
+    host["timex"] = nullptr;
+  }
+  if (s.chrony) {
+    const auto& t = s.chrony->tracking;
+    host["chrony"] = {{"up", s.chrony_up},
+                      {"stratum", t.stratum},
+                      {"leap_status", t.leap_status},
+                      {"system_time_seconds", Num(t.system_time_offset_s)},
+                      {"root_delay_seconds", Num(t.root_delay_s)},
+                      {"root_dispersion_seconds", Num(t.root_dispersion_s)},
+                      {"reference", t.reference_name}};
+  } else {
+    host["chrony"] = nullptr;
+  }
+  if (s.ntp) {
+    int usable = 0;
+    for (const auto& srv : s.ntp->servers) usable += srv.usable ? 1 : 0;
+    host["ntp"] = {{"configured_sources", s.ntp_configured}, {"usable_sources", usable}};
+  } else {
+    host["ntp"] = nullptr;
+  }
+  j["host"] = host;
+  json vms = json::array();
+  for (const auto& vm : s.vms) vms.push_back(VmJson(vm));
+  j["vms"] = vms;
+  return j;
+}
+
+std::string RenderStatusPage(const Snapshot& s, const std::string& telemetry_path) {
+  std::string h;
+  h.reserve(4096 + s.vms.size() * 256);
+  h += "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+       "<title>vmtime-exporter</title><style>"
+       "body{font-family:sans-serif;margin:1.5em;color:#222}"
+       "table{border-collapse:collapse}td,th{padding:.25em .8em;border-bottom:1px solid #ddd;"
+       "text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}"
+       ".good{color:#17662c}.warn{color:#9a6a00}.bad{color:#b3261e;font-weight:bold}"
+       "</style></head><body>";
+  h += "<h1>vmtime-exporter</h1><p>Version " + Escape(kVersion) + " (" + Escape(kRevision) +
+       "). <a href=\"" + Escape(telemetry_path) +
+       "\">Metrics</a> &middot; <a href=\"/api/v1/targets\">JSON</a> &middot; "
+       "<a href=\"/healthz\">healthz</a> &middot; <a href=\"/readyz\">readyz</a></p>";
+  // Host summary.
+  h += "<h2>Host</h2><ul>";
+  if (s.chrony) {
+    const auto& t = s.chrony->tracking;
+    char buf[256];
+    std::snprintf(buf, sizeof(buf), "chronyd %s: stratum %d, leap %d, system time %s",
+                  s.chrony_up ? "up" : "DOWN", t.stratum, t.leap_status,
+                  FormatOffset(t.system_time_offset_s).c_str());
+    h += "<li>" + Escape(buf) + "</li>";
+  } else {
+    h += "<li>chronyd: no data</li>";
+  }
+  if (s.timex) {
+    h += std::string("<li>kernel clock: ") +
+         (s.timex->synchronised ? "synchronised" : "<span class=\"bad\">unsynchronised</span>") +
+         "</li>";
+  }
+  if (s.ntp) {
+    int usable = 0;
+    for (const auto& srv : s.ntp->servers) usable += srv.usable ? 1 : 0;
+    h += "<li>upstream NTP: " + std::to_string(usable) + " of " +
+         std::to_string(s.ntp_configured) + " usable</li>";
+  }
+  if (s.libvirt_enabled) {
+    h += std::string("<li>libvirt: ") +
+         (s.libvirt_connected ? "connected" : "<span class=\"bad\">disconnected</span>") + ", " +
+         std::to_string(s.vms.size()) + " domains</li>";
+  }
+  h += "</ul>";
+  // Fleet table, worst first.
+  std::vector<const VmView*> order;
+  order.reserve(s.vms.size());
+  for (const auto& vm : s.vms) order.push_back(&vm);
+  std::stable_sort(order.begin(), order.end(),
+                   [](const VmView* a, const VmView* b) { return a->score.score < b->score.score; });
+  h += "<h2>Virtual machines</h2><table><tr><th>VM</th><th>State</th><th>Score</th>"
+       "<th>Offset vs host</th><th>&plusmn;</th><th>Agent</th><th>Reasons</th></tr>";
+  for (const VmView* vm : order) {
+    const double sc = vm->score.score;
+    const char* cls = sc >= 80 ? "good" : (sc >= 50 ? "warn" : "bad");
+    char score[32];
+    std::snprintf(score, sizeof(score), "%.0f", sc);
+    std::string reasons;
+    for (auto r : vm->score.reasons) {
+      reasons += (reasons.empty() ? "" : ", ") + std::string(scoring::ReasonName(r));
+    }
+    h += "<tr><td title=\"" + Escape(vm->uuid) + "\">" + Escape(vm->name) + "</td><td>" +
+         DomainStateName(vm->state) + "</td><td class=\"num " + cls + "\">" + score + "</td>";
+    if (vm->last_sample) {
+      h += "<td class=\"num\">" + Escape(FormatOffset(vm->last_sample->offset_s)) +
+           "</td><td class=\"num\">" + Escape(FormatOffset(vm->last_sample->uncertainty_s)) +
+           "</td>";
+    } else {
+      h += "<td>&ndash;</td><td>&ndash;</td>";
+    }
+    h += std::string("<td>") + (vm->agent_up ? "up" : "<span class=\"bad\">down</span>") +
+         "</td><td>" + Escape(reasons.empty() ? "-" : reasons) + "</td></tr>";
+  }
+  h += "</table></body></html>\n";
+  return h;
+}
+
+}  // namespace vmtime::exposition

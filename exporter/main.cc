@@ -1,0 +1,72 @@
+// vmtime_exporter: entry point. Flags, logging, configuration, signals.
+// Exit codes: 0 clean stop, 1 runtime failure (cannot listen), 2 bad flags
+// or configuration (the message names file:line:column).
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+#include <spdlog/spdlog.h>
+
+#include "exporter/app/app.h"
+#include "exporter/collectors/registry.h"
+#include "exporter/core/build_info.h"
+#include "exporter/core/log.h"
+
+int main(int argc, char** argv) {
+  using namespace vmtime;
+  auto outcome = ParseFlags(argc, argv, CollectorTable(), std::cout, std::cerr);
+  if (outcome.exit_code) return *outcome.exit_code;
+  const Flags& flags = outcome.flags;
+  if (flags.show_default) {
+    std::cout << DefaultConfigYaml();
+    return 0;
+  }
+  if (Status st = SetupLogging(flags.log_level, flags.log_format); !st.ok()) {
+    std::cerr << "vmtime_exporter: " << st.message() << "\n";
+    return 2;
+  }
+  auto config = LoadEffectiveConfig(flags);
+  if (!config) {
+    std::cerr << "vmtime_exporter: invalid configuration: " << config.error().message << "\n";
+    return 2;
+  }
+  if (flags.config_check) {
+    std::cout << "configuration OK: " << config->source << "\n";
+    return 0;
+  }
+
+  // Signals are handled by this thread only (sigwait); block them before
+  // any other thread starts so they inherit the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  spdlog::info("starting vmtime_exporter version={} revision={}", kVersion, kRevision);
+  App app(flags, std::move(*config), SystemClock::Instance());
+  if (Status st = app.Start(); !st.ok()) {
+    spdlog::error("cannot start: {}", st.message());
+    app.Stop();
+    return 1;
+  }
+  while (true) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      spdlog::info("SIGHUP: reloading configuration");
+      (void)app.Reload();
+      continue;
+    }
+    spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    break;
+  }
+  app.Stop();
+  spdlog::info("stopped");
+  spdlog::shutdown();
+  // Collector threads blocked in libvirt calls cannot be joined; leave
+  // without running destructors that would race with them.
+  std::_Exit(0);
+}

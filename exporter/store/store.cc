@@ -1,0 +1,197 @@
+#include "exporter/store/store.h"
+
+#include <algorithm>
+
+#include "scoring/score.h"
+
+namespace vmtime {
+
+Store::Store(const Config& config) { SetConfig(config); }
+
+void Store::SetConfig(const Config& config) {
+  std::lock_guard lock(mu_);
+  params_ = config.scoring;
+  history_samples_ = std::max<size_t>(2, config.history_samples);
+  libvirt_interval_s_ = config.Collector("libvirt").interval_s;
+  ntp_configured_ = config.ntp.servers.size();
+  enabled_.clear();
+  for (const auto& [name, cc] : config.collectors) {
+    if (cc.enabled) enabled_.push_back(name);
+  }
+  for (auto& [uuid, vm] : vms_) {
+    if (vm.samples.size() > history_samples_) {
+      vm.samples.erase(vm.samples.begin(),
+                       vm.samples.begin() + static_cast<long>(vm.samples.size() - history_samples_));
+    }
+  }
+  // Forget sections of collectors that are now disabled.
+  auto enabled = [&](const char* n) {
+    return std::find(enabled_.begin(), enabled_.end(), n) != enabled_.end();
+  };
+  if (!enabled("timex")) timex_.reset();
+  if (!enabled("chrony")) chrony_.reset(), chrony_up_ = false;
+  if (!enabled("ntp")) ntp_.reset();
+  if (!enabled("libvirt")) vms_.clear(), libvirt_connected_ = false;
+  for (auto it = runs_.begin(); it != runs_.end();) {
+    it = enabled(it->first.c_str()) ? std::next(it) : runs_.erase(it);
+  }
+}
+
+void Store::AddSample(VmState& vm, const scoring::ClockSample& s, double rtt_s) {
+  if (!vm.samples.empty()) {
+    const auto& prev = vm.samples.back();
+    if (s.host_mono_ns <= prev.host_mono_ns) return;  // already have it
+    double drift = 0;
+    if (auto d = scoring::EstimateDrift(vm.samples, params_)) drift = d->ratio;
+    switch (scoring::StepBetween(prev, s, drift, params_)) {
+      case scoring::StepDirection::kForward:
+        ++vm.steps_total.forward;
+        break;
+      case scoring::StepDirection::kBackward:
+        ++vm.steps_total.backward;
+        break;
+      case scoring::StepDirection::kNone:
+        break;
+    }
+  }
+  if (vm.samples.size() >= history_samples_) vm.samples.erase(vm.samples.begin());
+  vm.samples.push_back(s);
+  vm.rtt_s = rtt_s;
+}
+
+void Store::ApplyLibvirt(const LibvirtObservation& lv) {
+  libvirt_connected_ = lv.connected;
+  std::map<std::string, VmState> next;
+  for (const auto& d : lv.domains) {
+    auto it = vms_.find(d.uuid);
+    VmState vm = it != vms_.end() ? std::move(it->second) : VmState{};
+    vm.name = d.name;
+    vm.uuid = d.uuid;
+    vm.state = d.state;
+    vm.agent_up = d.agent_up;
+    vm.agent_error = d.agent_error;
+    if (d.sample) AddSample(vm, *d.sample, d.rtt_s);
+    next.emplace(d.uuid, std::move(vm));
+  }
+  vms_ = std::move(next);
+}
+
+void Store::Apply(const Observations& obs) {
+  std::lock_guard lock(mu_);
+  if (obs.timex) {
+    timex_ = obs.timex;
+    if (obs.timex->kvm_offset_artifact) ++kvm_artifacts_;
+  }
+  if (obs.chrony) {
+    chrony_ = obs.chrony;
+    chrony_up_ = true;
+  }
+  if (obs.ntp) ntp_ = obs.ntp;
+  if (obs.libvirt) ApplyLibvirt(*obs.libvirt);
+  if (obs.guest_status) {
+    for (const auto& g : obs.guest_status->guests) {
+      auto it = vms_.find(g.uuid);
+      if (it != vms_.end()) it->second.guest = g;
+    }
+  }
+}
+
+void Store::MarkFailed(const std::string& collector) {
+  std::lock_guard lock(mu_);
+  if (collector == "chrony") chrony_up_ = false;
+  if (collector == "libvirt") {
+    libvirt_connected_ = false;
+    for (auto& [uuid, vm] : vms_) {
+      vm.agent_up = false;
+      if (vm.agent_error.empty()) vm.agent_error = "libvirt collector failed";
+    }
+  }
+}
+
+void Store::RecordRun(const CollectorStatus& status) {
+  std::lock_guard lock(mu_);
+  runs_[status.name] = status;
+}
+
+void Store::SetReload(const ReloadStatus& reload) {
+  std::lock_guard lock(mu_);
+  reload_ = reload;
+}
+
+size_t Store::vm_count() const {
+  std::lock_guard lock(mu_);
+  return vms_.size();
+}
+
+std::optional<scoring::HostReference> Store::HostReferenceLocked() const {
+  if (chrony_up_ && chrony_) {
+    const auto& t = chrony_->tracking;
+    scoring::HostReference h;
+    const bool synced = t.leap_status != 3 && t.stratum > 0 && t.stratum < 16 && t.reference_id != 0;
+    h.state = synced ? scoring::SyncState::kSynchronised : scoring::SyncState::kUnsynchronised;
+    h.stratum = t.stratum;
+    h.offset_s = t.system_time_offset_s;
+    h.root_distance_s = t.root_delay_s / 2 + t.root_dispersion_s;
+    return h;
+  }
+  if (timex_) {
+    scoring::HostReference h;
+    h.state = timex_->synchronised ? scoring::SyncState::kSynchronised
+                                   : scoring::SyncState::kUnsynchronised;
+    return h;
+  }
+  return std::nullopt;
+}
+
+std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_real_ns) const {
+  auto snap = std::make_shared<Snapshot>();
+  std::lock_guard lock(mu_);
+  snap->built_real_ns = now_real_ns;
+  snap->timex = timex_;
+  snap->timex_kvm_artifacts_total = kvm_artifacts_;
+  snap->chrony_up = chrony_up_;
+  snap->chrony = chrony_;
+  snap->ntp = ntp_;
+  snap->ntp_configured = ntp_configured_;
+  snap->libvirt_enabled =
+      std::find(enabled_.begin(), enabled_.end(), "libvirt") != enabled_.end();
+  snap->libvirt_connected = libvirt_connected_;
+  snap->reload = reload_;
+  const auto host = HostReferenceLocked();
+  const std::optional<double> host_offset = host ? host->offset_s : std::nullopt;
+
+  snap->vms.reserve(vms_.size());
+  for (const auto& [uuid, vm] : vms_) {
+    VmView v;
+    v.name = vm.name;
+    v.uuid = vm.uuid;
+    v.state = vm.state;
+    v.agent_up = vm.agent_up;
+    v.agent_error = vm.agent_error;
+    if (!vm.samples.empty()) {
+      v.last_sample = vm.samples.back();
+      v.rtt_s = vm.rtt_s;
+      if (host_offset) v.utc_offset_s = vm.samples.back().offset_s + *host_offset;
+    }
+    v.steps_total = vm.steps_total;
+    v.guest = vm.guest;
+    scoring::VmInput in;
+    in.samples = vm.samples;
+    in.running = vm.state == DomainState::kRunning;
+    in.agent_reachable = vm.agent_up;
+    if (vm.guest) in.guest = vm.guest->status;
+    in.host = host;
+    in.now_mono_ns = now_mono_ns;
+    in.poll_interval_s = libvirt_interval_s_;
+    v.score = scoring::Score(in, params_);
+    snap->vms.push_back(std::move(v));
+  }
+  std::sort(snap->vms.begin(), snap->vms.end(), [](const VmView& a, const VmView& b) {
+    return a.name != b.name ? a.name < b.name : a.uuid < b.uuid;
+  });
+  snap->collectors.reserve(runs_.size());
+  for (const auto& [name, st] : runs_) snap->collectors.push_back(st);
+  return snap;
+}
+
+}  // namespace vmtime

@@ -1,0 +1,75 @@
+// Store: what the exporter remembers between collector runs, and the
+// builder of the immutable Snapshot exposition renders.
+//
+// Per VM (keyed by uuid) it keeps a bounded ring of clock samples (for drift
+// and step detection), monotonic step counters, the guest status and the
+// agent state; VMs libvirt no longer lists are forgotten on the next
+// successful libvirt run. Host sections keep the last observation. Thread
+// safe: Apply*/Record* and Build may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "exporter/config/config.h"
+#include "exporter/model/snapshot.h"
+
+namespace vmtime {
+
+class Store {
+ public:
+  explicit Store(const Config& config);
+
+  // Takes new scoring parameters, history size and intervals (on reload).
+  void SetConfig(const Config& config);
+  // Merges the observations of one successful collector run.
+  void Apply(const Observations& obs);
+  // Records the outcome of one collector run (success or failure).
+  void RecordRun(const CollectorStatus& status);
+  // Marks a collector's data as unavailable after a failed run
+  // (e.g. chrony down: vmtime_host_chrony_up 0).
+  void MarkFailed(const std::string& collector);
+  void SetReload(const ReloadStatus& reload);
+  // Scores every VM at `now` and returns a new immutable snapshot.
+  std::shared_ptr<const Snapshot> Build(int64_t now_mono_ns, int64_t now_real_ns) const;
+
+  size_t vm_count() const;
+
+ private:
+  struct VmState {
+    std::string name;
+    std::string uuid;
+    DomainState state = DomainState::kUnknown;
+    bool agent_up = false;
+    std::string agent_error;
+    std::vector<scoring::ClockSample> samples;  // oldest first, <= history_samples
+    double rtt_s = 0;
+    scoring::StepCounts steps_total;
+    std::optional<GuestStatusObservation> guest;
+  };
+  void ApplyLibvirt(const LibvirtObservation& lv);
+  void AddSample(VmState& vm, const scoring::ClockSample& s, double rtt_s);
+  std::optional<scoring::HostReference> HostReferenceLocked() const;
+
+  mutable std::mutex mu_;
+  scoring::Params params_;
+  size_t history_samples_ = 64;
+  double libvirt_interval_s_ = 15;
+  std::vector<std::string> enabled_;
+  size_t ntp_configured_ = 0;
+  std::map<std::string, VmState> vms_;  // by uuid
+  std::optional<TimexObservation> timex_;
+  uint64_t kvm_artifacts_ = 0;
+  std::optional<ChronyObservation> chrony_;
+  bool chrony_up_ = false;
+  std::optional<NtpObservation> ntp_;
+  bool libvirt_connected_ = false;
+  std::map<std::string, CollectorStatus> runs_;
+  ReloadStatus reload_;
+};
+
+}  // namespace vmtime
