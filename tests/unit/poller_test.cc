@@ -1,0 +1,242 @@
+// Poller and Schedule with a FakeClock: cadence, retries with backoff,
+// deadlines, wakeups. No sleeps decide any outcome: the fake clock is moved
+// by hand and RunOnce() is called directly; the only waits are for worker
+// threads to finish jobs the test released (bounded by WaitIdle).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+
+#include "exporter/poller/poller.h"
+#include "exporter/poller/schedule.h"
+
+namespace vmtime {
+namespace {
+
+constexpr int64_t kS = 1'000'000'000;
+
+CollectorConfig Cfg(double interval, double timeout, int retries, double backoff) {
+  CollectorConfig c;
+  c.interval_s = interval;
+  c.timeout_s = timeout;
+  c.max_retries = retries;
+  c.retry_backoff_s = backoff;
+  return c;
+}
+
+TEST(Schedule, RunsOnCadenceAndSkipsMissedSlots) {
+  Schedule s(Cfg(15, 5, 0, 1), 100 * kS);
+  EXPECT_TRUE(s.Due(100 * kS));
+  s.Start(100 * kS);
+  EXPECT_FALSE(s.Due(200 * kS));  // in flight
+  EXPECT_TRUE(s.Finish(101 * kS, true));
+  EXPECT_EQ(s.next_due(), 115 * kS);
+  // Started late (at 147 s): the missed slots 115..145 are skipped.
+  s.Start(147 * kS);
+  EXPECT_TRUE(s.Finish(148 * kS, true));
+  EXPECT_EQ(s.next_due(), 160 * kS);
+}
+
+TEST(Schedule, RetriesWithDoublingBackoffThenWaitsForCadence) {
+  Schedule s(Cfg(60, 5, 3, 1), 0);
+  s.Start(0);
+  s.Finish(1 * kS, false);
+  EXPECT_EQ(s.next_due(), 2 * kS);  // +1 s
+  s.Start(2 * kS);
+  s.Finish(2 * kS, false);
+  EXPECT_EQ(s.next_due(), 4 * kS);  // +2 s
+  s.Start(4 * kS);
+  s.Finish(4 * kS, false);
+  EXPECT_EQ(s.next_due(), 8 * kS);  // +4 s
+  s.Start(8 * kS);
+  s.Finish(8 * kS, false);          // retries spent
+  EXPECT_EQ(s.next_due(), 60 * kS);
+  s.Start(60 * kS);
+  s.Finish(60 * kS, false);          // a new round retries again
+  EXPECT_EQ(s.next_due(), 61 * kS);
+}
+
+TEST(Schedule, RetryNeverLaterThanNextRegularRun) {
+  Schedule s(Cfg(10, 5, 5, 8), 0);
+  s.Start(0);
+  s.Finish(1 * kS, false);
+  EXPECT_EQ(s.next_due(), 9 * kS);
+  s.Start(9 * kS);
+  s.Finish(9 * kS, false);
+  EXPECT_EQ(s.next_due(), 10 * kS);  // 9 + 16 capped at the cadence
+}
+
+TEST(Schedule, DeadlineReportedOnceAndNoRestartUntilReturn) {
+  Schedule s(Cfg(15, 5, 2, 1), 0);
+  s.Start(0);
+  EXPECT_FALSE(s.Overdue(4 * kS));
+  EXPECT_TRUE(s.Overdue(5 * kS));
+  s.MarkOverdueReported();
+  EXPECT_FALSE(s.Overdue(6 * kS));
+  EXPECT_FALSE(s.Due(100 * kS));  // still in flight: never started twice
+  EXPECT_FALSE(s.Finish(100 * kS, true));  // late result is discarded
+  EXPECT_TRUE(s.Due(100 * kS));
+}
+
+// A collector whose runs block until the test releases them.
+class GatedCollector final : public Collector {
+ public:
+  explicit GatedCollector(std::string name) : name_(std::move(name)) {}
+  std::string_view Name() const override { return name_; }
+  Status Collect(const CollectContext& ctx, Observations& out) override {
+    std::unique_lock lock(mu_);
+    ++started_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return released_ > finished_ || ctx.stop.stop_requested(); });
+    ++finished_;
+    if (fail_) return Error{"gated failure"};
+    TimexObservation t;
+    t.offset_s = static_cast<double>(finished_);
+    out.timex = t;
+    return Status::Ok();
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    ++released_;
+    cv_.notify_all();
+  }
+  bool WaitStarted(int n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return started_ >= n; });
+  }
+  int started() {
+    std::lock_guard lock(mu_);
+    return started_;
+  }
+  void set_fail(bool f) {
+    std::lock_guard lock(mu_);
+    fail_ = f;
+  }
+
+ private:
+  std::string name_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int started_ = 0;
+  int released_ = 0;
+  int finished_ = 0;
+  bool fail_ = false;
+};
+
+class PollerTest : public testing::Test {
+ protected:
+  PollerTest() : store_(Config{}), poller_(clock_, store_, [this](auto s) { holder_.Set(s); }) {}
+  ~PollerTest() override { poller_.Stop(); }
+
+  const CollectorStatus* Status(const std::string& name) {
+    snap_ = holder_.Get();
+    for (const auto& c : snap_->collectors) {
+      if (c.name == name) return &c;
+    }
+    return nullptr;
+  }
+
+  FakeClock clock_;
+  Store store_;
+  SnapshotHolder holder_;
+  Poller poller_;
+  std::shared_ptr<const Snapshot> snap_;
+};
+
+TEST_F(PollerTest, HungCollectorIsReportedAtDeadlineAndOthersKeepRunning) {
+  auto hung = std::make_shared<GatedCollector>("libvirt");
+  auto fast = std::make_shared<GatedCollector>("timex");
+  poller_.Configure({{hung, Cfg(15, 5, 0, 1), ""}, {fast, Cfg(15, 5, 0, 1), ""}});
+  poller_.Start(/*threaded=*/false);
+  poller_.RunOnce();
+  ASSERT_TRUE(hung->WaitStarted(1));
+  ASSERT_TRUE(fast->WaitStarted(1));
+  fast->Release();
+  // Let the fast job finish (it is released, so this wait is bounded).
+  for (int i = 0; i < 1000 && !Status("timex"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_NE(Status("timex"), nullptr);
+  EXPECT_TRUE(Status("timex")->success);
+  EXPECT_EQ(Status("libvirt"), nullptr);
+
+  clock_.AdvanceSeconds(5);  // the hung run reaches its deadline
+  poller_.RunOnce();
+  ASSERT_NE(Status("libvirt"), nullptr);
+  EXPECT_FALSE(Status("libvirt")->success);
+  EXPECT_EQ(Status("libvirt")->error, "deadline exceeded");
+
+  clock_.AdvanceSeconds(10);  // next cadence: timex runs again, libvirt is not restarted
+  poller_.RunOnce();
+  ASSERT_TRUE(fast->WaitStarted(2));
+  EXPECT_EQ(hung->started(), 1);
+  fast->Release();
+  hung->Release();
+  ASSERT_TRUE(poller_.WaitIdle(10000));
+  // The late result of the hung run was discarded: still reported failed.
+  EXPECT_FALSE(Status("libvirt")->success);
+  clock_.AdvanceSeconds(15);
+  poller_.RunOnce();
+  ASSERT_TRUE(hung->WaitStarted(2));  // restarted after it returned
+  hung->Release();
+  fast->Release();
+  ASSERT_TRUE(poller_.WaitIdle(10000));
+}
+
+TEST_F(PollerTest, FailureRetriesAfterBackoffAndWakeRunsOutOfTurn) {
+  auto c = std::make_shared<GatedCollector>("timex");
+  c->set_fail(true);
+  poller_.Configure({{c, Cfg(60, 5, 1, 2), ""}});
+  poller_.Start(false);
+  poller_.RunOnce();
+  ASSERT_TRUE(c->WaitStarted(1));
+  c->Release();
+  ASSERT_TRUE(poller_.WaitIdle(10000));
+  EXPECT_FALSE(Status("timex")->success);
+  EXPECT_EQ(Status("timex")->error, "gated failure");
+  clock_.AdvanceSeconds(1);
+  poller_.RunOnce();
+  EXPECT_EQ(c->started(), 1);  // backoff is 2 s
+  clock_.AdvanceSeconds(1);
+  c->set_fail(false);
+  poller_.RunOnce();
+  ASSERT_TRUE(c->WaitStarted(2));
+  c->Release();
+  ASSERT_TRUE(poller_.WaitIdle(10000));
+  EXPECT_TRUE(Status("timex")->success);
+  // Next regular run is at 60 s; a wakeup runs it now.
+  clock_.AdvanceSeconds(1);
+  poller_.RunOnce();
+  EXPECT_EQ(c->started(), 2);
+  poller_.Wake("timex");
+  poller_.RunOnce();
+  ASSERT_TRUE(c->WaitStarted(3));
+  c->Release();
+  ASSERT_TRUE(poller_.WaitIdle(10000));
+  EXPECT_TRUE(poller_.FirstRoundDone());
+}
+
+TEST_F(PollerTest, ReconfigureKeepsInstanceWithSameFingerprint) {
+  auto a = std::make_shared<GatedCollector>("timex");
+  poller_.Configure({{a, Cfg(15, 5, 0, 1), "fp1"}});
+  poller_.Start(false);
+  poller_.RunOnce();
+  ASSERT_TRUE(a->WaitStarted(1));
+  a->Release();
+  ASSERT_TRUE(poller_.WaitIdle(10000));
+  auto b = std::make_shared<GatedCollector>("timex");
+  poller_.Configure({{b, Cfg(30, 5, 0, 1), "fp1"}});  // same fingerprint: `a` stays
+  clock_.AdvanceSeconds(15);
+  poller_.RunOnce();
+  ASSERT_TRUE(a->WaitStarted(2));
+  EXPECT_EQ(b->started(), 0);
+  a->Release();
+  ASSERT_TRUE(poller_.WaitIdle(10000));
+  poller_.Configure({{b, Cfg(30, 5, 0, 1), "fp2"}});  // changed: `b` replaces it
+  poller_.RunOnce();
+  ASSERT_TRUE(b->WaitStarted(1));
+  b->Release();
+  ASSERT_TRUE(poller_.WaitIdle(10000));
+}
+
+}  // namespace
+}  // namespace vmtime
