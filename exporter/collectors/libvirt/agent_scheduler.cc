@@ -582,14 +582,13 @@ void AgentScheduler::SetWakeup(std::function<void()> wake) {
   shared_->wake = std::move(wake);
 }
 
-bool AgentScheduler::WaitIdle(std::chrono::milliseconds timeout) {
+bool AgentScheduler::WaitIdle(std::chrono::milliseconds timeout, int allow_busy) {
   std::unique_lock lock(shared_->mu);
   return shared_->idle_cv.wait_for(lock, timeout, [&] {
     if (!shared_->queue.empty()) return false;
-    for (const auto& s : shared_->slots) {
-      if (s->busy && !s->abandoned) return false;
-    }
-    return true;
+    int busy = 0;
+    for (const auto& s : shared_->slots) busy += (s->busy && !s->abandoned) ? 1 : 0;
+    return busy <= allow_busy;
   });
 }
 

@@ -81,8 +81,8 @@ class AgentScheduler {
   void SetWakeup(std::function<void()> wake);
 
   // Test helpers. WaitIdle waits (bounded, real time) until nothing is queued
-  // and no worker that is not abandoned is busy.
-  bool WaitIdle(std::chrono::milliseconds timeout);
+  // and at most `allow_busy` workers that are not abandoned are busy.
+  bool WaitIdle(std::chrono::milliseconds timeout, int allow_busy = 0);
   int StuckCalls() const;
   int LiveWorkers() const;
 

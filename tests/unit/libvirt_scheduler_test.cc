@@ -1,0 +1,411 @@
+// Scheduling of guest-clock samples with a fake libvirt API and FakeClock:
+// hung agents, deadlines, retry/backoff, events, paused and vanished domains.
+// Worker threads are real; time is FakeClock, advanced by the test. The only
+// real-time waits are bounded waits for worker threads to reach a state.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "exporter/collectors/libvirt/libvirt_collector.h"
+
+namespace vmtime::libvirt {
+namespace {
+
+using std::chrono::milliseconds;
+constexpr auto kWait = milliseconds(10'000);  // bound of every thread wait
+
+// A LibvirtApi whose domains, guest offsets, round trips, failures and hangs
+// are chosen by the test. GetTime advances the FakeClock by the scripted
+// round trip and returns host time at the midpoint plus the domain's offset.
+class FakeApi : public LibvirtApi {
+ public:
+  struct Behavior {
+    int64_t offset_ns = 0;                    // guest - host
+    std::vector<int64_t> rtts_ns{1'000'000};  // cycled per call
+    bool fail = false;
+    bool hang = false;  // block until Release()
+  };
+
+  explicit FakeApi(FakeClock& clock) : clock_(clock) {}
+
+  void SetDomains(std::vector<DomainInfo> d) {
+    std::lock_guard lock(mu_);
+    domains_ = std::move(d);
+  }
+  void SetBehavior(const std::string& uuid, Behavior b) {
+    std::lock_guard lock(mu_);
+    behavior_[uuid] = std::move(b);
+  }
+  void Release(const std::string& uuid) {
+    std::lock_guard lock(mu_);
+    behavior_[uuid].hang = false;
+    cv_.notify_all();
+  }
+  int Calls(const std::string& uuid) {
+    std::lock_guard lock(mu_);
+    return calls_[uuid];
+  }
+  bool WaitCalls(const std::string& uuid, int n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, kWait, [&] { return calls_[uuid] >= n; });
+  }
+  void Fire(const std::string& uuid, const std::string& name, DomainEvent e) {
+    DomainEventHandler h;
+    {
+      std::lock_guard lock(mu_);
+      h = handler_;
+    }
+    if (h) h(uuid, name, e);
+  }
+
+  Result<std::vector<DomainInfo>> ListDomains() override {
+    std::lock_guard lock(mu_);
+    if (list_error_) return Error{"virConnectGetAllDomainStats(test): boom"};
+    return domains_;
+  }
+  bool Connected() const override { return true; }
+  uint64_t ConnectionGeneration() const override { return 1; }
+  Result<GuestTime> GetTime(const std::string& uuid, const std::string& name) override {
+    std::unique_lock lock(mu_);
+    Behavior& b = behavior_[uuid];
+    int n = calls_[uuid]++;
+    cv_.notify_all();
+    if (b.hang) {
+      cv_.wait(lock, [&] { return !behavior_[uuid].hang; });
+      return Error{"virDomainGetTime(domain '" + name + "'): released after hang"};
+    }
+    if (b.fail)
+      return Error{"virDomainGetTime(domain '" + name + "'): Guest agent is not responding"};
+    const int64_t rtt = b.rtts_ns[n % b.rtts_ns.size()];
+    clock_.Advance(rtt / 2);
+    const int64_t guest = clock_.RealtimeNs() + b.offset_ns;
+    clock_.Advance(rtt - rtt / 2);
+    return GuestTime{guest / kNsPerSecond, static_cast<uint32_t>(guest % kNsPerSecond)};
+  }
+  Status SetAgentTimeout(const std::string&, const std::string&, int seconds) override {
+    std::lock_guard lock(mu_);
+    timeouts_set_++;
+    last_timeout_ = seconds;
+    return Status::Ok();
+  }
+  void SetEventHandler(DomainEventHandler handler) override {
+    std::lock_guard lock(mu_);
+    handler_ = std::move(handler);
+  }
+
+  bool list_error_ = false;
+  int timeouts_set_ = 0;
+  int last_timeout_ = 0;
+
+ private:
+  FakeClock& clock_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<DomainInfo> domains_;
+  std::map<std::string, Behavior> behavior_;
+  std::map<std::string, int> calls_;
+  DomainEventHandler handler_;
+};
+
+DomainInfo Dom(const std::string& name, DomainState s = DomainState::kRunning) {
+  return DomainInfo{"uuid-" + name, name, s};
+}
+
+class LibvirtSchedulerTest : public ::testing::Test {
+ protected:
+  void Make(int concurrency = 2, int samples = 1) {
+    config_.concurrency = concurrency;
+    config_.samples = samples;
+    api_ = std::make_shared<FakeApi>(clock_);
+    SchedulerOptions opts;
+    opts.background_tick = false;
+    collector_ = std::make_unique<LibvirtCollector>(config_, clock_, api_, opts);
+  }
+  void TearDown() override {
+    // Let hung fake calls go so every worker can exit.
+    if (api_) {
+      for (const auto& d : domains_) api_->Release(d.uuid);
+    }
+    collector_.reset();
+  }
+  void SetDomains(std::vector<DomainInfo> d) {
+    domains_ = d;
+    api_->SetDomains(std::move(d));
+  }
+  // One Collect; returns the observations keyed by name.
+  std::map<std::string, DomainObservation> Collect(Status* status = nullptr) {
+    Observations out;
+    CollectContext ctx{clock_, clock_.MonotonicNs() + kNsPerSecond, {}};
+    Status st = collector_->Collect(ctx, out);
+    if (status != nullptr) *status = st;
+    std::map<std::string, DomainObservation> m;
+    if (out.libvirt) {
+      for (auto& d : out.libvirt->domains) m[d.name] = d;
+    }
+    return m;
+  }
+  bool Idle() { return collector_->scheduler().WaitIdle(kWait); }
+  template <typename F>
+  bool Eventually(F f) {  // bounded wait for another thread's progress
+    auto end = std::chrono::steady_clock::now() + kWait;
+    while (!f()) {
+      if (std::chrono::steady_clock::now() > end) return false;
+      std::this_thread::sleep_for(milliseconds(1));
+    }
+    return true;
+  }
+
+  FakeClock clock_;
+  LibvirtConfig config_;
+  std::shared_ptr<FakeApi> api_;
+  std::unique_ptr<LibvirtCollector> collector_;
+  std::vector<DomainInfo> domains_;
+};
+
+TEST_F(LibvirtSchedulerTest, KeepsSampleWithSmallestRoundTrip) {
+  Make(/*concurrency=*/1, /*samples=*/3);
+  SetDomains({Dom("a")});
+  api_->SetBehavior(
+      "uuid-a", {.offset_ns = -300 * kNsPerSecond, .rtts_ns = {6'000'000, 2'000'000, 4'000'000}});
+  Collect();
+  ASSERT_TRUE(Idle());
+  EXPECT_EQ(api_->Calls("uuid-a"), 3);
+  auto m = Collect();
+  ASSERT_TRUE(m["a"].sample.has_value());
+  EXPECT_TRUE(m["a"].agent_up);
+  EXPECT_NEAR(m["a"].sample->offset_s, -300.0, 1e-9);
+  EXPECT_NEAR(m["a"].sample->uncertainty_s, 1e-3, 1e-12);
+  EXPECT_NEAR(m["a"].rtt_s, 2e-3, 1e-12);
+  EXPECT_EQ(api_->timeouts_set_, 1);  // agent timeout applied once, before the first call
+  EXPECT_EQ(api_->last_timeout_, 2);
+}
+
+TEST_F(LibvirtSchedulerTest, SampleIsHandedOutOnce) {
+  Make();
+  SetDomains({Dom("a")});
+  Collect();
+  ASSERT_TRUE(Idle());
+  clock_.AdvanceSeconds(15);
+  EXPECT_TRUE(Collect()["a"].sample.has_value());  // round 1's sample; starts round 2
+  ASSERT_TRUE(Idle());
+  EXPECT_TRUE(Collect()["a"].sample.has_value());  // round 2's sample; too soon for a round
+  ASSERT_TRUE(Idle());
+  auto m = Collect();
+  EXPECT_FALSE(m["a"].sample.has_value());
+  EXPECT_TRUE(m["a"].agent_up);
+  EXPECT_EQ(api_->Calls("uuid-a"), 2);
+}
+
+TEST_F(LibvirtSchedulerTest, HungAgentDoesNotDelayOthersAndIsAbandonedAtDeadline) {
+  Make(/*concurrency=*/2);
+  SetDomains({Dom("hung"), Dom("b"), Dom("c"), Dom("d")});
+  api_->SetBehavior("uuid-hung", {.hang = true});
+  Collect();
+  ASSERT_TRUE(api_->WaitCalls("uuid-hung", 1));
+  // One worker is blocked; the other serves everyone else.
+  ASSERT_TRUE(api_->WaitCalls("uuid-b", 1));
+  ASSERT_TRUE(api_->WaitCalls("uuid-c", 1));
+  ASSERT_TRUE(api_->WaitCalls("uuid-d", 1));
+  ASSERT_TRUE(collector_->scheduler().WaitIdle(kWait, /*allow_busy=*/1));
+  clock_.AdvanceSeconds(1);
+  auto m = Collect();
+  EXPECT_TRUE(m["b"].sample.has_value());
+  EXPECT_TRUE(m["d"].sample.has_value());
+  EXPECT_FALSE(m["hung"].agent_up);
+  EXPECT_EQ(collector_->scheduler().StuckCalls(), 0);
+  // (FakeClock jumps must not land while healthy calls are in flight.)
+  ASSERT_TRUE(collector_->scheduler().WaitIdle(kWait, /*allow_busy=*/1));
+
+  // Past the 5 s deadline the call is abandoned and its worker replaced.
+  clock_.AdvanceSeconds(5);
+  collector_->scheduler().Tick();
+  EXPECT_EQ(collector_->scheduler().StuckCalls(), 1);
+  EXPECT_EQ(collector_->scheduler().LiveWorkers(), 2);
+  m = Collect();
+  EXPECT_FALSE(m["hung"].agent_up);
+  EXPECT_EQ(m["hung"].agent_error, "guest agent call exceeded deadline");
+  EXPECT_EQ(m["hung"].agent_failures, 1);
+  ASSERT_TRUE(Idle());
+
+  // Later rounds and retry ticks do not queue it again while it is stuck.
+  for (int i = 0; i < 4; ++i) {
+    clock_.AdvanceSeconds(15);
+    Collect();
+    collector_->scheduler().Tick();
+    ASSERT_TRUE(api_->WaitCalls("uuid-b", 2 + i));
+    ASSERT_TRUE(Idle());
+  }
+  EXPECT_EQ(api_->Calls("uuid-hung"), 1);
+  m = Collect();
+  EXPECT_EQ(m["hung"].agent_error, "guest agent call exceeded deadline");
+
+  // When the stuck call returns the domain is polled again.
+  api_->Release("uuid-hung");
+  ASSERT_TRUE(Eventually([&] { return collector_->scheduler().StuckCalls() == 0; }));
+  clock_.AdvanceSeconds(15);
+  Collect();
+  ASSERT_TRUE(api_->WaitCalls("uuid-hung", 2));
+  ASSERT_TRUE(Idle());
+  clock_.AdvanceSeconds(15);
+  m = Collect();
+  EXPECT_TRUE(m["hung"].agent_up);
+  EXPECT_TRUE(m["hung"].sample.has_value());
+  EXPECT_EQ(m["hung"].agent_failures, 0);
+}
+
+TEST_F(LibvirtSchedulerTest, StuckBudgetLimitsReplacementWorkers) {
+  config_.max_stuck_calls = 1;
+  Make(/*concurrency=*/1);
+  SetDomains({Dom("h1"), Dom("h2"), Dom("ok")});
+  api_->SetBehavior("uuid-h1", {.hang = true});
+  api_->SetBehavior("uuid-h2", {.hang = true});
+  Collect();
+  ASSERT_TRUE(api_->WaitCalls("uuid-h1", 1));
+  clock_.AdvanceSeconds(6);
+  collector_->scheduler().Tick();  // h1 abandoned, one replacement (budget 1)
+  ASSERT_TRUE(api_->WaitCalls("uuid-h2", 1));
+  clock_.AdvanceSeconds(6);
+  collector_->scheduler().Tick();  // h2 abandoned, budget spent: no worker left
+  EXPECT_EQ(collector_->scheduler().StuckCalls(), 2);
+  EXPECT_EQ(collector_->scheduler().LiveWorkers(), 0);
+  EXPECT_EQ(api_->Calls("uuid-ok"), 0);
+  // A stuck call returning frees budget: a worker comes back and serves "ok".
+  api_->Release("uuid-h1");
+  ASSERT_TRUE(api_->WaitCalls("uuid-ok", 1));
+}
+
+TEST_F(LibvirtSchedulerTest, FailingAgentRetryScheduleThenBackoff) {
+  config_.agent_max_attempts = 3;
+  config_.agent_retry_interval_s = 5;
+  config_.agent_backoff_max_s = 30;
+  Make(/*concurrency=*/1);
+  SetDomains({Dom("f")});
+  api_->SetBehavior("uuid-f", {.fail = true});
+  Collect();
+  ASSERT_TRUE(Idle());
+  auto m = Collect();
+  EXPECT_FALSE(m["f"].agent_up);  // down after the first failure
+  EXPECT_EQ(m["f"].agent_error, "virDomainGetTime(domain 'f'): Guest agent is not responding");
+  EXPECT_EQ(m["f"].agent_failures, 1);
+  // Expected delays after failure n: 5, 5 (n < 3), then 10, 20, 30, 30.
+  const double delays[] = {5, 5, 10, 20, 30, 30};
+  int calls = 1;
+  for (double d : delays) {
+    clock_.AdvanceSeconds(d - 0.5);
+    collector_->scheduler().Tick();
+    ASSERT_TRUE(Idle());
+    EXPECT_EQ(api_->Calls("uuid-f"), calls) << "retried early, delay " << d;
+    clock_.AdvanceSeconds(0.5);
+    collector_->scheduler().Tick();
+    ASSERT_TRUE(api_->WaitCalls("uuid-f", calls + 1)) << "no retry after " << d;
+    ASSERT_TRUE(Idle());
+    ++calls;
+  }
+  EXPECT_EQ(Collect()["f"].agent_failures, calls);
+  // Recovery resets the failure count.
+  api_->SetBehavior("uuid-f", {});
+  clock_.AdvanceSeconds(30);
+  collector_->scheduler().Tick();
+  ASSERT_TRUE(Idle());
+  m = Collect();
+  EXPECT_TRUE(m["f"].agent_up);
+  EXPECT_EQ(m["f"].agent_failures, 0);
+  EXPECT_TRUE(m["f"].agent_error.empty());
+}
+
+TEST_F(LibvirtSchedulerTest, ResumeEventPollsThatDomainAndWakesPoller) {
+  Make();
+  SetDomains({Dom("a"), Dom("b")});
+  std::mutex mu;
+  std::condition_variable cv;
+  int wakes = 0;
+  collector_->SetWakeup([&] {
+    std::lock_guard lock(mu);
+    ++wakes;
+    cv.notify_all();
+  });
+  Collect();
+  ASSERT_TRUE(Idle());
+  // Paused: the next round does not sample it.
+  SetDomains({Dom("a", DomainState::kPaused), Dom("b")});
+  clock_.AdvanceSeconds(15);
+  auto m = Collect();
+  ASSERT_TRUE(Idle());
+  EXPECT_EQ(api_->Calls("uuid-a"), 1);
+  EXPECT_EQ(api_->Calls("uuid-b"), 2);
+  EXPECT_FALSE(m["a"].agent_up);
+  EXPECT_EQ(m["a"].agent_error, "domain is paused (not sampled)");
+  // Resume 5 s later with the guest clock 5 s behind: polled at once, out of round.
+  clock_.AdvanceSeconds(5);
+  SetDomains({Dom("a"), Dom("b")});
+  api_->SetBehavior("uuid-a", {.offset_ns = -5 * kNsPerSecond});
+  api_->Fire("uuid-a", "a", DomainEvent::kResumed);
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, kWait, [&] { return wakes == 1; }));
+  }
+  EXPECT_EQ(api_->Calls("uuid-a"), 2);
+  const int b_calls = api_->Calls("uuid-b");
+  m = Collect();  // the wakeup-triggered Collect
+  ASSERT_TRUE(m["a"].sample.has_value());
+  EXPECT_NEAR(m["a"].sample->offset_s, -5.0, 1e-9);
+  EXPECT_TRUE(m["a"].agent_up);
+  ASSERT_TRUE(Idle());
+  EXPECT_EQ(api_->Calls("uuid-b"), b_calls);  // no extra full round for the wakeup
+}
+
+TEST_F(LibvirtSchedulerTest, AgentConnectedEventResetsBackoff) {
+  config_.agent_max_attempts = 1;
+  config_.agent_backoff_max_s = 300;
+  Make(1);
+  SetDomains({Dom("a")});
+  api_->SetBehavior("uuid-a", {.fail = true});
+  Collect();
+  ASSERT_TRUE(Idle());
+  api_->SetBehavior("uuid-a", {});
+  api_->Fire("uuid-a", "a", DomainEvent::kAgentConnected);
+  ASSERT_TRUE(api_->WaitCalls("uuid-a", 2));
+  ASSERT_TRUE(Idle());
+  auto m = Collect();
+  EXPECT_TRUE(m["a"].agent_up);
+  EXPECT_TRUE(m["a"].sample.has_value());
+}
+
+TEST_F(LibvirtSchedulerTest, VanishedDomainIsAbsentAndListErrorKeepsLastKnown) {
+  Make();
+  SetDomains({Dom("a"), Dom("b")});
+  Collect();
+  ASSERT_TRUE(Idle());
+  clock_.AdvanceSeconds(15);
+  SetDomains({Dom("b")});
+  auto m = Collect();
+  EXPECT_EQ(m.count("a"), 0u);
+  EXPECT_EQ(m.count("b"), 1u);
+  ASSERT_TRUE(Idle());
+  api_->list_error_ = true;
+  Status st;
+  m = Collect(&st);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("boom"), std::string::npos);
+  EXPECT_EQ(m.count("b"), 1u);
+}
+
+TEST_F(LibvirtSchedulerTest, ShutoffDomainsAreListedNotSampled) {
+  Make();
+  SetDomains({Dom("off", DomainState::kShutoff), Dom("on")});
+  Collect();
+  ASSERT_TRUE(Idle());
+  auto m = Collect();
+  EXPECT_EQ(api_->Calls("uuid-off"), 0);
+  EXPECT_EQ(m["off"].state, DomainState::kShutoff);
+  EXPECT_FALSE(m["off"].agent_up);
+  EXPECT_TRUE(m["on"].agent_up);
+}
+
+}  // namespace
+}  // namespace vmtime::libvirt
