@@ -1,0 +1,266 @@
+// See targets.h.
+#include "dashboards/zabbix/check/targets.h"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <string>
+
+namespace vmtime::zabbix {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::array<std::string_view, 7> kComponents = {
+    "offset", "sync_state", "stratum", "drift", "stability", "freshness", "host_reference"};
+constexpr std::array<std::string_view, 13> kReasons = {
+    "offset_high",       "offset_critical",     "clock_stopped", "step_backward", "step_forward",
+    "drift_high",        "unsynchronised",      "stratum_high",  "leap_pending",  "stale",
+    "agent_unreachable", "host_unsynchronised", "no_data"};
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](unsigned char x, unsigned char y) {
+           return std::tolower(x) == std::tolower(y);
+         });
+}
+
+std::string VmName(const json& vm) { return vm.value("domain", std::string("?")); }
+
+Lookup Ok(std::string value) {
+  Lookup l;
+  l.ok = true;
+  l.value = std::move(value);
+  return l;
+}
+
+Lookup Fail(LookupError kind, std::string message) {
+  Lookup l;
+  l.failure = {kind, std::move(message)};
+  return l;
+}
+
+// Walks a dotted path ("guest.stratum") in `vm`; nullptr when a step is
+// missing or null.
+const json* Path(const json& vm, std::initializer_list<std::string_view> path) {
+  const json* cur = &vm;
+  for (std::string_view p : path) {
+    if (!cur->is_object()) return nullptr;
+    auto it = cur->find(p);
+    if (it == cur->end() || it->is_null()) return nullptr;
+    cur = &*it;
+  }
+  return cur;
+}
+
+std::string JoinPath(std::initializer_list<std::string_view> path) {
+  std::string out;
+  for (std::string_view p : path) out += (out.empty() ? "" : ".") + std::string(p);
+  return out;
+}
+
+Lookup Number(const json& vm, std::string_view key, std::initializer_list<std::string_view> path) {
+  const json* v = Path(vm, path);
+  if (v == nullptr) {
+    return Fail(LookupError::kUnknownValue, "VM '" + VmName(vm) + "': " + std::string(key) +
+                                                " is unknown now (" + JoinPath(path) +
+                                                " is null or absent in /api/v1/targets)");
+  }
+  if (v->is_boolean()) return Ok(v->get<bool>() ? "1" : "0");
+  if (!v->is_number()) {
+    return Fail(LookupError::kBadDocument, "VM '" + VmName(vm) + "': " + JoinPath(path) + " is " +
+                                               v->type_name() + ", expected a number");
+  }
+  if (v->is_number_integer()) return Ok(v->dump());
+  return Ok(FormatNumber(v->get<double>()));
+}
+
+Lookup Text(const json& vm, std::string_view key, std::initializer_list<std::string_view> path) {
+  const json* v = Path(vm, path);
+  if (v == nullptr) {
+    return Fail(LookupError::kUnknownValue, "VM '" + VmName(vm) + "': " + std::string(key) +
+                                                " is unknown now (" + JoinPath(path) +
+                                                " is null or absent in /api/v1/targets)");
+  }
+  if (!v->is_string()) {
+    return Fail(LookupError::kBadDocument, "VM '" + VmName(vm) + "': " + JoinPath(path) + " is " +
+                                               v->type_name() + ", expected a string");
+  }
+  return Ok(v->get<std::string>());
+}
+
+Result<std::vector<std::string>> Reasons(const json& vm) {
+  std::vector<std::string> out;
+  auto it = vm.find("reasons");
+  if (it == vm.end() || it->is_null()) return out;
+  if (!it->is_array())
+    return Error{"reasons is " + std::string(it->type_name()) + ", expected an array"};
+  for (const json& r : *it) {
+    if (!r.is_string()) return Error{"reasons holds a " + std::string(r.type_name())};
+    out.push_back(r.get<std::string>());
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<json> ParseTargets(std::string_view body) {
+  json doc;
+  try {
+    doc = json::parse(body.begin(), body.end());
+  } catch (const json::exception& e) {  // parse_error carries the byte position
+    return Error{std::string("/api/v1/targets is not valid JSON: ") + e.what()};
+  }
+  if (!doc.is_object()) {
+    return Error{std::string("/api/v1/targets: top level is ") + doc.type_name() +
+                 ", expected an object"};
+  }
+  auto vms = doc.find("vms");
+  if (vms == doc.end() || !vms->is_array()) {
+    return Error{"/api/v1/targets: \"vms\" is missing or not an array"};
+  }
+  for (size_t i = 0; i < vms->size(); ++i) {
+    const json& vm = (*vms)[i];
+    const std::string where = "/api/v1/targets: vms[" + std::to_string(i) + "]";
+    if (!vm.is_object()) return Error{where + " is " + vm.type_name() + ", expected an object"};
+    for (const char* field : {"domain", "uuid"}) {
+      auto f = vm.find(field);
+      if (f == vm.end() || !f->is_string()) {
+        return Error{where + "." + field + ": expected a string"};
+      }
+    }
+  }
+  return doc;
+}
+
+const json* FindVm(const json& doc, std::string_view name_or_uuid) {
+  const json& vms = doc["vms"];
+  for (const json& vm : vms) {
+    if (vm["domain"].get_ref<const std::string&>() == name_or_uuid) return &vm;
+  }
+  for (const json& vm : vms) {
+    if (EqualsIgnoreCase(vm["uuid"].get_ref<const std::string&>(), name_or_uuid)) return &vm;
+  }
+  return nullptr;
+}
+
+std::string DiscoveryJson(const json& doc) {
+  json out = json::array();
+  for (const json& vm : doc["vms"]) {
+    json row = json::object();
+    row["{#VM.NAME}"] = vm["domain"];
+    row["{#VM.UUID}"] = vm["uuid"];
+    row["{#VM.STATE}"] = vm.value("state", std::string("unknown"));
+    out.push_back(std::move(row));
+  }
+  return out.dump();
+}
+
+const std::vector<std::string>& KnownKeys() {
+  static const std::vector<std::string> kKeys = {
+      "score",      "offset",        "utc_offset",         "uncertainty",    "drift",
+      "stopped",    "agent_up",      "agent_error",        "agent_rtt",      "state",
+      "reasons",    "reasons_count", "steps_forward",      "steps_backward", "last_sample",
+      "sample_age", "guest_daemon",  "guest_synchronized", "guest_stratum",  "guest_leap_status",
+      "uuid",       "name",          "component.<name>",   "reason.<name>"};
+  return kKeys;
+}
+
+Lookup VmValue(const json& doc, const json& vm, std::string_view key) {
+  if (key == "score") return Number(vm, key, {"health_score"});
+  if (key == "offset") return Number(vm, key, {"offset_seconds"});
+  if (key == "utc_offset") return Number(vm, key, {"utc_offset_seconds"});
+  if (key == "uncertainty") return Number(vm, key, {"offset_uncertainty_seconds"});
+  if (key == "drift") return Number(vm, key, {"drift_ratio"});
+  if (key == "stopped") return Number(vm, key, {"clock_stopped"});
+  if (key == "agent_up") return Number(vm, key, {"agent_up"});
+  if (key == "agent_rtt") return Number(vm, key, {"agent_rtt_seconds"});
+  if (key == "last_sample") return Number(vm, key, {"last_sample_timestamp_seconds"});
+  if (key == "steps_forward") return Number(vm, key, {"steps_total", "forward"});
+  if (key == "steps_backward") return Number(vm, key, {"steps_total", "backward"});
+  if (key == "guest_synchronized") return Number(vm, key, {"guest", "synchronized"});
+  if (key == "guest_stratum") return Number(vm, key, {"guest", "stratum"});
+  if (key == "guest_leap_status") return Number(vm, key, {"guest", "leap_status"});
+  if (key == "guest_daemon") return Text(vm, key, {"guest", "daemon"});
+  if (key == "state") return Text(vm, key, {"state"});
+  if (key == "uuid") return Text(vm, key, {"uuid"});
+  if (key == "name") return Text(vm, key, {"domain"});
+  if (key == "agent_error") {
+    const json* v = Path(vm, {"agent_error"});
+    if (v == nullptr) return Ok("");
+    return Text(vm, key, {"agent_error"});
+  }
+  if (key == "sample_age") {
+    // Seconds between the newest good sample and the document (both host
+    // realtime as the exporter read it).
+    const json* last = Path(vm, {"last_sample_timestamp_seconds"});
+    const json* now = Path(doc, {"generated_at_unix"});
+    if (last == nullptr || now == nullptr) {
+      return Fail(LookupError::kUnknownValue,
+                  "VM '" + VmName(vm) + "': sample_age is unknown now (no good sample yet)");
+    }
+    if (!last->is_number() || !now->is_number()) {
+      return Fail(LookupError::kBadDocument,
+                  "VM '" + VmName(vm) +
+                      "': last_sample_timestamp_seconds or generated_at_unix is not a number");
+    }
+    return Ok(FormatNumber(now->get<double>() - last->get<double>()));
+  }
+  if (key == "reasons" || key == "reasons_count" || key.rfind("reason.", 0) == 0) {
+    if (key.rfind("reason.", 0) == 0) {
+      std::string_view name = key.substr(7);
+      if (std::find(kReasons.begin(), kReasons.end(), name) == kReasons.end()) {
+        return Fail(LookupError::kUnknownKey,
+                    "unknown reason '" + std::string(name) + "' in key '" + std::string(key) + "'");
+      }
+    }
+    auto reasons = Reasons(vm);
+    if (!reasons) {
+      return Fail(LookupError::kBadDocument, "VM '" + VmName(vm) + "': " + reasons.error().message);
+    }
+    if (key == "reasons_count") return Ok(std::to_string(reasons->size()));
+    if (key == "reasons") {
+      std::string joined;
+      for (const std::string& r : *reasons) joined += (joined.empty() ? "" : ",") + r;
+      return Ok(joined);
+    }
+    std::string_view name = key.substr(7);
+    return Ok(std::find(reasons->begin(), reasons->end(), name) != reasons->end() ? "1" : "0");
+  }
+  if (key.rfind("component.", 0) == 0) {
+    std::string_view name = key.substr(10);
+    if (std::find(kComponents.begin(), kComponents.end(), name) == kComponents.end()) {
+      return Fail(LookupError::kUnknownKey, "unknown component '" + std::string(name) +
+                                                "' in key '" + std::string(key) + "'");
+    }
+    return Number(vm, key, {"components", name});
+  }
+  std::string known;
+  for (const std::string& k : KnownKeys()) known += (known.empty() ? "" : ", ") + k;
+  return Fail(LookupError::kUnknownKey,
+              "unknown key '" + std::string(key) + "' (known keys: " + known + ")");
+}
+
+bool IsKnownKey(std::string_view key) {
+  static const json kEmptyDoc = json::object();
+  static const json kEmptyVm = json::object();
+  Lookup l = VmValue(kEmptyDoc, kEmptyVm, key);
+  return l.ok || l.failure.kind != LookupError::kUnknownKey;
+}
+
+std::string FormatNumber(double v) {
+  if (!std::isfinite(v)) return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
+  char buf[64];
+  // Fixed notation when it is exact and short, else the shortest round-trip
+  // form (which may use an exponent; Zabbix accepts "1e-07").
+  auto res = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::general);
+  std::string shortest(buf, res.ptr);
+  if (shortest.find('e') == std::string::npos) return shortest;
+  auto fixed = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::fixed);
+  if (fixed.ec == std::errc() && fixed.ptr - buf <= 24) return std::string(buf, fixed.ptr);
+  return shortest;
+}
+
+}  // namespace vmtime::zabbix
