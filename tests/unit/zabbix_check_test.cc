@@ -192,6 +192,7 @@ TEST(VmValue, EveryKeyOfAHealthyVm) {
   EXPECT_EQ(Value(doc, "web-1", "score"), "97.4");
   EXPECT_EQ(Value(doc, "web-1", "offset"), "-0.0123");
   EXPECT_EQ(Value(doc, "web-1", "utc_offset"), "-0.0122");
+  EXPECT_EQ(Value(doc, "web-1", "effective_offset"), "-0.0122");
   EXPECT_EQ(Value(doc, "web-1", "uncertainty"), "0.0004");
   EXPECT_EQ(Value(doc, "web-1", "drift"), "0.000026");
   EXPECT_EQ(Value(doc, "web-1", "stopped"), "0");
@@ -221,8 +222,8 @@ TEST(VmValue, UnknownValuesAndKeysAreDistinctFailures) {
   json doc = Doc();
   const json* vm = FindVm(doc, "new-vm");
   ASSERT_NE(vm, nullptr);
-  for (const char* key : {"offset", "utc_offset", "drift", "agent_rtt", "guest_stratum",
-                          "guest_daemon", "sample_age", "last_sample"}) {
+  for (const char* key : {"offset", "utc_offset", "effective_offset", "drift", "agent_rtt",
+                          "guest_stratum", "guest_daemon", "sample_age", "last_sample"}) {
     Lookup l = VmValue(doc, *vm, key);
     EXPECT_FALSE(l.ok) << key;
     EXPECT_EQ(l.failure.kind, LookupError::kUnknownValue) << key;
@@ -238,6 +239,13 @@ TEST(VmValue, UnknownValuesAndKeysAreDistinctFailures) {
     EXPECT_EQ(l.failure.kind, LookupError::kUnknownKey) << key;
     EXPECT_FALSE(IsKnownKey(key)) << key;
   }
+}
+
+TEST(VmValue, EffectiveOffsetFallsBackToHostOffset) {
+  auto doc = ParseTargets(
+      R"({"vms": [{"domain": "x", "uuid": "u", "offset_seconds": -600, "utc_offset_seconds": null}]})");
+  ASSERT_TRUE(doc.ok());
+  EXPECT_EQ(Value(*doc, "x", "effective_offset"), "-600");
 }
 
 TEST(VmValue, WrongTypesAreBadDocuments) {

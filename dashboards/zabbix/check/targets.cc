@@ -172,6 +172,12 @@ Lookup VmValue(const json& doc, const json& vm, std::string_view key) {
   if (key == "score") return Number(vm, key, {"health_score"});
   if (key == "offset") return Number(vm, key, {"offset_seconds"});
   if (key == "utc_offset") return Number(vm, key, {"utc_offset_seconds"});
+  if (key == "effective_offset") {
+    // Guest minus UTC when known, else guest minus host (what the offset
+    // alerts and triggers use).
+    if (Path(vm, {"utc_offset_seconds"}) != nullptr) return Number(vm, key, {"utc_offset_seconds"});
+    return Number(vm, key, {"offset_seconds"});
+  }
   if (key == "uncertainty") return Number(vm, key, {"offset_uncertainty_seconds"});
   if (key == "drift") return Number(vm, key, {"drift_ratio"});
   if (key == "stopped") return Number(vm, key, {"clock_stopped"});
