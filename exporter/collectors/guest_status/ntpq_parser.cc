@@ -3,7 +3,8 @@
 // The output is "key=value" pairs separated by ", " over several lines. A
 // value may itself hold ", " (the status word "0615 leap_none, sync_ntp,
 // ..." or "reftime=e4f6a0b1.2c3d4e5f  Mon, Sep 20 2021 ...") or be quoted,
-// so a value ends only at a comma followed by the next "key=".
+// so a value ends only at a comma, space or line end followed by the next
+// "key=" ("associd=0 status=0615 ...").
 #include <map>
 #include <string>
 
@@ -59,7 +60,7 @@ std::map<std::string, std::string, std::less<>> ParsePairs(std::string_view text
       size_t start = pos;
       size_t end = text.size();
       for (size_t i = pos; i < text.size(); ++i) {
-        if (text[i] != ',' && text[i] != '\n') continue;
+        if (text[i] != ',' && text[i] != '\n' && text[i] != ' ') continue;
         size_t j = i + 1;
         while (j < text.size() && (text[j] == ' ' || text[j] == '\t' || text[j] == '\n')) ++j;
         if (j >= text.size() || KeyAt(text, j) > 0) {

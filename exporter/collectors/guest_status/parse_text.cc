@@ -136,11 +136,10 @@ std::optional<double> LeadingDouble(std::string_view s, bool decimal_comma) {
 }
 
 std::string Quote(std::string_view s) {
-  constexpr size_t kMax = 40;
+  constexpr size_t kMax = 60;  // characters of the quoted text
   std::string out = "'";
-  size_t n = 0;
   for (char ch : s) {
-    if (n++ == kMax) {
+    if (out.size() >= kMax) {
       out += "...";
       break;
     }

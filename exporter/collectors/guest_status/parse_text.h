@@ -28,7 +28,7 @@ std::optional<double> ParseDouble(std::string_view s, bool decimal_comma = false
 std::optional<long long> LeadingInt(std::string_view s);
 std::optional<double> LeadingDouble(std::string_view s, bool decimal_comma = false);
 
-// `s` quoted for an error message: at most 40 bytes, non-printable bytes as
+// `s` quoted for an error message: about 60 characters at most, non-printable bytes as
 // \xNN, so garbage never floods a log line or breaks a terminal.
 std::string Quote(std::string_view s);
 
