@@ -1,0 +1,422 @@
+#!/usr/bin/python3
+"""Generates the Grafana dashboards for vmtime-exporter (schemaVersion 38,
+Grafana 9.5 / 10.x): vmtime-fleet.json (fleet overview) and vmtime-vm.json
+(one VM in detail), next to this script. Edit here and re-run; commit both
+the script and the JSON. Metric names: docs/metrics.md.
+
+Every query is checked against a real Prometheus scraping the exporter by
+tests/e2e/test_grafana.py.
+"""
+
+import json
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DS = {"type": "prometheus", "uid": "${datasource}"}
+SEL = 'job=~"$job",instance=~"$instance"'
+VM = SEL + ',domain="$vm"'
+# Guest minus UTC when known, else guest minus host (seconds).
+OFFSET = "(vmtime_vm_clock_utc_offset_seconds{%s} or vmtime_vm_clock_offset_seconds{%s})"
+
+
+class Layout:
+    """Places panels left to right on Grafana's 24-column grid."""
+
+    def __init__(self):
+        self.x = 0
+        self.y = 0
+        self.row_h = 0
+        self.next_id = 1
+
+    def place(self, panel, w, h):
+        if self.x + w > 24:
+            self.x = 0
+            self.y += self.row_h
+            self.row_h = 0
+        panel["gridPos"] = {"h": h, "w": w, "x": self.x, "y": self.y}
+        panel["id"] = self.next_id
+        self.next_id += 1
+        self.x += w
+        self.row_h = max(self.row_h, h)
+        return panel
+
+    def row(self, title):
+        if self.x:
+            self.x = 0
+            self.y += self.row_h
+            self.row_h = 0
+        panel = {"type": "row", "title": title, "collapsed": False, "panels": [],
+                 "gridPos": {"h": 1, "w": 24, "x": 0, "y": self.y}, "id": self.next_id}
+        self.next_id += 1
+        self.y += 1
+        return panel
+
+
+def target(expr, legend="", ref="A", instant=False, fmt="time_series"):
+    t = {"datasource": DS, "expr": expr, "refId": ref, "legendFormat": legend or "__auto",
+         "range": not instant, "instant": instant, "format": fmt}
+    return t
+
+
+def panel(ptype, title, targets, unit="", description="", thresholds=None, decimals=None,
+          overrides=None, options=None, custom=None, mappings=None, links=None, transformations=None,
+          minv=None, maxv=None):
+    defaults = {"unit": unit or "none", "color": {"mode": "thresholds" if thresholds else "palette-classic"}}
+    if thresholds:
+        defaults["thresholds"] = {"mode": "absolute",
+                                  "steps": [{"color": c, "value": v} for v, c in thresholds]}
+    if decimals is not None:
+        defaults["decimals"] = decimals
+    if minv is not None:
+        defaults["min"] = minv
+    if maxv is not None:
+        defaults["max"] = maxv
+    if custom:
+        defaults["custom"] = custom
+    if mappings:
+        defaults["mappings"] = mappings
+    if links:
+        defaults["links"] = links
+    p = {"type": ptype, "title": title, "description": description, "datasource": DS,
+         "targets": [dict(t, refId=chr(ord("A") + i)) for i, t in enumerate(targets)],
+         "fieldConfig": {"defaults": defaults, "overrides": overrides or []},
+         "options": options or {}}
+    if transformations:
+        p["transformations"] = transformations
+    return p
+
+
+SCORE_THRESHOLDS = [(None, "red"), (50, "orange"), (80, "green")]
+OFFSET_THRESHOLDS = [(None, "green"), (30, "orange"), (300, "red")]
+STAT_OPTS = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+             "colorMode": "background", "graphMode": "area", "justifyMode": "auto",
+             "orientation": "auto", "textMode": "auto"}
+TS_CUSTOM = {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 0, "showPoints": "never",
+             "spanNulls": False}
+TABLE_OPTS = {"showHeader": True, "cellHeight": "sm", "footer": {"show": False}}
+
+
+def variables(with_vm):
+    ds = {"type": "datasource", "name": "datasource", "label": "Data source", "query": "prometheus",
+          "current": {}, "hide": 0, "refresh": 1, "regex": "", "options": []}
+
+    def q(name, label, query, multi, include_all):
+        v = {"type": "query", "name": name, "label": label, "datasource": DS,
+             "definition": query,
+             "query": {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+             "refresh": 2, "sort": 1, "multi": multi, "includeAll": include_all,
+             "current": {}, "hide": 0, "options": [], "regex": ""}
+        if include_all:
+            v["allValue"] = ".+"
+        return v
+
+    out = [ds,
+           q("job", "Job", "label_values(vmtime_exporter_build_info, job)", True, True),
+           q("instance", "Hypervisor", 'label_values(vmtime_exporter_build_info{job=~"$job"}, instance)',
+             True, True)]
+    if with_vm:
+        out.append(q("vm", "VM", 'label_values(vmtime_vm_info{job=~"$job",instance=~"$instance"}, domain)',
+                     False, False))
+    return {"list": out}
+
+
+def dashboard(uid, title, description, panels, with_vm, links):
+    return {
+        "uid": uid, "title": title, "description": description,
+        "tags": ["vmtime", "time", "libvirt"], "timezone": "browser", "editable": True,
+        "graphTooltip": 1, "schemaVersion": 38, "version": 1, "refresh": "30s",
+        "time": {"from": "now-6h", "to": "now"}, "fiscalYearStartMonth": 0, "liveNow": False,
+        "annotations": {"list": [{"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                                  "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
+                                  "name": "Annotations & Alerts", "type": "dashboard"}]},
+        "links": links, "templating": variables(with_vm), "panels": panels,
+    }
+
+
+VM_LINK = [{"title": "VM detail", "url": "/d/vmtime-vm/vmtime-vm?var-datasource=${datasource}"
+            "&var-job=${__data.fields.job}&var-instance=${__data.fields.instance}"
+            "&var-vm=${__data.fields.domain}&${__url_time_range}"}]
+
+
+def fleet():
+    L = Layout()
+    P = []
+    P.append(L.row("Fleet"))
+    P.append(L.place(panel("stat", "VMs", [target("count(vmtime_vm_info{%s})" % SEL)],
+                           description="Domains the exporters list (all states).",
+                           options=dict(STAT_OPTS, colorMode="none")), 4, 4))
+    P.append(L.place(panel("stat", "VMs with score < 50",
+                           [target("count(vmtime_vm_health_score{%s} < 50) or vector(0)" % SEL)],
+                           thresholds=[(None, "green"), (1, "red")], options=STAT_OPTS,
+                           description="Clocks that cannot be trusted (stopped, > 5 min off, no fresh sample)."), 4, 4))
+    P.append(L.place(panel("stat", "Worst |offset|",
+                           [target("max(abs%s)" % (OFFSET % (SEL, SEL)))], unit="s",
+                           thresholds=OFFSET_THRESHOLDS, options=STAT_OPTS,
+                           description="Largest absolute guest offset (vs UTC when known, else vs host)."), 4, 4))
+    P.append(L.place(panel("stat", "Stopped clocks",
+                           [target("count(vmtime_vm_clock_stopped{%s} == 1) or vector(0)" % SEL)],
+                           thresholds=[(None, "green"), (1, "red")], options=STAT_OPTS), 4, 4))
+    P.append(L.place(panel("stat", "Guest agents down",
+                           [target('count((vmtime_vm_agent_up{%s} == 0) and on (job, instance, domain, uuid) '
+                                   'vmtime_vm_info{%s,state="running"}) or vector(0)' % (SEL, SEL))],
+                           thresholds=[(None, "green"), (1, "orange")], options=STAT_OPTS,
+                           description="Running domains whose guest agent does not answer guest-get-time."), 4, 4))
+    P.append(L.place(panel("stat", "Hypervisors unsynchronised",
+                           [target("count((vmtime_host_chrony_tracking_leap_status{%s} == 3) or "
+                                   "(vmtime_host_timex_sync_status{%s} == 0)) or vector(0)" % (SEL, SEL))],
+                           thresholds=[(None, "green"), (1, "red")], options=STAT_OPTS), 4, 4))
+
+    bands = [
+        target("count(vmtime_vm_health_score{%s} >= 80) or vector(0)" % SEL, "good (>= 80)"),
+        target("count(vmtime_vm_health_score{%s} < 80 >= 50) or vector(0)" % SEL, "degraded (50-80)"),
+        target("count(vmtime_vm_health_score{%s} < 50) or vector(0)" % SEL, "bad (< 50)"),
+    ]
+    band_colors = [{"matcher": {"id": "byName", "options": n},
+                    "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": c}}]}
+                   for n, c in (("good (>= 80)", "green"), ("degraded (50-80)", "orange"), ("bad (< 50)", "red"))]
+    P.append(L.place(panel("bargauge", "Score distribution", bands, overrides=band_colors,
+                           options={"displayMode": "basic", "orientation": "horizontal",
+                                    "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                                    "showUnfilled": True, "valueMode": "color"},
+                           description="VMs per health score band, now."), 8, 8))
+    P.append(L.place(panel("timeseries", "Score bands over time", bands, overrides=band_colors,
+                           custom=dict(TS_CUSTOM, drawStyle="line", fillOpacity=30,
+                                       stacking={"mode": "normal", "group": "A"}),
+                           options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                                    "tooltip": {"mode": "multi", "sort": "none"}}), 16, 8))
+
+    P.append(L.row("Worst VMs"))
+    P.append(L.place(panel("table", "Lowest scores",
+                           [target("bottomk(20, vmtime_vm_health_score{%s})" % SEL, instant=True, fmt="table")],
+                           thresholds=SCORE_THRESHOLDS, options=dict(TABLE_OPTS, sortBy=[{"displayName": "Value", "desc": False}]),
+                           custom={"align": "auto", "cellOptions": {"type": "color-background"}},
+                           links=VM_LINK, decimals=1,
+                           transformations=[{"id": "organize", "options": {
+                               "excludeByName": {"Time": True, "__name__": True},
+                               "renameByName": {"Value": "score", "instance": "hypervisor"}}}],
+                           description="The 20 VMs with the lowest score; click for the VM detail."), 12, 10))
+    P.append(L.place(panel("table", "Active reasons",
+                           [target("count by (reason) (vmtime_vm_health_reason{%s} == 1)" % SEL,
+                                   instant=True, fmt="table")],
+                           options=dict(TABLE_OPTS, sortBy=[{"displayName": "VMs", "desc": True}]),
+                           transformations=[{"id": "organize", "options": {
+                               "excludeByName": {"Time": True}, "renameByName": {"Value": "VMs"}}}],
+                           description="How many VMs each health reason is active for."), 6, 10))
+    P.append(L.place(panel("table", "VMs by state",
+                           [target("count by (state) (vmtime_vm_info{%s})" % SEL, instant=True, fmt="table")],
+                           options=TABLE_OPTS,
+                           transformations=[{"id": "organize", "options": {
+                               "excludeByName": {"Time": True}, "renameByName": {"Value": "VMs"}}}]), 6, 10))
+
+    P.append(L.row("Offsets"))
+    P.append(L.place(panel("timeseries", "Largest guest offsets (top 10 by |offset|)",
+                           [target("topk(10, abs%s)" % (OFFSET % (SEL, SEL)), "{{instance}} {{domain}}")],
+                           unit="s", custom=TS_CUSTOM,
+                           options={"legend": {"displayMode": "table", "placement": "right", "showLegend": True,
+                                               "calcs": ["lastNotNull", "max"]},
+                                    "tooltip": {"mode": "multi", "sort": "desc"}},
+                           description="Absolute guest offset, vs UTC when known, else vs host."), 16, 9))
+    P.append(L.place(panel("timeseries", "Worst |offset| per hypervisor",
+                           [target("max by (instance) (abs%s)" % (OFFSET % (SEL, SEL)), "{{instance}}")],
+                           unit="s", custom=TS_CUSTOM,
+                           options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                                    "tooltip": {"mode": "multi", "sort": "desc"}}), 8, 9))
+
+    P.append(L.row("Hypervisors"))
+    host_table = [
+        target("vmtime_host_chrony_tracking_stratum{%s}" % SEL, instant=True, fmt="table"),
+        target("vmtime_host_chrony_tracking_leap_status{%s}" % SEL, instant=True, fmt="table"),
+        target("vmtime_host_chrony_tracking_system_time_seconds{%s}" % SEL, instant=True, fmt="table"),
+        target("vmtime_host_timex_sync_status{%s}" % SEL, instant=True, fmt="table"),
+        target("vmtime_host_timex_maxerror_seconds{%s}" % SEL, instant=True, fmt="table"),
+        target("count by (job, instance) (vmtime_vm_info{%s})" % SEL, instant=True, fmt="table"),
+    ]
+    P.append(L.place(panel("table", "Hypervisor clocks", host_table, options=TABLE_OPTS,
+                           transformations=[{"id": "merge", "options": {}},
+                                            {"id": "organize", "options": {
+                                                "excludeByName": {"Time": True, "__name__": True},
+                                                "renameByName": {"instance": "hypervisor",
+                                                                 "Value #A": "chrony stratum",
+                                                                 "Value #B": "leap (3 = unsync)",
+                                                                 "Value #C": "chrony offset (s)",
+                                                                 "Value #D": "kernel synced",
+                                                                 "Value #E": "kernel maxerror (s)",
+                                                                 "Value #F": "VMs"}}}],
+                           description="chronyd tracking and kernel timex per hypervisor (offset: host clock minus true time, positive = host fast)."), 14, 9))
+    P.append(L.place(panel("timeseries", "Hypervisor offset (chronyd system time)",
+                           [target("vmtime_host_chrony_tracking_system_time_seconds{%s}" % SEL, "{{instance}}")],
+                           unit="s", custom=TS_CUSTOM,
+                           options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                                    "tooltip": {"mode": "multi", "sort": "none"}},
+                           description="Host clock minus chronyd's estimate of true time (positive = host fast)."), 10, 9))
+
+    P.append(L.row("Upstream sources"))
+    P.append(L.place(panel("stat", "Usable upstream NTP sources",
+                           [target("vmtime_ntp_usable_sources{%s}" % SEL, "{{instance}}")],
+                           thresholds=[(None, "red"), (1, "orange"), (2, "green")], options=STAT_OPTS,
+                           description="Per hypervisor: configured servers that answer, synchronised, stratum 1..15."), 6, 8))
+    P.append(L.place(panel("timeseries", "Upstream server offset (server minus host)",
+                           [target("vmtime_ntp_server_offset_seconds{%s}" % SEL, "{{instance}} {{server}}")],
+                           unit="s", custom=TS_CUSTOM,
+                           options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                                    "tooltip": {"mode": "multi", "sort": "none"}}), 9, 8))
+    P.append(L.place(panel("timeseries", "Upstream server round trip",
+                           [target("vmtime_ntp_server_rtt_seconds{%s}" % SEL, "{{instance}} {{server}}")],
+                           unit="s", custom=TS_CUSTOM,
+                           options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                                    "tooltip": {"mode": "multi", "sort": "none"}}), 9, 8))
+    P.append(L.place(panel("table", "chronyd sources",
+                           [target("vmtime_host_chrony_sources_reachability_ratio{%s}" % SEL, instant=True, fmt="table"),
+                            target("vmtime_host_chrony_sources_stratum{%s}" % SEL, instant=True, fmt="table"),
+                            target("vmtime_host_chrony_sources_last_sample_offset_seconds{%s}" % SEL,
+                                   instant=True, fmt="table")],
+                           options=TABLE_OPTS,
+                           transformations=[{"id": "merge", "options": {}},
+                                            {"id": "organize", "options": {
+                                                "excludeByName": {"Time": True, "__name__": True, "job": True},
+                                                "renameByName": {"Value #A": "reach", "Value #B": "stratum",
+                                                                 "Value #C": "last offset (s)",
+                                                                 "instance": "hypervisor"}}}],
+                           description="Each hypervisor chronyd's sources (reach = fraction of the last 8 polls answered)."), 24, 8))
+
+    P.append(L.row("Exporters"))
+    P.append(L.place(panel("table", "Failing collectors",
+                           [target("vmtime_collector_success{%s} == 0" % SEL, instant=True, fmt="table")],
+                           options=TABLE_OPTS,
+                           transformations=[{"id": "organize", "options": {
+                               "excludeByName": {"Time": True, "__name__": True, "Value": True}}}],
+                           description="Collectors whose last run failed; the exporter log says why."), 8, 7))
+    P.append(L.place(panel("timeseries", "Collector duration",
+                           [target("vmtime_collector_duration_seconds{%s}" % SEL, "{{instance}} {{collector}}")],
+                           unit="s", custom=TS_CUSTOM,
+                           options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                                    "tooltip": {"mode": "multi", "sort": "desc"}}), 10, 7))
+    P.append(L.place(panel("table", "Exporter versions",
+                           [target("vmtime_exporter_build_info{%s}" % SEL, instant=True, fmt="table")],
+                           options=TABLE_OPTS,
+                           transformations=[{"id": "organize", "options": {
+                               "excludeByName": {"Time": True, "__name__": True, "Value": True}}}]), 6, 7))
+    return dashboard("vmtime-fleet", "vmtime: fleet overview",
+                     "Guest clock health across all hypervisors (vmtime-exporter).", P, False,
+                     [{"title": "VM detail", "type": "link", "url": "/d/vmtime-vm/vmtime-vm", "icon": "dashboard",
+                       "keepTime": True, "includeVars": True}])
+
+
+def vm_detail():
+    L = Layout()
+    P = []
+    P.append(L.row("$vm"))
+    P.append(L.place(panel("stat", "Health score", [target("vmtime_vm_health_score{%s}" % VM)],
+                           thresholds=SCORE_THRESHOLDS, decimals=1, minv=0, maxv=100, options=STAT_OPTS), 4, 5))
+    P.append(L.place(panel("stat", "Offset", [target(OFFSET % (VM, VM))], unit="s",
+                           options=STAT_OPTS, decimals=3,
+                           thresholds=[(None, "red"), (-300, "orange"), (-30, "green"), (30, "orange"), (300, "red")],
+                           description="Guest clock minus UTC when known, else minus host (positive = guest ahead)."), 4, 5))
+    P.append(L.place(panel("stat", "State", [target("vmtime_vm_info{%s}" % VM, "{{state}}")],
+                           options=dict(STAT_OPTS, textMode="name", colorMode="none", graphMode="none")), 4, 5))
+    P.append(L.place(panel("stat", "Guest agent", [target("vmtime_vm_agent_up{%s}" % VM)],
+                           thresholds=[(None, "red"), (1, "green")], options=dict(STAT_OPTS, graphMode="none"),
+                           mappings=[{"type": "value", "options": {"0": {"text": "down"}, "1": {"text": "up"}}}]), 4, 5))
+    P.append(L.place(panel("stat", "Clock", [target("vmtime_vm_clock_stopped{%s}" % VM)],
+                           thresholds=[(None, "green"), (1, "red")], options=dict(STAT_OPTS, graphMode="none"),
+                           mappings=[{"type": "value", "options": {"0": {"text": "advancing"},
+                                                                   "1": {"text": "STOPPED"}}}]), 4, 5))
+    P.append(L.place(panel("stat", "Sample age", [target("time() - vmtime_vm_last_sample_timestamp_seconds{%s}" % VM)],
+                           unit="s", thresholds=[(None, "green"), (60, "orange"), (300, "red")],
+                           options=dict(STAT_OPTS, graphMode="none"),
+                           description="Seconds since the last good clock sample (Prometheus time minus exporter time)."), 4, 5))
+
+    band = [
+        {"matcher": {"id": "byName", "options": "upper"},
+         "properties": [{"id": "custom.fillBelowTo", "value": "lower"}, {"id": "custom.lineWidth", "value": 0},
+                        {"id": "custom.fillOpacity", "value": 25},
+                        {"id": "color", "value": {"mode": "fixed", "fixedColor": "blue"}}]},
+        {"matcher": {"id": "byName", "options": "lower"},
+         "properties": [{"id": "custom.lineWidth", "value": 0},
+                        {"id": "color", "value": {"mode": "fixed", "fixedColor": "blue"}}]},
+    ]
+    P.append(L.place(panel("timeseries", "Offset vs host with uncertainty band", [
+        target("vmtime_vm_clock_offset_seconds{%s}" % VM, "offset vs host"),
+        target("vmtime_vm_clock_offset_seconds{%s} - vmtime_vm_clock_offset_uncertainty_seconds{%s}" % (VM, VM), "lower"),
+        target("vmtime_vm_clock_offset_seconds{%s} + vmtime_vm_clock_offset_uncertainty_seconds{%s}" % (VM, VM), "upper"),
+        target("vmtime_vm_clock_utc_offset_seconds{%s}" % VM, "offset vs UTC"),
+    ], unit="s", overrides=band, custom=TS_CUSTOM,
+        options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                 "tooltip": {"mode": "multi", "sort": "none"}},
+        description="Guest clock minus host CLOCK_REALTIME (and minus UTC); the band is +/- half the measurement round trip."), 16, 9))
+    P.append(L.place(panel("table", "Active reasons",
+                           [target("vmtime_vm_health_reason{%s} == 1" % VM, instant=True, fmt="table")],
+                           options=TABLE_OPTS,
+                           transformations=[{"id": "organize", "options": {
+                               "excludeByName": {"Time": True, "__name__": True, "Value": True, "job": True,
+                                                 "instance": True, "uuid": True}}}],
+                           description="Why the score is below 100 (docs/metrics.md lists the reasons)."), 8, 9))
+
+    P.append(L.place(panel("timeseries", "Health score", [target("vmtime_vm_health_score{%s}" % VM, "score")],
+                           minv=0, maxv=100, custom=TS_CUSTOM, thresholds=SCORE_THRESHOLDS,
+                           options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": False},
+                                    "tooltip": {"mode": "single", "sort": "none"}}), 12, 8))
+    P.append(L.place(panel("bargauge", "Score components",
+                           [target("vmtime_vm_health_component_score{%s}" % VM, "{{component}}")],
+                           minv=0, maxv=1, unit="percentunit",
+                           thresholds=[(None, "red"), (0.5, "orange"), (0.99, "green")],
+                           options={"displayMode": "gradient", "orientation": "horizontal",
+                                    "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                                    "showUnfilled": True, "valueMode": "color"},
+                           description="Each component 0..1 (docs/scoring.md): weighted sum x 100, then gates."), 12, 8))
+
+    P.append(L.place(panel("timeseries", "Clock steps and stops", [
+        target("increase(vmtime_vm_clock_steps_total{%s}[$__rate_interval])" % VM, "steps {{direction}}"),
+        target("vmtime_vm_clock_stopped{%s}" % VM, "stopped"),
+    ], custom=dict(TS_CUSTOM, drawStyle="bars", fillOpacity=60),
+        options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                 "tooltip": {"mode": "multi", "sort": "none"}},
+        description="Steps beyond the step threshold not explained by drift, per interval; 1 while the clock is stopped."), 8, 8))
+    P.append(L.place(panel("timeseries", "Drift", [target("vmtime_vm_clock_drift_ratio{%s} * 1e6" % VM, "drift (ppm)")],
+                           custom=TS_CUSTOM,
+                           options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                                    "tooltip": {"mode": "single", "sort": "none"}},
+                           description="Slope of the offset over the drift window, in ppm (1 ppm = 86 ms/day; positive = guest runs fast)."), 8, 8))
+    P.append(L.place(panel("timeseries", "Guest agent round trip", [
+        target("vmtime_vm_agent_rtt_seconds{%s}" % VM, "rtt"),
+        target("vmtime_vm_agent_up{%s}" % VM, "agent up"),
+    ], unit="s", custom=TS_CUSTOM,
+        overrides=[{"matcher": {"id": "byName", "options": "agent up"},
+                    "properties": [{"id": "unit", "value": "none"}, {"id": "custom.axisPlacement", "value": "right"},
+                                   {"id": "custom.drawStyle", "value": "line"}, {"id": "max", "value": 1},
+                                   {"id": "min", "value": 0}]}],
+        options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                 "tooltip": {"mode": "multi", "sort": "none"}},
+        description="Round trip of the kept virDomainGetTime call (the offset's error bound is half of it)."), 8, 8))
+
+    P.append(L.place(panel("timeseries", "Guest time daemon", [
+        target("vmtime_vm_guest_synchronized{%s}" % VM, "synchronised"),
+        target("vmtime_vm_guest_stratum{%s}" % VM, "stratum"),
+        target("vmtime_vm_guest_leap_status{%s}" % VM, "leap status"),
+    ], custom=TS_CUSTOM,
+        options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                 "tooltip": {"mode": "multi", "sort": "none"}},
+        description="What the guest's own time daemon reports (only with the guest_status collector enabled)."), 12, 7))
+    P.append(L.place(panel("timeseries", "Hypervisor reference", [
+        target("vmtime_host_chrony_tracking_system_time_seconds{%s}" % SEL, "host chronyd offset"),
+        target("vmtime_host_timex_maxerror_seconds{%s}" % SEL, "host kernel maxerror"),
+    ], unit="s", custom=TS_CUSTOM,
+        options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                 "tooltip": {"mode": "multi", "sort": "none"}},
+        description="The host clock the VM offset is measured against (positive chronyd offset = host fast)."), 12, 7))
+    return dashboard("vmtime-vm", "vmtime: VM detail",
+                     "One VM's clock: offset with its error bound, score and components, reasons, steps, agent.",
+                     P, True,
+                     [{"title": "Fleet overview", "type": "link", "url": "/d/vmtime-fleet/vmtime-fleet",
+                       "icon": "dashboard", "keepTime": True, "includeVars": False}])
+
+
+def main():
+    for name, d in (("vmtime-fleet.json", fleet()), ("vmtime-vm.json", vm_detail())):
+        with open(os.path.join(HERE, name), "w") as f:
+            json.dump(d, f, indent=2)
+            f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
