@@ -13,26 +13,33 @@ namespace vmtime::scoring {
 
 struct Params {
   // offset component: piecewise linear in |offset| through these knots.
-  double offset_full_s = 0.010;       // <= this scores 1
-  double offset_warning_s = 30;       // scores offset_warning_value
+  double offset_full_s = 0.010;  // <= this scores 1
+  double offset_warning_s = 30;  // scores offset_warning_value
   double offset_warning_value = 0.6;
-  double offset_critical_s = 300;     // scores offset_critical_value
+  double offset_critical_s = 300;  // scores offset_critical_value
   double offset_critical_value = 0.2;
-  double offset_zero_s = 900;         // >= this scores 0
+  double offset_zero_s = 900;  // >= this scores 0
   // stratum component
   int stratum_full = 4;   // <= scores 1
   int stratum_zero = 10;  // >= scores 0
-  // sync state component
+  // sync state component; also the host reference component's value when
+  // the host's own sync state is unknown (not collected).
   double sync_unknown_value = 0.5;
   // drift component (ratio, 1e-6 = 1 ppm)
   double drift_full_ratio = 50e-6;
   double drift_zero_ratio = 500e-6;
   int drift_min_samples = 4;
   double drift_window_s = 3600;  // samples older than now - window are ignored for drift
+  // The drift scored is |slope| minus this many standard errors (>= 0), so
+  // measurement noise on a short history does not read as drift.
+  double drift_confidence_sigmas = 2;
   // stability component
-  double step_threshold_s = 1.0;   // a jump beyond drift larger than this is a step
-  double stopped_ratio = 0.1;      // guest elapsed / host elapsed below this = stopped
-  int stability_zero_events = 3;   // this many steps/stops in the window scores 0
+  double step_threshold_s = 1.0;  // a jump beyond drift larger than this is a step
+  double stopped_ratio = 0.1;     // guest elapsed / host elapsed below this = stopped
+  int stability_zero_events = 3;  // this many steps/stops in the window scores 0
+  // A backward step counts as this many events (time running backwards breaks
+  // more than a forward jump does: log order, TLS validity, monotonic caches).
+  double stability_backward_step_events = 2;
   // freshness component, in multiples of poll_interval_s
   double freshness_full_intervals = 2;
   double freshness_zero_intervals = 10;

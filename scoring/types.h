@@ -28,8 +28,13 @@ struct ClockSample {
 enum class SyncState { kUnknown = 0, kSynchronised = 1, kUnsynchronised = 2 };
 
 // Leap indicator as NTP encodes it; kUnknown when the daemon did not say.
-enum class LeapStatus { kNormal = 0, kInsertSecond = 1, kDeleteSecond = 2, kUnsynchronised = 3,
-                        kUnknown = 4 };
+enum class LeapStatus {
+  kNormal = 0,
+  kInsertSecond = 1,
+  kDeleteSecond = 2,
+  kUnsynchronised = 3,
+  kUnknown = 4
+};
 
 // What the guest's own time daemon reports (optional, opt-in collector).
 struct GuestSyncStatus {
@@ -43,8 +48,8 @@ struct GuestSyncStatus {
 struct HostReference {
   SyncState state = SyncState::kUnknown;
   std::optional<int> stratum;
-  std::optional<double> offset_s;           // host - UTC, positive = host ahead
-  std::optional<double> root_distance_s;    // root_delay/2 + root_dispersion
+  std::optional<double> offset_s;         // host - UTC, positive = host ahead
+  std::optional<double> root_distance_s;  // root_delay/2 + root_dispersion
 };
 
 // Everything the scorer may look at for one VM.
@@ -72,8 +77,8 @@ constexpr int kComponentCount = static_cast<int>(Component::kCount);
 std::string_view ComponentName(Component c);  // "offset", "sync_state", ...
 
 enum class Reason : int {
-  kOffsetHigh = 0,      // |offset| above warning
-  kOffsetCritical,      // |offset| above critical
+  kOffsetHigh = 0,  // |offset| above warning
+  kOffsetCritical,  // |offset| above critical
   kClockStopped,
   kStepBackward,
   kStepForward,
@@ -102,14 +107,14 @@ struct StepCounts {
 };
 
 struct ScoreResult {
-  double score = 0;  // 0..100
+  double score = 0;                                  // 0..100
   std::array<double, kComponentCount> components{};  // each 0..1
-  std::vector<Reason> reasons;  // active reasons, in enum order, no duplicates
+  std::vector<Reason> reasons;                       // active reasons, in enum order, no duplicates
   bool clock_stopped = false;
-  std::optional<DriftEstimate> drift;    // absent with fewer than min samples
-  StepCounts steps_in_window;            // steps seen in the samples given
-  std::optional<double> offset_used_s;   // the offset scored (UTC when host offset known)
-  double freshness_age_s = 0;            // now - newest sample, or +inf-like if none
+  std::optional<DriftEstimate> drift;   // absent with fewer than min samples
+  StepCounts steps_in_window;           // steps seen in the samples given
+  std::optional<double> offset_used_s;  // the offset scored (UTC when host offset known)
+  double freshness_age_s = 0;           // now - newest sample, or +inf-like if none
 };
 
 }  // namespace vmtime::scoring
