@@ -148,6 +148,21 @@ def _ensure_host_prereqs() -> None:
             check=True, timeout=30)
 
 
+_REQUIRED_TOOLS = ("unshare", "libvirtd", "qemu-system-x86_64", "cpio", "getent")
+
+
+def lab_available() -> Tuple[bool, str]:
+    """(True, "") if this machine can run a Lab, else (False, reason): needs
+    root (mount namespace, privileged libvirtd) and the Debian packages in
+    scripts/setup."""
+    if os.geteuid() != 0:
+        return False, "vmlab needs root (unshare --mount and a privileged libvirtd)"
+    for tool in _REQUIRED_TOOLS:
+        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
+            return False, f"vmlab needs {tool} (run scripts/setup)"
+    return True, ""
+
+
 def _cache_root() -> str:
     return os.environ.get("VMTIME_LAB_CACHE", "/var/tmp/vmtime-lab-image")
 
@@ -232,6 +247,9 @@ class Lab:
         keep_workdir: leave the workdir (logs) after close(); also forced by
         env VMTIME_LAB_KEEP=1.
         """
+        ok, why = lab_available()
+        if not ok:
+            raise LabError(why)
         self._lock = threading.RLock()
         self._closed = False
         self._conn: Optional[libvirt.virConnect] = None
@@ -740,7 +758,8 @@ class Lab:
                 code = st["exitcode"] if "exitcode" in st else -int(st.get("signal", 0))
                 return code, out, err
             if time.monotonic() > deadline:
-                raise TimeoutError(f"guest {name}: {list(argv)} did not exit within {timeout} s")
+                raise TimeoutError(f"guest {name}: {list(argv)} did not exit within {timeout} s\n"
+                                   + self.diagnostics(name))
             time.sleep(0.05)
 
     def _sh(self, name: str, script: str, timeout: float = 30.0) -> str:
@@ -882,13 +901,17 @@ class Lab:
             self._closed = True
             errors = []
             if self._libvirtd_running():
+                def destroy(dom):
+                    try:
+                        dom.destroy()
+                    except libvirt.libvirtError:
+                        pass
+
                 try:
-                    conn = self.conn
-                    for dom in conn.listAllDomains():
-                        try:
-                            dom.destroy()
-                        except libvirt.libvirtError:
-                            pass
+                    doms = self.conn.listAllDomains()
+                    if doms:
+                        with concurrent.futures.ThreadPoolExecutor(len(doms)) as pool:
+                            list(pool.map(destroy, doms))
                 except libvirt.libvirtError:
                     pass
                 try:
