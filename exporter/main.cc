@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
     spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     break;
   }
-  app.Stop();
+  app.Stop(/*close_http=*/false);
   spdlog::info("stopped");
   spdlog::shutdown();
   // Collector threads blocked in libvirt calls cannot be joined; leave

@@ -106,11 +106,13 @@ Status App::Reload() {
   return Status::Ok();
 }
 
-bool App::Stop() {
-  http_.reset();
-  if (!poller_) return true;
-  poller_->Stop();
-  return true;
+void App::Stop(bool close_http) {
+  if (close_http) {
+    // civetweb's mg_stop waits for its master thread's poll period (up to
+    // about a second); main skips it at exit, where the kernel closes the socket.
+    http_.reset();
+  }
+  if (poller_) poller_->Stop();
 }
 
 std::vector<int> App::ListeningPorts() const {

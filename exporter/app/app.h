@@ -31,9 +31,8 @@ class App {
   Status Start();
   // Re-reads the configuration; on error the running one is kept.
   Status Reload();
-  // Stops the HTTP server and the poller. Returns false when a collector
-  // thread is stuck (in a libvirt call) and could not be joined.
-  bool Stop();
+  // Stops the poller and (with close_http) the HTTP server.
+  void Stop(bool close_http = true);
 
   std::vector<int> ListeningPorts() const;
   const SnapshotHolder& snapshots() const { return snapshots_; }

@@ -158,7 +158,9 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
   snap->libvirt_connected = libvirt_connected_;
   snap->reload = reload_;
   const auto host = HostReferenceLocked();
-  const std::optional<double> host_offset = host ? host->offset_s : std::nullopt;
+  // host - UTC in seconds, when the host's own offset is known.
+  const bool have_host_offset = host.has_value() && host->offset_s.has_value();
+  const double host_offset_s = have_host_offset ? *host->offset_s : 0.0;
 
   snap->vms.reserve(vms_.size());
   for (const auto& [uuid, vm] : vms_) {
@@ -171,7 +173,7 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
     if (!vm.samples.empty()) {
       v.last_sample = vm.samples.back();
       v.rtt_s = vm.rtt_s;
-      if (host_offset) v.utc_offset_s = vm.samples.back().offset_s + *host_offset;
+      if (have_host_offset) v.utc_offset_s = vm.samples.back().offset_s + host_offset_s;
     }
     v.steps_total = vm.steps_total;
     v.guest = vm.guest;

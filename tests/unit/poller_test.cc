@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "exporter/exposition/snapshot_holder.h"
 #include "exporter/poller/poller.h"
 #include "exporter/poller/schedule.h"
 
