@@ -1,0 +1,449 @@
+// Scenario table for the scoring engine: named situations from DESIGN.md
+// ("why guest clocks go wrong") with the expected score range and the exact
+// set of active reasons. Histories are synthetic with fixed timestamps
+// (tests/unit/scoring_history_builder.h); nothing reads a clock.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+#include <optional>
+#include <ostream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "scoring/score.h"
+#include "tests/unit/scoring_history_builder.h"
+
+namespace vmtime::scoring {
+namespace {
+
+using testing::HistoryBuilder;
+
+GuestSyncStatus Guest(SyncState state, std::optional<int> stratum,
+                      LeapStatus leap = LeapStatus::kNormal) {
+  GuestSyncStatus g;
+  g.state = state;
+  g.stratum = stratum;
+  g.leap = leap;
+  g.measured_mono_ns = HistoryBuilder::kMonoOrigin;
+  return g;
+}
+
+HostReference Host(SyncState state, std::optional<int> stratum, std::optional<double> offset_s) {
+  HostReference h;
+  h.state = state;
+  h.stratum = stratum;
+  h.offset_s = offset_s;
+  h.root_distance_s = 0.002;
+  return h;
+}
+
+const GuestSyncStatus kGuestOk = Guest(SyncState::kSynchronised, 3);
+const HostReference kHostOk = Host(SyncState::kSynchronised, 2, 0.0);
+
+struct Scenario {
+  std::string name;
+  HistoryBuilder history;
+  double now_after_last_s = 5;  // evaluation time relative to the newest sample
+  bool agent_reachable = true;
+  bool running = true;
+  std::optional<GuestSyncStatus> guest = kGuestOk;
+  std::optional<HostReference> host = kHostOk;
+  double min_score = 0;
+  double max_score = 100;
+  std::set<Reason> reasons;
+  // Extra checks on the result (components, detector outputs).
+  std::function<void(const ScoreResult&)> check;
+};
+
+// gtest prints the scenario's name instead of its bytes.
+void PrintTo(const Scenario& s, std::ostream* os) { *os << s.name; }
+
+double Comp(const ScoreResult& r, Component c) { return r.components[static_cast<int>(c)]; }
+
+std::vector<Scenario> Scenarios() {
+  using R = Reason;
+  std::vector<Scenario> v;
+  auto add = [&v](Scenario s) { v.push_back(std::move(s)); };
+
+  add({.name = "healthy",
+       .history = HistoryBuilder(0.002).Steady(64),
+       .min_score = 99.9,
+       .max_score = 100,
+       .reasons = {},
+       .check = [](const ScoreResult& r) {
+         ASSERT_TRUE(r.drift.has_value());
+         EXPECT_NEAR(r.drift->ratio, 0, 1e-9);
+         EXPECT_FALSE(r.clock_stopped);
+         EXPECT_NEAR(*r.offset_used_s, 0.002, 1e-9);
+       }});
+  add({.name = "missing_optional_data",
+       .history = HistoryBuilder(0.002).Steady(64),
+       .guest = std::nullopt,
+       .host = std::nullopt,
+       .min_score = 88,
+       .max_score = 92,
+       .reasons = {},
+       .check = [](const ScoreResult& r) {
+         EXPECT_DOUBLE_EQ(Comp(r, Component::kSyncState), 0.5);
+         EXPECT_DOUBLE_EQ(Comp(r, Component::kStratum), 1);
+         EXPECT_DOUBLE_EQ(Comp(r, Component::kHostReference), 0.5);
+       }});
+  add({.name = "fresh_boot_one_second_off_no_guest_status",
+       .history = HistoryBuilder(-0.9).Steady(2),
+       .guest = std::nullopt,
+       .min_score = 85,
+       .max_score = 95,
+       .reasons = {},
+       .check = [](const ScoreResult& r) { EXPECT_FALSE(r.drift.has_value()); }});
+  add({.name = "offset_29s",
+       .history = HistoryBuilder(29).Steady(64),
+       .min_score = 80,
+       .max_score = 88,
+       .reasons = {},
+       .check = nullptr});
+  add({.name = "offset_31s",
+       .history = HistoryBuilder(31).Steady(64),
+       .min_score = 78,
+       .max_score = 86,
+       .reasons = {R::kOffsetHigh},
+       .check = nullptr});
+  add({.name = "offset_minus_31s",
+       .history = HistoryBuilder(-31).Steady(64),
+       .min_score = 78,
+       .max_score = 86,
+       .reasons = {R::kOffsetHigh},
+       .check = nullptr});
+  add({.name = "offset_just_under_5min",
+       .history = HistoryBuilder(299).Steady(64),
+       .min_score = 60,
+       .max_score = 75,
+       .reasons = {R::kOffsetHigh},
+       .check = nullptr});
+  add({.name = "offset_5min",
+       .history = HistoryBuilder(301).Steady(64),
+       .min_score = 15,
+       .max_score = 20,
+       .reasons = {R::kOffsetHigh, R::kOffsetCritical},
+       .check = nullptr});
+  add({.name = "offset_15min",
+       .history = HistoryBuilder(-900).Steady(64),
+       .min_score = 15,
+       .max_score = 20,
+       .reasons = {R::kOffsetHigh, R::kOffsetCritical},
+       .check = [](const ScoreResult& r) { EXPECT_EQ(Comp(r, Component::kOffset), 0); }});
+  add({.name = "utc_offset_used_when_host_offset_known",
+       .history = HistoryBuilder(0.5).Steady(64),
+       .host = Host(SyncState::kSynchronised, 2, 40.0),  // host 40 s ahead of UTC
+       .min_score = 75,
+       .max_score = 86,
+       .reasons = {R::kOffsetHigh},
+       .check = [](const ScoreResult& r) { EXPECT_NEAR(*r.offset_used_s, 40.5, 1e-9); }});
+  add({.name = "utc_offset_cancels_host_offset",
+       .history = HistoryBuilder(40).Steady(64),
+       .host = Host(SyncState::kSynchronised, 2, -39.95),  // guest follows a slow host
+       .min_score = 99,
+       .max_score = 100,
+       .reasons = {},
+       .check = [](const ScoreResult& r) { EXPECT_NEAR(*r.offset_used_s, 0.05, 1e-9); }});
+  add({.name = "clock_stopped",
+       .history = HistoryBuilder(0.001).Steady(20).Stopped(1),
+       .min_score = 5,
+       .max_score = 10,
+       .reasons = {R::kClockStopped},
+       .check = [](const ScoreResult& r) {
+         EXPECT_TRUE(r.clock_stopped);
+         EXPECT_EQ(r.steps_in_window.forward + r.steps_in_window.backward, 0);
+         EXPECT_LT(Comp(r, Component::kStability), 1);
+       }});
+  add({.name = "clock_stopped_for_two_minutes",
+       .history = HistoryBuilder(0.001).Steady(20).Stopped(8),
+       .min_score = 0,
+       .max_score = 10,
+       .reasons = {R::kClockStopped, R::kOffsetHigh},
+       .check = [](const ScoreResult& r) {
+         EXPECT_TRUE(r.clock_stopped);
+         EXPECT_EQ(Comp(r, Component::kStability), 0);  // repeated
+       }});
+  add({.name = "clock_stopped_on_paused_domain_not_flagged",
+       .history = HistoryBuilder(0.001).Steady(20).Stopped(1),
+       .running = false,
+       .min_score = 90,
+       .max_score = 100,
+       .reasons = {},
+       .check = [](const ScoreResult& r) { EXPECT_FALSE(r.clock_stopped); }});
+  add({.name = "step_backward_8min",
+       .history = HistoryBuilder(0.001).Steady(20).Step(-480).Steady(10),
+       .min_score = 15,
+       .max_score = 20,
+       .reasons = {R::kStepBackward, R::kOffsetHigh, R::kOffsetCritical},
+       .check = [](const ScoreResult& r) {
+         EXPECT_EQ(r.steps_in_window.backward, 1);
+         EXPECT_LE(Comp(r, Component::kStability), 0.34);
+         ASSERT_TRUE(r.drift.has_value());
+         EXPECT_NEAR(r.drift->ratio, 0, 1e-6);  // the step does not read as drift
+       }});
+  add({.name = "step_backward_2s",
+       .history = HistoryBuilder(0.001).Steady(20).Step(-2).Steady(10),
+       .min_score = 90,
+       .max_score = 98,
+       .reasons = {R::kStepBackward},
+       .check = [](const ScoreResult& r) { EXPECT_LE(Comp(r, Component::kStability), 0.34); }});
+  add({.name = "forward_step_after_resume",
+       // Paused 10 minutes (guest clock frozen), resumed 10 min behind, then
+       // the guest's daemon stepped it forward.
+       .history = HistoryBuilder(0.001).Steady(20).Pause(600).Steady(1).Step(600).Steady(5),
+       .min_score = 90,
+       .max_score = 99,
+       .reasons = {R::kStepForward},
+       .check = [](const ScoreResult& r) {
+         EXPECT_EQ(r.steps_in_window.forward, 1);
+         EXPECT_EQ(r.steps_in_window.backward, 0);  // the pause is a stop, not a step
+         EXPECT_FALSE(r.clock_stopped);
+       }});
+  add({.name = "resumed_not_yet_corrected",
+       .history = HistoryBuilder(0.001).Steady(20).Pause(600).Steady(2),
+       .min_score = 15,
+       .max_score = 20,
+       .reasons = {R::kOffsetHigh, R::kOffsetCritical},
+       .check = nullptr});
+  add({.name = "repeated_steps",
+       .history = HistoryBuilder(0.001)
+                      .Steady(5)
+                      .Step(2)
+                      .Steady(3)
+                      .Step(-2)
+                      .Steady(3)
+                      .Step(2)
+                      .Steady(3)
+                      .Step(-2)
+                      .Steady(3),
+       .min_score = 90,
+       .max_score = 96,
+       .reasons = {R::kStepForward, R::kStepBackward},
+       .check = [](const ScoreResult& r) {
+         EXPECT_EQ(r.steps_in_window.forward, 2);
+         EXPECT_EQ(r.steps_in_window.backward, 2);
+         EXPECT_EQ(Comp(r, Component::kStability), 0);
+       }});
+  add({.name = "step_older_than_drift_window_ignored",
+       .history = HistoryBuilder(0.5).Steady(10).Step(-0.49).Steady(250),  // 250 * 15 s > 1 h
+       .min_score = 99.9,
+       .max_score = 100,
+       .reasons = {},
+       .check = [](const ScoreResult& r) {
+         EXPECT_EQ(r.steps_in_window.backward, 0);
+         EXPECT_EQ(Comp(r, Component::kStability), 1);
+       }});
+  add({.name = "drift_2_3s_per_day",
+       .history = HistoryBuilder(0).Drift(2.3 / 86400).Steady(64),
+       .min_score = 99.5,
+       .max_score = 100,
+       .reasons = {},
+       .check = [](const ScoreResult& r) {
+         ASSERT_TRUE(r.drift.has_value());
+         EXPECT_NEAR(r.drift->ratio, 2.3 / 86400, 1e-8);
+         EXPECT_EQ(Comp(r, Component::kDrift), 1);
+       }});
+  add({.name = "drift_500ppm",
+       .history = HistoryBuilder(0).Drift(500e-6).Steady(240),
+       .min_score = 80,
+       .max_score = 86,
+       .reasons = {R::kDriftHigh},
+       .check = [](const ScoreResult& r) {
+         ASSERT_TRUE(r.drift.has_value());
+         EXPECT_NEAR(r.drift->ratio, 500e-6, 1e-8);
+         EXPECT_LT(Comp(r, Component::kDrift), 0.01);
+       }});
+  add({.name = "millisecond_noise_on_short_history_is_not_drift",
+       .history = HistoryBuilder(0)
+                      .Steady(1)
+                      .Jitter(-0.003)
+                      .Steady(1)
+                      .Jitter(0.003)
+                      .Steady(1)
+                      .Jitter(-0.003)
+                      .Steady(1)
+                      .Jitter(0.003),
+       .min_score = 99,
+       .max_score = 100,
+       .reasons = {},
+       .check = [](const ScoreResult& r) {
+         ASSERT_TRUE(r.drift.has_value());
+         EXPECT_GT(r.drift->ratio, 50e-6);          // raw slope is above drift_full_ratio...
+         EXPECT_EQ(Comp(r, Component::kDrift), 1);  // ...but not significant
+       }});
+  add({.name = "guest_stratum_4",
+       .history = HistoryBuilder(0.001).Steady(64),
+       .guest = Guest(SyncState::kSynchronised, 4),
+       .min_score = 99.9,
+       .max_score = 100,
+       .reasons = {},
+       .check = nullptr});
+  add({.name = "guest_stratum_6",
+       .history = HistoryBuilder(0.001).Steady(64),
+       .guest = Guest(SyncState::kSynchronised, 6),
+       .min_score = 95,
+       .max_score = 98,
+       .reasons = {R::kStratumHigh},
+       .check = nullptr});
+  add({.name = "guest_stratum_10",
+       .history = HistoryBuilder(0.001).Steady(64),
+       .guest = Guest(SyncState::kSynchronised, 10),
+       .min_score = 88,
+       .max_score = 91,
+       .reasons = {R::kStratumHigh},
+       .check = [](const ScoreResult& r) { EXPECT_EQ(Comp(r, Component::kStratum), 0); }});
+  add({.name = "guest_stratum_16",
+       .history = HistoryBuilder(0.001).Steady(64),
+       .guest = Guest(SyncState::kSynchronised, 16),
+       .min_score = 73,
+       .max_score = 77,
+       .reasons = {R::kUnsynchronised},
+       .check = nullptr});
+  add({.name = "guest_unsynchronised",
+       .history = HistoryBuilder(0.001).Steady(64),
+       .guest = Guest(SyncState::kUnsynchronised, std::nullopt),
+       .min_score = 73,
+       .max_score = 77,
+       .reasons = {R::kUnsynchronised},
+       .check = [](const ScoreResult& r) { EXPECT_EQ(Comp(r, Component::kSyncState), 0); }});
+  add({.name = "guest_leap_unsynchronised",
+       .history = HistoryBuilder(0.001).Steady(64),
+       .guest = Guest(SyncState::kUnknown, 3, LeapStatus::kUnsynchronised),
+       .min_score = 73,
+       .max_score = 77,
+       .reasons = {R::kUnsynchronised},
+       .check = nullptr});
+  add({.name = "guest_leap_insert_pending",
+       .history = HistoryBuilder(0.001).Steady(64),
+       .guest = Guest(SyncState::kSynchronised, 2, LeapStatus::kInsertSecond),
+       .min_score = 99.9,
+       .max_score = 100,
+       .reasons = {R::kLeapPending},
+       .check = nullptr});
+  add({.name = "guest_status_unknown",
+       .history = HistoryBuilder(0.001).Steady(64),
+       .guest = Guest(SyncState::kUnknown, std::nullopt, LeapStatus::kUnknown),
+       .min_score = 92,
+       .max_score = 93,
+       .reasons = {},
+       .check = nullptr});
+  add({.name = "stale_samples",
+       .history = HistoryBuilder(0.001).Steady(64),
+       .now_after_last_s = 100,  // 6.7 poll intervals
+       .min_score = 93,
+       .max_score = 95,
+       .reasons = {R::kStale},
+       .check = [](const ScoreResult& r) { EXPECT_DOUBLE_EQ(r.freshness_age_s, 100); }});
+  add({.name = "stale_and_agent_unreachable",
+       .history = HistoryBuilder(0.001).Steady(64),
+       .now_after_last_s = 600,
+       .agent_reachable = false,
+       .min_score = 45,
+       .max_score = 50,
+       .reasons = {R::kStale, R::kAgentUnreachable},
+       .check = [](const ScoreResult& r) { EXPECT_EQ(Comp(r, Component::kFreshness), 0); }});
+  add({.name = "agent_unreachable_with_fresh_sample",
+       .history = HistoryBuilder(0.001).Steady(64),
+       .agent_reachable = false,
+       .min_score = 99,
+       .max_score = 100,
+       .reasons = {R::kAgentUnreachable},
+       .check = nullptr});
+  add({.name = "host_unsynchronised",
+       .history = HistoryBuilder(0.001).Steady(64),
+       .host = Host(SyncState::kUnsynchronised, std::nullopt, std::nullopt),
+       .min_score = 94,
+       .max_score = 96,
+       .reasons = {R::kHostUnsynchronised},
+       .check = nullptr});
+  add({.name = "host_local_clock_stratum_10",
+       .history = HistoryBuilder(0.001).Steady(64),
+       .host = Host(SyncState::kSynchronised, 10, 0.0),
+       .min_score = 94,
+       .max_score = 96,
+       .reasons = {R::kHostUnsynchronised},
+       .check = nullptr});
+  add({.name = "host_state_unknown",
+       .history = HistoryBuilder(0.001).Steady(64),
+       .host = Host(SyncState::kUnknown, std::nullopt, std::nullopt),
+       .min_score = 97,
+       .max_score = 98,
+       .reasons = {},
+       .check = nullptr});
+  add({.name = "no_data",
+       .history = HistoryBuilder(0),
+       .agent_reachable = true,
+       .min_score = 0,
+       .max_score = 30,
+       .reasons = {R::kNoData},
+       .check = [](const ScoreResult& r) {
+         EXPECT_FALSE(r.offset_used_s.has_value());
+         EXPECT_FALSE(r.drift.has_value());
+       }});
+  add({.name = "no_data_agent_unreachable_nothing_optional",
+       .history = HistoryBuilder(0),
+       .agent_reachable = false,
+       .guest = std::nullopt,
+       .host = std::nullopt,
+       .min_score = 0,
+       .max_score = 20,
+       .reasons = {R::kNoData, R::kAgentUnreachable},
+       .check = nullptr});
+  return v;
+}
+
+class ScoringScenario : public ::testing::TestWithParam<Scenario> {};
+
+TEST_P(ScoringScenario, ScoreAndReasons) {
+  const Scenario& s = GetParam();
+  VmInput in;
+  in.samples = s.history.samples();
+  in.running = s.running;
+  in.agent_reachable = s.agent_reachable;
+  in.guest = s.guest;
+  in.host = s.host;
+  in.now_mono_ns = s.history.MonoAfterLast(s.now_after_last_s);
+  in.poll_interval_s = 15;
+  const ScoreResult r = Score(in, Params{});
+
+  EXPECT_GE(r.score, s.min_score);
+  EXPECT_LE(r.score, s.max_score);
+  std::set<Reason> got(r.reasons.begin(), r.reasons.end());
+  std::string got_names;
+  for (Reason x : r.reasons) got_names += std::string(ReasonName(x)) + " ";
+  EXPECT_EQ(got, s.reasons) << "reasons: " << got_names;
+  EXPECT_EQ(got.size(), r.reasons.size()) << "duplicate reasons";
+  EXPECT_TRUE(std::is_sorted(r.reasons.begin(), r.reasons.end()));
+  for (double c : r.components) {
+    EXPECT_GE(c, 0);
+    EXPECT_LE(c, 1);
+  }
+  if (s.check) s.check(r);
+  if (::testing::Test::HasFailure()) {
+    std::string comps;
+    for (int i = 0; i < kComponentCount; ++i) {
+      comps += std::string(ComponentName(static_cast<Component>(i))) + "=" +
+               std::to_string(r.components[i]) + " ";
+    }
+    ADD_FAILURE() << s.name << ": score " << r.score << " components " << comps;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, ScoringScenario, ::testing::ValuesIn(Scenarios()),
+                         [](const ::testing::TestParamInfo<Scenario>& info) {
+                           return info.param.name;
+                         });
+
+TEST(ScoringScenarioTable, HasAtLeast25DistinctCases) {
+  const auto v = Scenarios();
+  std::set<std::string> names;
+  for (const auto& s : v) names.insert(s.name);
+  EXPECT_GE(v.size(), 25u);
+  EXPECT_EQ(names.size(), v.size());
+}
+
+}  // namespace
+}  // namespace vmtime::scoring
