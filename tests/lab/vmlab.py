@@ -444,8 +444,7 @@ class Lab:
                 'unix_sock_rw_perms = "0770"\n'
                 'auth_unix_rw = "none"\n'
                 'auth_unix_ro = "none"\n'
-                f'log_outputs = "3:file:{self.libvirtd_log()}"\n'
-                "keepalive_interval = -1\n")
+                f'log_outputs = "3:file:{self.libvirtd_log()}"\n')
         with open(self._path("etc", "qemu.conf"), "w") as f:
             f.write(
                 "# vmlab private QEMU driver\n"
