@@ -4,6 +4,7 @@
 // refused connections) is exercised end to end in tests/e2e/test_zabbix.py.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -264,6 +265,11 @@ TEST(IsKnownKey, AcceptsEveryDocumentedKey) {
   for (const std::string& k : KnownKeys()) {
     if (k.find('<') != std::string::npos) continue;
     EXPECT_TRUE(IsKnownKey(k)) << k;
+  }
+  // Every key the template uses is listed (the list is what --help prints).
+  for (const char* k : {"score", "effective_offset", "offset", "utc_offset", "uncertainty", "drift",
+                        "stopped", "agent_up", "agent_rtt", "state", "reasons", "steps_backward"}) {
+    EXPECT_NE(std::find(KnownKeys().begin(), KnownKeys().end(), k), KnownKeys().end()) << k;
   }
   EXPECT_TRUE(IsKnownKey("component.host_reference"));
   EXPECT_TRUE(IsKnownKey("reason.host_unsynchronised"));

@@ -159,12 +159,31 @@ std::string DiscoveryJson(const json& doc) {
 }
 
 const std::vector<std::string>& KnownKeys() {
-  static const std::vector<std::string> kKeys = {
-      "score",      "offset",        "utc_offset",         "uncertainty",    "drift",
-      "stopped",    "agent_up",      "agent_error",        "agent_rtt",      "state",
-      "reasons",    "reasons_count", "steps_forward",      "steps_backward", "last_sample",
-      "sample_age", "guest_daemon",  "guest_synchronized", "guest_stratum",  "guest_leap_status",
-      "uuid",       "name",          "component.<name>",   "reason.<name>"};
+  static const std::vector<std::string> kKeys = {"score",
+                                                 "effective_offset",
+                                                 "offset",
+                                                 "utc_offset",
+                                                 "uncertainty",
+                                                 "drift",
+                                                 "stopped",
+                                                 "agent_up",
+                                                 "agent_error",
+                                                 "agent_rtt",
+                                                 "state",
+                                                 "reasons",
+                                                 "reasons_count",
+                                                 "steps_forward",
+                                                 "steps_backward",
+                                                 "last_sample",
+                                                 "sample_age",
+                                                 "guest_daemon",
+                                                 "guest_synchronized",
+                                                 "guest_stratum",
+                                                 "guest_leap_status",
+                                                 "uuid",
+                                                 "name",
+                                                 "component.<name>",
+                                                 "reason.<name>"};
   return kKeys;
 }
 
