@@ -139,13 +139,19 @@ def _ensure_host_prereqs() -> None:
     and the bind mounts need their mount points."""
     for _, host_path in _BIND_DIRS:
         os.makedirs(host_path, exist_ok=True)
-    if subprocess.run(["getent", "group", "libvirt-qemu"], capture_output=True, timeout=10).returncode:
-        subprocess.run(["groupadd", "--system", "libvirt-qemu"], check=True, timeout=30)
-    if subprocess.run(["getent", "passwd", "libvirt-qemu"], capture_output=True, timeout=10).returncode:
-        subprocess.run(
-            ["useradd", "--system", "-g", "libvirt-qemu", "-d", "/var/lib/libvirt",
-             "-s", "/usr/sbin/nologin", "libvirt-qemu"],
-            check=True, timeout=30)
+
+    def exists(db):
+        return subprocess.run(["getent", db, "libvirt-qemu"], capture_output=True,
+                              timeout=10).returncode == 0
+
+    for db, cmd in (("group", ["groupadd", "--system", "libvirt-qemu"]),
+                    ("passwd", ["useradd", "--system", "-g", "libvirt-qemu", "-d",
+                                "/var/lib/libvirt", "-s", "/usr/sbin/nologin", "libvirt-qemu"])):
+        if not exists(db):
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            # Another lab may have created it meanwhile.
+            if r.returncode != 0 and not exists(db):
+                raise LabError(f"{' '.join(cmd)} failed: {r.stderr.strip()}")
 
 
 _REQUIRED_TOOLS = ("unshare", "libvirtd", "qemu-system-x86_64", "cpio", "getent")
