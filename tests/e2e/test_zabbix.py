@@ -83,10 +83,8 @@ def all_triggers(tname):
     doc = template_doc()
     t = templates()[tname]
     out = [tr for tr in doc.get("triggers", []) if f"/{tname}/" in tr["expression"]]
-    for kind, i in all_items(t):
+    for kind, i in all_items(t):  # items, prototypes and the rules themselves
         out += i.get("triggers", []) + i.get("trigger_prototypes", [])
-    for rule in t.get("discovery_rules", []):
-        out += rule.get("trigger_prototypes", [])
     return out
 
 
