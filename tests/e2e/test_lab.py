@@ -190,12 +190,28 @@ def test_hung_agent_fails_get_time_after_agent_timeout(lab):
     assert dom.getTime()["seconds"] > 0
 
 
+def test_hang_agent_for_good_then_destroy(lab):
+    lab.set_agent_timeout(UNR, 2)
+    lab.hang_agent(UNR)
+    dom = lab.domain(UNR)
+    for _ in range(2):  # stays hung; every call fails after the agent timeout
+        t0 = time.monotonic()
+        with pytest.raises(libvirt.libvirtError, match="not responding"):
+            dom.getTime()
+        assert time.monotonic() - t0 < 8
+    pid = lab.qemu_pid(UNR)
+    lab.destroy(UNR)
+    assert UNR not in [d.name() for d in lab.conn.listAllDomains()]
+    assert not vmlab._pid_alive(pid)
+    assert lab.qemu_pid(UNR) is None
+
+
 def test_second_lab_coexists_and_closes_cleanly(lab, tmp_path):
     other = vmlab.Lab(workdir=str(tmp_path / "other"), guests=0)
     try:
         assert other.uri != lab.uri
         assert other.conn.listAllDomains() == []
-        assert len(lab.conn.listAllDomains()) == 3
+        assert len(lab.conn.listAllDomains()) == 2  # UNR was destroyed
         pid = other.libvirtd_pid
         assert vmlab._pid_alive(pid)
     finally:
