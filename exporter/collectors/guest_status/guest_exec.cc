@@ -122,6 +122,21 @@ GuestOsFamily ParseOsInfoReply(const std::string& reply_json) {
   return GuestOsFamily::kUnknown;
 }
 
+bool ReapGuestExec(GuestAgent& agent, const std::string& uuid, int64_t pid, int timeout_s) {
+  const std::string req =
+      json{{"execute", "guest-exec-status"}, {"arguments", {{"pid", pid}}}}.dump();
+  auto reply = agent.Command(uuid, req, std::max(1, timeout_s));
+  if (!reply) {
+    // qemu-ga forgets a pid once its exit was reported or the agent
+    // restarted: "Invalid parameter 'pid'". Anything else: still unknown.
+    return Lower(reply.error().message).find("invalid parameter") != std::string::npos;
+  }
+  auto st = ReturnOf(*reply, "guest-exec-status");
+  if (!st || !st->is_object()) return false;
+  auto exited = st->find("exited");
+  return exited != st->end() && exited->is_boolean() && exited->get<bool>();
+}
+
 GuestExecOutcome RunGuestExec(GuestAgent& agent, const std::string& uuid,
                               const GuestCommand& command, const ExecLimits& limits,
                               const Clock& clock, const Sleeper& sleep, std::stop_token stop) {
@@ -149,8 +164,10 @@ GuestExecOutcome RunGuestExec(GuestAgent& agent, const std::string& uuid,
   while (true) {
     remaining = limits.deadline_mono_ns - clock.MonotonicNs();
     if (remaining <= 0) {
-      return Failed(Kind::kTimeout, what + ": still running at the deadline (pid " +
-                                        std::to_string(pid) + " in the guest)");
+      GuestExecOutcome o = Failed(Kind::kTimeout, what + ": still running at the deadline (pid " +
+                                                      std::to_string(pid) + " in the guest)");
+      o.pid = pid;
+      return o;
     }
     if (stop.stop_requested()) return Failed(Kind::kFailed, what + ": exporter shutting down");
     auto reply = agent.Command(uuid, status_req, CallTimeoutS(remaining));

@@ -34,7 +34,13 @@ struct GuestExecOutcome {
   bool out_truncated = false;  // by the agent or by max_output_bytes
   bool err_truncated = false;
   std::string message;  // for kNotFound/kTimeout/kFailed: what happened
+  int64_t pid = -1;     // guest pid once started (kept on kTimeout: it still runs)
 };
+
+// One guest-exec-status poll of a process left running by an earlier
+// timeout: true when it has exited (or the agent no longer knows it), so
+// another command may start.
+bool ReapGuestExec(GuestAgent& agent, const std::string& uuid, int64_t pid, int timeout_s);
 
 struct ExecLimits {
   int64_t deadline_mono_ns = 0;  // host monotonic

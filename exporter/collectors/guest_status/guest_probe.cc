@@ -103,6 +103,20 @@ GuestStatusObservation ProbeGuest(GuestAgent& agent, const std::string& uuid,
     return finish(std::move(obs));
   };
 
+  if (memory.stuck_pid) {
+    const GuestCommand& cmd =
+        GetGuestCommand(memory.stuck_command.value_or(GuestCommandId::kChronycTracking));
+    int timeout_s = std::max(1, static_cast<int>(std::ceil(options.exec_timeout_s)));
+    if (!ReapGuestExec(agent, uuid, *memory.stuck_pid, timeout_s)) {
+      return failure(std::string(cmd.daemon), GuestStatusError::kTimeout,
+                     std::string(cmd.display) + ": an earlier run (pid " +
+                         std::to_string(*memory.stuck_pid) +
+                         ") is still running in the guest; not starting another");
+    }
+    memory.stuck_pid.reset();
+    memory.stuck_command.reset();
+  }
+
   if (!memory.os_known) {
     int timeout_s = std::max(1, static_cast<int>(std::ceil(options.exec_timeout_s)));
     auto reply = agent.Command(uuid, R"({"execute":"guest-get-osinfo"})", timeout_s);
@@ -140,6 +154,10 @@ GuestStatusObservation ProbeGuest(GuestAgent& agent, const std::string& uuid,
         continue;
       case Kind::kTimeout:
         memory.preferred.reset();
+        if (outcome.pid >= 0) {
+          memory.stuck_pid = outcome.pid;
+          memory.stuck_command = id;
+        }
         return failure(std::string(cmd.daemon), GuestStatusError::kTimeout, outcome.message);
       case Kind::kFailed:
         // The agent itself failed (not responding, guest-exec disabled...):

@@ -10,7 +10,10 @@
 // talk to daemon") move on to the next command; if none is left the guest
 // has no daemon: state unknown, error "no_daemon: ...". A command that runs
 // past exec_timeout_s stops the probe (error "timeout: ..."), so one slow
-// guest costs at most one deadline per round.
+// guest costs at most one deadline per round, and is remembered: the next
+// probe first checks (one guest-exec-status) that it has exited and starts
+// nothing while it still runs, so a guest never has two of our commands
+// running at once.
 #pragma once
 
 #include <optional>
@@ -43,6 +46,10 @@ struct ProbeMemory {
   bool os_known = false;
   GuestOsFamily os = GuestOsFamily::kUnknown;
   std::optional<GuestCommandId> preferred;  // the command that worked last
+  // A command that outlived its deadline still runs in the guest: no new
+  // guest-exec for this guest until a status poll shows it has exited.
+  std::optional<int64_t> stuck_pid;
+  std::optional<GuestCommandId> stuck_command;
 };
 
 // Commands to try for a guest of this OS family: `preferred` first (when

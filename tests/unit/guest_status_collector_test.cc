@@ -1,0 +1,638 @@
+// guest_status logic with a scripted fake guest agent: the guest-exec
+// polling loop (deadline on FakeClock, no sleeps), command selection by OS
+// and by what the guest has, error naming, the collector's scheduling
+// (one guest-exec per guest, bounded concurrency, only running domains)
+// and the error metric.
+#include "exporter/collectors/guest_status/guest_status_collector.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "exporter/collectors/guest_status/guest_exec.h"
+#include "exporter/collectors/guest_status/guest_probe.h"
+#include "exporter/exposition/guest_status_metrics.h"
+
+namespace vmtime::guest_status {
+namespace {
+
+using nlohmann::json;
+using scoring::SyncState;
+
+std::string B64(std::string_view in) {
+  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (unsigned char c : in) {
+    acc = (acc << 8) | c;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out += k[(acc >> bits) & 63];
+    }
+  }
+  if (bits > 0) out += k[(acc << (6 - bits)) & 63];
+  while (out.size() % 4) out += '=';
+  return out;
+}
+
+constexpr const char* kLinuxOsInfo =
+    R"({"return":{"kernel-release":"6.1.0-56-cloud-amd64","machine":"x86_64"}})";
+constexpr const char* kWindowsOsInfo =
+    R"({"return":{"id":"mswindows","name":"Microsoft Windows","kernel-version":"10.0"}})";
+constexpr const char* kLocal10 =
+    "7F7F0101,,10,1795587642.416782969,0.000000000,0.000000000,0.000000000,0.000,0.000,0.000,"
+    "0.000000000,0.000000000,0.0,Normal\n";
+constexpr const char* kUnsynced =
+    "00000000,,0,0.000000000,0.000000000,0.000000000,0.000000000,0.000,0.000,0.000,1.000000000,"
+    "1.000000000,0.0,Not synchronised\n";
+
+// A program as the fake guest runs it.
+struct Program {
+  int exit_code = 0;
+  std::string out;
+  std::string err;
+  int polls_before_exit = 0;  // guest-exec-status replies with exited=false first
+  bool never_exits = false;
+  bool agent_truncated = false;
+};
+
+struct FakeGuest {
+  std::string os_info = kLinuxOsInfo;
+  std::map<std::string, Program> programs;  // by path; others are "not installed"
+  bool agent_down = false;
+};
+
+// Speaks the guest agent protocol for a set of fake guests. Thread-safe.
+class FakeAgent : public GuestAgent {
+ public:
+  Result<std::string> Command(const std::string& uuid, const std::string& text,
+                              int timeout_s) override {
+    json req = json::parse(text);
+    std::string cmd = req["execute"];
+    std::unique_lock lock(mu_);
+    // Concurrent calls, per guest and in total, while this one is inside.
+    active_[uuid]++;
+    active_total_++;
+    max_per_guest = std::max(max_per_guest, active_[uuid]);
+    max_total = std::max(max_total, active_total_);
+    struct Leave {
+      FakeAgent* self;
+      std::string uuid;
+      ~Leave() {
+        self->active_[uuid]--;
+        self->active_total_--;
+      }
+    } leave{this, uuid};  // runs with mu_ held (destroyed before `lock`)
+    calls.push_back(uuid + " " + cmd);
+    timeouts.push_back(timeout_s);
+    auto g = guests.find(uuid);
+    if (g == guests.end()) return Error{"no domain with uuid " + uuid};
+    if (g->second.agent_down) return Error{"Guest agent is not responding: timeout"};
+    if (cmd == "guest-get-osinfo") return g->second.os_info;
+    if (cmd == "guest-exec") {
+      std::string path = req["arguments"]["path"];
+      std::vector<std::string> args = req["arguments"]["arg"];
+      EXPECT_TRUE(req["arguments"]["capture-output"].get<bool>());
+      execs.push_back(uuid + " " + path);
+      auto p = g->second.programs.find(path);
+      if (p == g->second.programs.end()) {
+        return Error{
+            "internal error: unable to execute QEMU agent command 'guest-exec': Guest "
+            "agent command failed, error was 'Failed to execute child process \xe2\x80\x9c" +
+            path + "\xe2\x80\x9d (No such file or directory)'"};
+      }
+      int pid = next_pid_++;
+      running_[pid] = {uuid, p->second, 0};
+      if (hold_execs) {  // keep the exec "running" until released
+        cv_.wait(lock, [&] { return !hold_execs; });
+      }
+      return json{{"return", {{"pid", pid}}}}.dump();
+    }
+    if (cmd == "guest-exec-status") {
+      int pid = req["arguments"]["pid"];
+      auto r = running_.find(pid);
+      if (r == running_.end()) return Error{"Invalid parameter 'pid'"};
+      Run& run = r->second;
+      if (run.program.never_exits || run.polls < run.program.polls_before_exit) {
+        run.polls++;
+        return json{{"return", {{"exited", false}}}}.dump();
+      }
+      json ret = {{"exited", true}, {"exitcode", run.program.exit_code}};
+      if (!run.program.out.empty()) ret["out-data"] = B64(run.program.out);
+      if (!run.program.err.empty()) ret["err-data"] = B64(run.program.err);
+      if (run.program.agent_truncated) ret["out-truncated"] = true;
+      running_.erase(r);
+      return json{{"return", ret}}.dump();
+    }
+    return Error{"The command " + cmd + " has not been found"};
+  }
+
+  Result<std::vector<RunningDomain>> ListRunning() override {
+    std::lock_guard lock(mu_);
+    if (list_fails) return Error{"virConnectListAllDomains: connection closed"};
+    std::vector<RunningDomain> out;
+    for (const auto& [uuid, g] : guests) {
+      if (!stopped.contains(uuid)) out.push_back({"dom-" + uuid, uuid});
+    }
+    return out;
+  }
+
+  void Release() {
+    {
+      std::lock_guard lock(mu_);
+      hold_execs = false;
+    }
+    cv_.notify_all();
+  }
+  // Lets the program started as `pid` exit at its next status poll.
+  void Finish(int pid) {
+    std::lock_guard lock(mu_);
+    if (auto r = running_.find(pid); r != running_.end()) r->second.program.never_exits = false;
+  }
+  size_t RunningCount() {
+    std::lock_guard lock(mu_);
+    return running_.size();
+  }
+  int ExecCount() {
+    std::lock_guard lock(mu_);
+    return static_cast<int>(execs.size());
+  }
+
+  // Test-visible state (guard with care: tests read it when no worker runs).
+  std::map<std::string, FakeGuest> guests;
+  std::set<std::string> stopped;  // listed as not running
+  bool list_fails = false;
+  bool hold_execs = false;
+  std::vector<std::string> calls, execs;
+  std::vector<int> timeouts;
+  int max_per_guest = 0, max_total = 0;
+
+ private:
+  struct Run {
+    std::string uuid;
+    Program program;
+    int polls = 0;
+  };
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<int, Run> running_;
+  std::map<std::string, int> active_;
+  int active_total_ = 0;
+  int next_pid_ = 100;
+};
+
+// Sleeper that only advances the fake clock.
+Sleeper Advancing(FakeClock& clock, int64_t* slept = nullptr) {
+  return [&clock, slept](int64_t ns) {
+    clock.Advance(ns);
+    if (slept) *slept += ns;
+  };
+}
+
+ProbeOptions AllCommands() {
+  ProbeOptions o;
+  for (const auto& c : AllGuestCommands()) o.commands.push_back(c.id);
+  return o;
+}
+
+// ---- guest-exec ----
+
+TEST(GuestExecTest, RequestIsFixedArgvWithoutShell) {
+  json j = json::parse(GuestExecRequestJson(GetGuestCommand(GuestCommandId::kChronycTracking)));
+  EXPECT_EQ(j["execute"], "guest-exec");
+  EXPECT_EQ(j["arguments"]["path"], "chronyc");
+  EXPECT_EQ(j["arguments"]["arg"], json::array({"-c", "tracking"}));
+  EXPECT_EQ(j["arguments"]["capture-output"], true);
+}
+
+TEST(GuestExecTest, PollsUntilExitedAndDecodes) {
+  FakeAgent agent;
+  agent.guests["u1"].programs["chronyc"] = {0, kLocal10, "", 3};
+  FakeClock clock;
+  int64_t slept = 0;
+  auto o = RunGuestExec(agent, "u1", GetGuestCommand(GuestCommandId::kChronycTracking),
+                        {clock.MonotonicNs() + 5 * kNsPerSecond, 65536}, clock,
+                        Advancing(clock, &slept));
+  ASSERT_EQ(o.kind, GuestExecOutcome::Kind::kExited) << o.message;
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_EQ(o.out, kLocal10);
+  EXPECT_FALSE(o.out_truncated);
+  EXPECT_GT(slept, 0);
+  EXPECT_EQ(std::count(agent.calls.begin(), agent.calls.end(), "u1 guest-exec-status"), 4);
+  for (int t : agent.timeouts) EXPECT_TRUE(t >= 1 && t <= 5) << t;
+}
+
+TEST(GuestExecTest, DeadlineBoundsANeverEndingCommand) {
+  FakeAgent agent;
+  Program hang;
+  hang.never_exits = true;
+  agent.guests["u1"].programs["chronyc"] = hang;
+  FakeClock clock;
+  const int64_t start = clock.MonotonicNs();
+  auto o = RunGuestExec(agent, "u1", GetGuestCommand(GuestCommandId::kChronycTracking),
+                        {start + 2 * kNsPerSecond, 65536}, clock, Advancing(clock));
+  EXPECT_EQ(o.kind, GuestExecOutcome::Kind::kTimeout);
+  EXPECT_NE(o.message.find("chronyc -c tracking: still running at the deadline"),
+            std::string::npos);
+  EXPECT_LE(clock.MonotonicNs(), start + 2 * kNsPerSecond);
+  EXPECT_LT(agent.calls.size(), 100u);  // polls back off
+}
+
+TEST(GuestExecTest, NotInstalledIsRecognised) {
+  FakeAgent agent;
+  agent.guests["u1"];
+  FakeClock clock;
+  auto o = RunGuestExec(agent, "u1", GetGuestCommand(GuestCommandId::kNtpqRv),
+                        {clock.MonotonicNs() + kNsPerSecond, 65536}, clock, Advancing(clock));
+  EXPECT_EQ(o.kind, GuestExecOutcome::Kind::kNotFound);
+  EXPECT_NE(o.message.find("No such file or directory"), std::string::npos);
+}
+
+TEST(GuestExecTest, OutputCappedAndAgentTruncationKept) {
+  FakeAgent agent;
+  agent.guests["u1"].programs["chronyc"] = {0, std::string(1000, 'a'), "", 0};
+  Program t{0, "abc", "", 0};
+  t.agent_truncated = true;
+  agent.guests["u1"].programs["ntpq"] = t;
+  FakeClock clock;
+  auto o = RunGuestExec(agent, "u1", GetGuestCommand(GuestCommandId::kChronycTracking),
+                        {clock.MonotonicNs() + kNsPerSecond, 100}, clock, Advancing(clock));
+  ASSERT_EQ(o.kind, GuestExecOutcome::Kind::kExited);
+  EXPECT_EQ(o.out.size(), 100u);
+  EXPECT_TRUE(o.out_truncated);
+  auto o2 = RunGuestExec(agent, "u1", GetGuestCommand(GuestCommandId::kNtpqRv),
+                         {clock.MonotonicNs() + kNsPerSecond, 100}, clock, Advancing(clock));
+  ASSERT_EQ(o2.kind, GuestExecOutcome::Kind::kExited);
+  EXPECT_EQ(o2.out, "abc");
+  EXPECT_TRUE(o2.out_truncated);
+}
+
+TEST(GuestExecTest, Base64) {
+  bool truncated = false;
+  EXPECT_EQ(DecodeBase64("aGVsbG8=", 100, &truncated), "hello");
+  EXPECT_EQ(DecodeBase64("aGVs\nbG8", 100, &truncated), "hello");
+  EXPECT_FALSE(truncated);
+  EXPECT_EQ(DecodeBase64("aGVsbG8=", 2, &truncated), "he");
+  EXPECT_TRUE(truncated);
+  EXPECT_EQ(DecodeBase64("aGV*", 100, nullptr), std::nullopt);
+  EXPECT_EQ(DecodeBase64("aG=V", 100, nullptr), std::nullopt);
+}
+
+TEST(GuestExecTest, OsInfo) {
+  EXPECT_EQ(ParseOsInfoReply(kLinuxOsInfo), GuestOsFamily::kLinux);
+  EXPECT_EQ(ParseOsInfoReply(kWindowsOsInfo), GuestOsFamily::kWindows);
+  EXPECT_EQ(ParseOsInfoReply(R"({"return":{"id":"debian","name":"Debian GNU/Linux"}})"),
+            GuestOsFamily::kLinux);
+  EXPECT_EQ(ParseOsInfoReply(R"({"return":{}})"), GuestOsFamily::kUnknown);
+  EXPECT_EQ(ParseOsInfoReply("not json"), GuestOsFamily::kUnknown);
+  EXPECT_EQ(ParseOsInfoReply(R"({"error":{"desc":"no"}})"), GuestOsFamily::kUnknown);
+}
+
+// ---- selection and probing ----
+
+TEST(SelectCommandsTest, ByOsConfigAndPreference) {
+  std::vector<GuestCommandId> all = AllCommands().commands;
+  using enum GuestCommandId;
+  EXPECT_EQ(SelectCommands(GuestOsFamily::kLinux, all, std::nullopt),
+            (std::vector{kChronycTracking, kNtpqRv, kTimedatectlShow}));
+  EXPECT_EQ(SelectCommands(GuestOsFamily::kWindows, all, std::nullopt),
+            (std::vector{kW32tmStatus}));
+  EXPECT_EQ(SelectCommands(GuestOsFamily::kUnknown, all, std::nullopt), all);
+  EXPECT_EQ(SelectCommands(GuestOsFamily::kLinux, all, kTimedatectlShow),
+            (std::vector{kTimedatectlShow, kChronycTracking, kNtpqRv}));
+  // A preference no longer configured is ignored; so is one for another OS.
+  std::vector<GuestCommandId> only_ntpq = {kNtpqRv};
+  EXPECT_EQ(SelectCommands(GuestOsFamily::kLinux, only_ntpq, kChronycTracking),
+            (std::vector{kNtpqRv}));
+  EXPECT_EQ(SelectCommands(GuestOsFamily::kWindows, all, kChronycTracking),
+            (std::vector{kW32tmStatus}));
+  EXPECT_TRUE(SelectCommands(GuestOsFamily::kWindows, only_ntpq, std::nullopt).empty());
+}
+
+TEST(ProbeGuestTest, ChronyLocalStratum10) {
+  FakeAgent agent;
+  agent.guests["u1"].programs["chronyc"] = {0, kLocal10, "", 1};
+  FakeClock clock;
+  ProbeMemory mem;
+  auto obs = ProbeGuest(agent, "u1", AllCommands(), mem, clock, Advancing(clock));
+  EXPECT_EQ(obs.uuid, "u1");
+  EXPECT_EQ(obs.daemon, "chrony");
+  EXPECT_EQ(obs.error, "");
+  EXPECT_EQ(obs.status.state, SyncState::kSynchronised);
+  EXPECT_EQ(obs.status.stratum, 10);
+  EXPECT_EQ(obs.status.measured_mono_ns, clock.MonotonicNs());
+  EXPECT_EQ(mem.preferred, GuestCommandId::kChronycTracking);
+  EXPECT_TRUE(mem.os_known);
+  EXPECT_EQ(agent.execs, std::vector<std::string>{"u1 chronyc"});
+}
+
+TEST(ProbeGuestTest, NoDaemonIsUnknownNotAnAlarm) {
+  // The lab guest without chronyd: chronyc exists but prints 506 and exits
+  // 1 (captured), ntpq and timedatectl are not installed.
+  FakeAgent agent;
+  agent.guests["u1"].programs["chronyc"] = {1, "506 Cannot talk to daemon\n", "", 0};
+  FakeClock clock;
+  ProbeMemory mem;
+  auto obs = ProbeGuest(agent, "u1", AllCommands(), mem, clock, Advancing(clock));
+  EXPECT_EQ(obs.daemon, "none");
+  EXPECT_EQ(obs.status.state, SyncState::kUnknown);
+  EXPECT_FALSE(obs.status.stratum.has_value());
+  EXPECT_EQ(GuestStatusErrorOf(obs.error), GuestStatusError::kNoDaemon);
+  EXPECT_EQ(obs.error,
+            "no_daemon: no time daemon found (chronyc -c tracking: daemon not running; ntpq -c "
+            "rv: not installed; timedatectl show: not installed)");
+  EXPECT_EQ(agent.execs, (std::vector<std::string>{"u1 chronyc", "u1 ntpq", "u1 timedatectl"}));
+}
+
+TEST(ProbeGuestTest, FallsBackAndRemembersWhatWorked) {
+  FakeAgent agent;
+  agent.guests["u1"].programs["timedatectl"] = {0, "NTP=yes\nNTPSynchronized=yes\n", "", 0};
+  FakeClock clock;
+  ProbeMemory mem;
+  auto obs = ProbeGuest(agent, "u1", AllCommands(), mem, clock, Advancing(clock));
+  EXPECT_EQ(obs.daemon, "timesyncd");
+  EXPECT_EQ(obs.status.state, SyncState::kSynchronised);
+  agent.execs.clear();
+  agent.calls.clear();
+  obs = ProbeGuest(agent, "u1", AllCommands(), mem, clock, Advancing(clock));
+  EXPECT_EQ(obs.daemon, "timesyncd");
+  EXPECT_EQ(agent.execs, std::vector<std::string>{"u1 timedatectl"});  // straight to it
+  EXPECT_EQ(std::count(agent.calls.begin(), agent.calls.end(), "u1 guest-get-osinfo"), 0);
+}
+
+TEST(ProbeGuestTest, WindowsRunsOnlyW32tm) {
+  FakeAgent agent;
+  agent.guests["w"].os_info = kWindowsOsInfo;
+  agent.guests["w"].programs["w32tm"] = {
+      0, "Leap Indicator: 3(not synchronized)\r\nStratum: 0 (unspecified)\r\n", "", 0};
+  agent.guests["w"].programs["chronyc"] = {0, kLocal10, "", 0};  // must not be run
+  FakeClock clock;
+  ProbeMemory mem;
+  auto obs = ProbeGuest(agent, "w", AllCommands(), mem, clock, Advancing(clock));
+  EXPECT_EQ(obs.daemon, "w32time");
+  EXPECT_EQ(obs.status.state, SyncState::kUnsynchronised);
+  EXPECT_EQ(agent.execs, std::vector<std::string>{"w w32tm"});
+}
+
+TEST(ProbeGuestTest, UnsynchronisedChrony) {
+  FakeAgent agent;
+  agent.guests["u1"].programs["chronyc"] = {0, kUnsynced, "", 0};
+  FakeClock clock;
+  ProbeMemory mem;
+  auto obs = ProbeGuest(agent, "u1", AllCommands(), mem, clock, Advancing(clock));
+  EXPECT_EQ(obs.status.state, SyncState::kUnsynchronised);
+  EXPECT_EQ(obs.status.leap, scoring::LeapStatus::kUnsynchronised);
+  EXPECT_EQ(obs.error, "");
+}
+
+TEST(ProbeGuestTest, ParseFailureIsNamed) {
+  FakeAgent agent;
+  agent.guests["u1"].programs["chronyc"] = {
+      0, "CB00710F,ntp1,x,1.5,0,0,0,0,0,0,0.01,0.001,64.2,Normal\n", "", 0};
+  FakeClock clock;
+  ProbeMemory mem;
+  auto obs = ProbeGuest(agent, "u1", AllCommands(), mem, clock, Advancing(clock));
+  EXPECT_EQ(obs.daemon, "chrony");
+  EXPECT_EQ(obs.status.state, SyncState::kUnknown);
+  EXPECT_EQ(obs.error,
+            "parse_failed: chronyc -c tracking: field 3 (stratum) is not an integer: 'x'");
+  EXPECT_FALSE(mem.preferred.has_value());
+}
+
+TEST(ProbeGuestTest, NonZeroExitIsExecFailed) {
+  FakeAgent agent;
+  agent.guests["u1"].programs["chronyc"] = {2, "", "chronyc: permission denied\n", 0};
+  FakeClock clock;
+  ProbeMemory mem;
+  auto obs = ProbeGuest(agent, "u1", AllCommands(), mem, clock, Advancing(clock));
+  EXPECT_EQ(obs.error,
+            "exec_failed: chronyc -c tracking: exited with code 2: 'chronyc: permission denied'");
+}
+
+TEST(ProbeGuestTest, TruncatedOutputIsNotParsed) {
+  FakeAgent agent;
+  agent.guests["u1"].programs["chronyc"] = {0, kLocal10, "", 0};
+  FakeClock clock;
+  ProbeMemory mem;
+  ProbeOptions o = AllCommands();
+  o.max_output_bytes = 20;
+  auto obs = ProbeGuest(agent, "u1", o, mem, clock, Advancing(clock));
+  EXPECT_EQ(GuestStatusErrorOf(obs.error), GuestStatusError::kParseFailed);
+  EXPECT_NE(obs.error.find("output truncated"), std::string::npos);
+  EXPECT_EQ(obs.status.state, SyncState::kUnknown);
+}
+
+TEST(ProbeGuestTest, TimeoutStopsTheProbe) {
+  FakeAgent agent;
+  Program hang;
+  hang.never_exits = true;
+  agent.guests["u1"].programs["chronyc"] = hang;
+  agent.guests["u1"].programs["ntpq"] = {0, "leap=00, stratum=2\n", "", 0};
+  FakeClock clock;
+  ProbeMemory mem;
+  ProbeOptions o = AllCommands();
+  o.exec_timeout_s = 3;
+  const int64_t start = clock.MonotonicNs();
+  auto obs = ProbeGuest(agent, "u1", o, mem, clock, Advancing(clock));
+  EXPECT_EQ(GuestStatusErrorOf(obs.error), GuestStatusError::kTimeout);
+  EXPECT_EQ(obs.status.state, SyncState::kUnknown);
+  EXPECT_LE(clock.MonotonicNs() - start, 3 * kNsPerSecond);
+  EXPECT_EQ(agent.execs, std::vector<std::string>{"u1 chronyc"});
+}
+
+TEST(ProbeGuestTest, NoSecondExecWhileAnEarlierOneStillRuns) {
+  FakeAgent agent;
+  Program hang;
+  hang.never_exits = true;
+  hang.out = kLocal10;
+  agent.guests["u1"].programs["chronyc"] = hang;
+  FakeClock clock;
+  ProbeMemory mem;
+  ProbeOptions o = AllCommands();
+  o.exec_timeout_s = 1;
+  auto first = ProbeGuest(agent, "u1", o, mem, clock, Advancing(clock));
+  EXPECT_EQ(GuestStatusErrorOf(first.error), GuestStatusError::kTimeout);
+  ASSERT_TRUE(mem.stuck_pid.has_value());
+  // Next round: it still runs, so nothing new is started.
+  auto second = ProbeGuest(agent, "u1", o, mem, clock, Advancing(clock));
+  EXPECT_EQ(GuestStatusErrorOf(second.error), GuestStatusError::kTimeout);
+  EXPECT_NE(second.error.find("still running in the guest; not starting another"),
+            std::string::npos);
+  EXPECT_EQ(agent.execs.size(), 1u);
+  EXPECT_EQ(agent.RunningCount(), 1u);
+  // Once it has exited, probing resumes normally.
+  agent.Finish(static_cast<int>(*mem.stuck_pid));
+  agent.guests["u1"].programs["chronyc"] = {0, kLocal10, "", 0};
+  auto third = ProbeGuest(agent, "u1", o, mem, clock, Advancing(clock));
+  EXPECT_EQ(third.error, "");
+  EXPECT_EQ(third.status.stratum, 10);
+  EXPECT_FALSE(mem.stuck_pid.has_value());
+  EXPECT_EQ(agent.execs.size(), 2u);
+}
+
+TEST(ProbeGuestTest, AgentDownIsExecFailed) {
+  FakeAgent agent;
+  agent.guests["u1"].agent_down = true;
+  FakeClock clock;
+  ProbeMemory mem;
+  auto obs = ProbeGuest(agent, "u1", AllCommands(), mem, clock, Advancing(clock));
+  EXPECT_EQ(GuestStatusErrorOf(obs.error), GuestStatusError::kExecFailed);
+  EXPECT_NE(obs.error.find("Guest agent is not responding"), std::string::npos);
+  EXPECT_FALSE(mem.os_known);  // asked again next time
+}
+
+TEST(ProbeGuestTest, ErrorKindNames) {
+  EXPECT_EQ(GuestStatusErrorOf(""), GuestStatusError::kNone);
+  EXPECT_EQ(GuestStatusErrorOf("timeout: x"), GuestStatusError::kTimeout);
+  EXPECT_EQ(GuestStatusErrorOf("no_daemon: x"), GuestStatusError::kNoDaemon);
+  EXPECT_EQ(GuestStatusErrorOf("parse_failed: x"), GuestStatusError::kParseFailed);
+  EXPECT_EQ(GuestStatusErrorOf("something else"), GuestStatusError::kExecFailed);
+}
+
+// ---- collector ----
+
+CollectContext Ctx(FakeClock& clock, double seconds = 60) {
+  return CollectContext{clock, clock.MonotonicNs() + SecondsToNs(seconds), {}};
+}
+
+TEST(GuestStatusCollectorTest, ReportsEveryRunningGuestAndSkipsOthers) {
+  auto agent = std::make_shared<FakeAgent>();
+  agent->guests["a"].programs["chronyc"] = {0, kLocal10, "", 2};
+  agent->guests["b"].programs["chronyc"] = {0, kUnsynced, "", 0};
+  agent->guests["c"];  // no daemon
+  agent->guests["paused"].programs["chronyc"] = {0, kLocal10, "", 0};
+  agent->stopped.insert("paused");
+  FakeClock clock;
+  CollectorOptions o;
+  o.probe = AllCommands();
+  GuestStatusCollector c(agent, o, clock, Advancing(clock));
+  EXPECT_EQ(c.Name(), "guest_status");
+  Observations out;
+  ASSERT_TRUE(c.Collect(Ctx(clock), out).ok());
+  ASSERT_TRUE(out.guest_status.has_value());
+  std::map<std::string, GuestStatusObservation> by_uuid;
+  for (const auto& g : out.guest_status->guests) by_uuid[g.uuid] = g;
+  ASSERT_EQ(by_uuid.size(), 3u);
+  EXPECT_EQ(by_uuid["a"].status.stratum, 10);
+  EXPECT_EQ(by_uuid["b"].status.state, SyncState::kUnsynchronised);
+  EXPECT_EQ(by_uuid["c"].status.state, SyncState::kUnknown);
+  EXPECT_EQ(GuestStatusErrorOf(by_uuid["c"].error), GuestStatusError::kNoDaemon);
+  for (const auto& call : agent->calls) EXPECT_NE(call.rfind("paused ", 0), 0u) << call;
+
+  // A domain that stops running disappears from the next round.
+  agent->stopped.insert("a");
+  Observations out2;
+  ASSERT_TRUE(c.Collect(Ctx(clock), out2).ok());
+  for (const auto& g : out2.guest_status->guests) EXPECT_NE(g.uuid, "a");
+  EXPECT_EQ(out2.guest_status->guests.size(), 2u);
+}
+
+TEST(GuestStatusCollectorTest, BoundedConcurrencyAndOneExecPerGuest) {
+  auto agent = std::make_shared<FakeAgent>();
+  for (int i = 0; i < 6; ++i) {
+    agent->guests["g" + std::to_string(i)].programs["chronyc"] = {0, kLocal10, "", 0};
+  }
+  agent->hold_execs = true;  // every guest-exec blocks until released
+  FakeClock clock;
+  CollectorOptions o;
+  o.probe = AllCommands();
+  o.concurrency = 2;
+  GuestStatusCollector c(agent, o, clock, Advancing(clock));
+
+  // Round 1 ends at its deadline with the probes still blocked: nothing yet.
+  std::atomic<bool> stop_advancing = false;
+  std::thread advancer([&] {
+    while (!stop_advancing) {
+      clock.Advance(kNsPerSecond);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  Observations r1;
+  ASSERT_TRUE(c.Collect(Ctx(clock, 5), r1).ok());
+  EXPECT_TRUE(r1.guest_status->guests.empty());
+  // Round 2 while the same probes still hang: no second exec for any guest.
+  Observations r2;
+  ASSERT_TRUE(c.Collect(Ctx(clock, 5), r2).ok());
+  stop_advancing = true;
+  advancer.join();
+  EXPECT_EQ(agent->ExecCount(), 2);  // only `concurrency` guests reached guest-exec
+  agent->Release();
+  Observations r3;
+  ASSERT_TRUE(c.Collect(Ctx(clock, 3600), r3).ok());
+  EXPECT_EQ(r3.guest_status->guests.size(), 6u);
+  EXPECT_EQ(agent->max_per_guest, 1);
+  EXPECT_LE(agent->max_total, 2);
+  // Round 3 may probe again the guests whose first probe finished before it
+  // started (a new round); every guest is reported, and the two held past
+  // their deadline were reported as timeouts unless re-probed after exiting.
+  for (const auto& g : r3.guest_status->guests) {
+    EXPECT_TRUE(g.error.empty() || GuestStatusErrorOf(g.error) == GuestStatusError::kTimeout)
+        << g.uuid << ": " << g.error;
+  }
+}
+
+TEST(GuestStatusCollectorTest, ListFailureFailsTheRound) {
+  auto agent = std::make_shared<FakeAgent>();
+  agent->list_fails = true;
+  FakeClock clock;
+  GuestStatusCollector c(agent, {}, clock, Advancing(clock));
+  Observations out;
+  Status s = c.Collect(Ctx(clock), out);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("listing running domains"), std::string::npos);
+}
+
+TEST(GuestStatusCollectorTest, OptionsFromConfig) {
+  Config cfg;
+  cfg.guest_status.commands = {"w32tm_status", "chronyc_tracking"};
+  cfg.guest_status.exec_timeout_s = 2.5;
+  cfg.guest_status.max_output_bytes = 1234;
+  cfg.libvirt.concurrency = 16;
+  auto o = OptionsFromConfig(cfg);
+  EXPECT_EQ(o.probe.commands,
+            (std::vector{GuestCommandId::kW32tmStatus, GuestCommandId::kChronycTracking}));
+  EXPECT_EQ(o.probe.exec_timeout_s, 2.5);
+  EXPECT_EQ(o.probe.max_output_bytes, 1234u);
+  EXPECT_EQ(o.concurrency, 4);
+}
+
+TEST(GuestStatusCollectorTest, DisabledMakesNoCollector) {
+  Config cfg;
+  cfg.collectors["guest_status"].enabled = false;
+  FakeClock clock;
+  EXPECT_EQ(MakeGuestStatusCollector(cfg, clock), nullptr);
+}
+
+// ---- error metric ----
+
+TEST(GuestStatusMetricsTest, ErrorSeriesOnlyWhileFailing) {
+  exposition::FamilyBuilder out;
+  exposition::DeclareGuestStatusMetrics(out);
+  VmView ok, failing, absent;
+  ok.guest = GuestStatusObservation{};
+  failing.guest = GuestStatusObservation{};
+  failing.guest->error = "timeout: chronyc -c tracking: still running at the deadline";
+  const exposition::Labels l = {{"domain", "d"}, {"uuid", "u"}};
+  exposition::AppendGuestStatusMetrics(ok, l, out);
+  exposition::AppendGuestStatusMetrics(absent, l, out);
+  exposition::AppendGuestStatusMetrics(failing, l, out);
+  auto fams = out.Take();
+  ASSERT_EQ(fams.size(), 1u);
+  EXPECT_EQ(fams[0].name, "vmtime_vm_guest_status_error");
+  ASSERT_EQ(fams[0].metric.size(), 1u);
+  const auto& labels = fams[0].metric[0].label;
+  ASSERT_EQ(labels.size(), 3u);
+  EXPECT_EQ(labels[2].name, "error");
+  EXPECT_EQ(labels[2].value, "timeout");
+  EXPECT_EQ(fams[0].metric[0].gauge.value, 1);
+}
+
+}  // namespace
+}  // namespace vmtime::guest_status
