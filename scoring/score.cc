@@ -17,6 +17,7 @@
 #include "scoring/score.h"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -100,16 +101,45 @@ bool StoppedElapsed(const Elapsed& e, double stopped_ratio) {
   return e.host_s > 0 && e.guest_s >= 0 && e.guest_s < stopped_ratio * e.host_s;
 }
 
+// What the detectors need from one pair of consecutive samples, computed once.
+struct PairDelta {
+  double host_s;   // host monotonic elapsed
+  double guest_s;  // guest clock elapsed
+  bool stopped;    // StoppedElapsed
+  bool breaks;     // BreaksSegment: the drift fit starts a new segment here
+};
+
 // True when the offset change between two samples cannot belong to one
-// continuous, steadily drifting clock: the drift fit starts a new segment.
-bool BreaksSegment(const ClockSample& prev, const ClockSample& cur, const Params& p) {
+// continuous, steadily drifting clock: a stop, disorder, or a jump of the
+// guest clock against host monotonic time (immune to host realtime steps) or
+// of the recorded offset (guest - host realtime).
+// Fills `d` field by field (building a temporary and copying it made the
+// compiler merge the two bool stores into a wider load: a store-forwarding
+// stall that cost more than the arithmetic, see bench/scoring_bench.cc).
+inline void FillDelta(const ClockSample& prev, const ClockSample& cur, const Params& p,
+                      PairDelta& d) {
   const Elapsed e = ElapsedBetween(prev, cur);
-  if (!(e.host_s > 0)) return true;
-  if (StoppedElapsed(e, p.stopped_ratio)) return true;
-  // Jump of the guest clock against host monotonic time (immune to host
-  // realtime steps) or of the recorded offset (guest - host realtime).
-  if (std::fabs(e.guest_s - e.host_s) > p.step_threshold_s) return true;
-  return !(std::fabs(cur.offset_s - prev.offset_s) <= p.step_threshold_s);
+  const bool stopped = StoppedElapsed(e, p.stopped_ratio);
+  d.host_s = e.host_s;
+  d.guest_s = e.guest_s;
+  d.stopped = stopped;
+  d.breaks = !(e.host_s > 0) || stopped || std::fabs(e.guest_s - e.host_s) > p.step_threshold_s ||
+             !(std::fabs(cur.offset_s - prev.offset_s) <= p.step_threshold_s);
+}
+
+PairDelta DeltaBetween(const ClockSample& prev, const ClockSample& cur, const Params& p) {
+  PairDelta d;
+  FillDelta(prev, cur, p, d);
+  return d;
+}
+
+// Step classification of one pair (see StepBetween).
+StepDirection StepOf(const PairDelta& d, double drift_ratio, double threshold_s) {
+  if (!(d.host_s > 0) || d.stopped) return StepDirection::kNone;
+  const double residual_s = (d.guest_s - d.host_s) - drift_ratio * d.host_s;
+  if (residual_s > threshold_s) return StepDirection::kForward;
+  if (residual_s < -threshold_s) return StepDirection::kBackward;
+  return StepDirection::kNone;
 }
 
 // Running least-squares sums of one segment, relative to its first sample.
@@ -154,34 +184,20 @@ struct Pooled {
   }
 };
 
-}  // namespace
-
-bool StoppedBetween(const ClockSample& prev, const ClockSample& cur, const Params& params) {
-  return StoppedElapsed(ElapsedBetween(prev, cur), params.stopped_ratio);
-}
-
-StepDirection StepBetween(const ClockSample& prev, const ClockSample& cur, double drift_ratio,
-                          const Params& params) {
-  const Elapsed e = ElapsedBetween(prev, cur);
-  if (!(e.host_s > 0)) return StepDirection::kNone;  // duplicate or out of order
-  if (StoppedElapsed(e, params.stopped_ratio)) return StepDirection::kNone;  // a stop
-  if (!std::isfinite(drift_ratio)) drift_ratio = 0;
-  // Change of (guest clock - host monotonic) not explained by the drift.
-  const double residual_s = (e.guest_s - e.host_s) - drift_ratio * e.host_s;
-  if (residual_s > params.step_threshold_s) return StepDirection::kForward;
-  if (residual_s < -params.step_threshold_s) return StepDirection::kBackward;
-  return StepDirection::kNone;
-}
-
-std::optional<DriftEstimate> EstimateDrift(std::span<const ClockSample> samples,
-                                           const Params& params) {
+// Fixed-effects least squares over step-free segments. When `deltas` is not
+// null it receives the samples.size() - 1 pair deltas (deltas[i] is between
+// samples[i] and samples[i + 1]) so the caller need not compute them again.
+std::optional<DriftEstimate> FitDrift(std::span<const ClockSample> samples, const Params& params,
+                                      PairDelta* deltas) {
   const size_t min_samples = static_cast<size_t>(std::max(params.drift_min_samples, 3));
-  if (samples.size() < min_samples) return std::nullopt;
   Pooled pooled;
   Segment seg;
-  seg.Start(samples[0]);
+  if (!samples.empty()) seg.Start(samples[0]);
   for (size_t i = 1; i < samples.size(); ++i) {
-    if (BreaksSegment(samples[i - 1], samples[i], params)) {
+    PairDelta scratch;
+    PairDelta& d = deltas != nullptr ? deltas[i - 1] : scratch;
+    FillDelta(samples[i - 1], samples[i], params, d);
+    if (d.breaks) {
       pooled.Fold(seg);
       seg.Start(samples[i]);
     } else {
@@ -189,7 +205,10 @@ std::optional<DriftEstimate> EstimateDrift(std::span<const ClockSample> samples,
     }
   }
   pooled.Fold(seg);
-  if (pooled.samples < static_cast<int>(min_samples) || !(pooled.sxx > 0)) return std::nullopt;
+  if (samples.size() < min_samples || pooled.samples < static_cast<int>(min_samples) ||
+      !(pooled.sxx > 0)) {
+    return std::nullopt;
+  }
   // Degrees of freedom: one slope plus one intercept per segment.
   const int dof = pooled.samples - pooled.segments - 1;
   if (dof < 1) return std::nullopt;
@@ -200,6 +219,29 @@ std::optional<DriftEstimate> EstimateDrift(std::span<const ClockSample> samples,
   d.samples = pooled.samples;
   if (!std::isfinite(d.ratio) || !std::isfinite(d.standard_error)) return std::nullopt;
   return d;
+}
+
+// Pair deltas of a window this long are kept on the stack; longer windows
+// (a large history_samples) compute them twice instead.
+constexpr size_t kMaxStackPairs = 256;
+
+}  // namespace
+
+bool StoppedBetween(const ClockSample& prev, const ClockSample& cur, const Params& params) {
+  return StoppedElapsed(ElapsedBetween(prev, cur), params.stopped_ratio);
+}
+
+StepDirection StepBetween(const ClockSample& prev, const ClockSample& cur, double drift_ratio,
+                          const Params& params) {
+  if (!std::isfinite(drift_ratio)) drift_ratio = 0;
+  // Change of (guest clock - host monotonic) not explained by the drift;
+  // stops, duplicates and disorder are not steps.
+  return StepOf(DeltaBetween(prev, cur, params), drift_ratio, params.step_threshold_s);
+}
+
+std::optional<DriftEstimate> EstimateDrift(std::span<const ClockSample> samples,
+                                           const Params& params) {
+  return FitDrift(samples, params, nullptr);
 }
 
 ScoreResult Score(const VmInput& in, const Params& p) {
@@ -253,14 +295,24 @@ ScoreResult Score(const VmInput& in, const Params& p) {
     c[static_cast<int>(Component::kOffset)] = 0;
   }
 
-  // The drift window: the suffix of samples taken at or after now - window.
+  // The drift window: the suffix of samples taken at or after now - window
+  // (samples are oldest first, host monotonic increasing, as the store
+  // keeps them). Usually the whole history: one comparison, no search.
   const int64_t cutoff_ns = SaturatingSub(in.now_mono_ns, WindowNs(p.drift_window_s));
-  size_t first = all.size();
-  while (first > 0 && all[first - 1].host_mono_ns >= cutoff_ns) --first;
+  size_t first = 0;
+  if (have && all.front().host_mono_ns < cutoff_ns) {
+    first = static_cast<size_t>(std::partition_point(all.begin(), all.end(),
+                                                     [cutoff_ns](const ClockSample& s) {
+                                                       return s.host_mono_ns < cutoff_ns;
+                                                     }) -
+                                all.begin());
+  }
   const std::span<const ClockSample> window = all.subspan(first);
 
   // Drift: step-robust slope; scored on |slope| less its uncertainty.
-  r.drift = EstimateDrift(window, p);
+  std::array<PairDelta, kMaxStackPairs> stack_deltas;
+  const bool keep_deltas = window.size() >= 2 && window.size() - 1 <= kMaxStackPairs;
+  r.drift = FitDrift(window, p, keep_deltas ? stack_deltas.data() : nullptr);
   if (r.drift) {
     const double scored = std::max(
         0.0, std::fabs(r.drift->ratio) - p.drift_confidence_sigmas * r.drift->standard_error);
@@ -275,13 +327,13 @@ ScoreResult Score(const VmInput& in, const Params& p) {
   const double drift_ratio = r.drift ? r.drift->ratio : 0;
   int stops = 0;
   for (size_t i = 1; i < window.size(); ++i) {
-    const ClockSample& prev = window[i - 1];
-    const ClockSample& cur = window[i];
-    if (StoppedBetween(prev, cur, p)) {
+    const PairDelta d =
+        keep_deltas ? stack_deltas[i - 1] : DeltaBetween(window[i - 1], window[i], p);
+    if (d.stopped) {
       ++stops;
       continue;
     }
-    switch (StepBetween(prev, cur, drift_ratio, p)) {
+    switch (StepOf(d, drift_ratio, p.step_threshold_s)) {
       case StepDirection::kForward:
         ++r.steps_in_window.forward;
         break;
