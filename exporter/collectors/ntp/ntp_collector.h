@@ -1,0 +1,40 @@
+// ntp collector: SNTP probes of the configured upstream servers, all sent
+// at once and awaited together with poll() until each has answered or its
+// deadline passed, so one dead server costs one timeout, not one per server.
+// Each reply must echo our transmit timestamp as its origin timestamp
+// (anything else is discarded as stale or spoofed); a kiss-o'-death ends the
+// probe with its code. Host timestamps come from the injected Clock
+// (RealtimeNs), so offset = server - host (positive = host behind).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "exporter/collectors/collector.h"
+#include "exporter/config/config.h"
+
+namespace vmtime {
+
+// Probes every server in `servers` ("host", "host:port", "[v6]:port"; port
+// 123 by default) concurrently; each probe waits at most `timeout_s` and
+// nobody waits beyond `deadline_mono_ns` (<= 0: no extra deadline). Returns
+// one observation per server, in order. Never throws.
+std::vector<NtpServerObservation> ProbeNtpServers(const std::vector<std::string>& servers,
+                                                  double timeout_s, const Clock& clock,
+                                                  int64_t deadline_mono_ns);
+
+class NtpCollector final : public Collector {
+ public:
+  explicit NtpCollector(const NtpConfig& config);
+  std::string_view Name() const override { return "ntp"; }
+  // Fills out.ntp with one entry per configured server. Fails (with every
+  // server's reason in the message) only when servers are configured and
+  // none is usable; the observations are filled either way.
+  Status Collect(const CollectContext& ctx, Observations& out) override;
+
+ private:
+  NtpConfig config_;
+};
+
+}  // namespace vmtime
