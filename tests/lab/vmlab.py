@@ -830,6 +830,21 @@ class Lab:
         if resync:
             self.set_clock_to_host(name)
 
+    def drift_clock(self, name: str, ppm: float) -> Tuple[int, int]:
+        """Makes the guest clock run fast (ppm > 0) or slow (ppm < 0) by
+        that many parts per million through the guest kernel's adjtimex
+        tick (100 ppm per unit around 10000) and frequency (65536 units per
+        ppm, at most 500 ppm). |ppm| up to 100000 (10 %); 0 restores the
+        nominal rate. Returns the (tick, freq) set. No chronyd mode of the
+        lab steers the clock, so the rate holds until changed."""
+        if abs(ppm) > 100000:
+            raise ValueError(f"drift_clock: {ppm} ppm is beyond the kernel's +-10 % tick range")
+        tick = 10000 + int(ppm / 100)
+        rest_ppm = ppm - (tick - 10000) * 100
+        freq = int(round(rest_ppm * 65536))
+        self._sh(name, f"adjtimex -q -t {tick} -f {freq}")
+        return tick, freq
+
     # --- agent conditions ----------------------------------------------------
 
     def kill_agent(self, name: str, restart_after: Optional[float] = None,
