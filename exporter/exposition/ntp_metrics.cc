@@ -1,0 +1,95 @@
+// Renders vmtime_ntp_* from Snapshot::ntp (see the header).
+#include "exporter/exposition/ntp_metrics.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <exception>
+
+namespace vmtime::exposition {
+namespace {
+
+void Render(const Snapshot& s, FamilyBuilder& out) {
+  if (!s.ntp && s.ntp_configured == 0) return;
+  using prometheus::MetricType;
+  out.Declare("vmtime_ntp_server_up", "1 when a valid reply arrived from the server.",
+              MetricType::Gauge);
+  out.Declare("vmtime_ntp_server_usable",
+              "1 when the server is up, synchronised (leap != 3) and 0 < stratum < 16.",
+              MetricType::Gauge);
+  out.Declare("vmtime_ntp_server_offset_seconds",
+              "Server clock minus host clock (positive = host behind).", MetricType::Gauge);
+  out.Declare("vmtime_ntp_server_rtt_seconds", "Round-trip delay of the probe.", MetricType::Gauge);
+  out.Declare("vmtime_ntp_server_stratum", "Stratum the server reports.", MetricType::Gauge);
+  out.Declare("vmtime_ntp_server_leap", "Leap indicator the server reports.", MetricType::Gauge);
+  out.Declare("vmtime_ntp_server_root_delay_seconds", "Root delay the server reports.",
+              MetricType::Gauge);
+  out.Declare("vmtime_ntp_server_root_dispersion_seconds", "Root dispersion the server reports.",
+              MetricType::Gauge);
+  out.Declare("vmtime_ntp_server_precision_seconds", "Clock precision the server reports.",
+              MetricType::Gauge);
+  out.Declare("vmtime_ntp_server_reference_info", "Reference id of the server (1).",
+              MetricType::Gauge);
+  out.Declare("vmtime_ntp_server_kiss_code_info",
+              "1 while the server's last reply was a kiss-o'-death with this code.",
+              MetricType::Gauge);
+  size_t usable = 0;
+  if (s.ntp) {
+    for (const NtpServerObservation& o : s.ntp->servers) {
+      const Labels l = {{"server", o.server}};
+      out.Gauge("vmtime_ntp_server_up", "", l, o.reachable ? 1 : 0);
+      out.Gauge("vmtime_ntp_server_usable", "", l, o.usable ? 1 : 0);
+      if (o.usable) ++usable;
+      if (!o.kiss_code.empty()) {
+        out.Gauge("vmtime_ntp_server_kiss_code_info", "",
+                  {{"server", o.server}, {"code", o.kiss_code}}, 1);
+      }
+      if (!o.reachable) continue;
+      out.Gauge("vmtime_ntp_server_offset_seconds", "", l, o.offset_s);
+      out.Gauge("vmtime_ntp_server_rtt_seconds", "", l, o.delay_s);
+      out.Gauge("vmtime_ntp_server_stratum", "", l, o.stratum);
+      out.Gauge("vmtime_ntp_server_leap", "", l, o.leap);
+      out.Gauge("vmtime_ntp_server_root_delay_seconds", "", l, o.root_delay_s);
+      out.Gauge("vmtime_ntp_server_root_dispersion_seconds", "", l, o.root_dispersion_s);
+      out.Gauge("vmtime_ntp_server_precision_seconds", "", l, std::ldexp(1.0, o.precision_log2));
+      out.Gauge(
+          "vmtime_ntp_server_reference_info", "",
+          {{"server", o.server}, {"reference_id", NtpReferenceIdText(o.reference_id, o.stratum)}},
+          1);
+    }
+  }
+  out.Gauge("vmtime_ntp_usable_sources", "Number of usable configured NTP servers.", {},
+            static_cast<double>(usable));
+  const size_t configured =
+      s.ntp_configured > 0 || !s.ntp ? s.ntp_configured : s.ntp->servers.size();
+  out.Gauge("vmtime_ntp_configured_sources", "Number of configured NTP servers.", {},
+            static_cast<double>(configured));
+}
+
+}  // namespace
+
+std::string NtpReferenceIdText(uint32_t reference_id, int stratum) {
+  if (stratum <= 1) {
+    std::string s;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+      const auto c = static_cast<unsigned char>(reference_id >> shift);
+      if (c == 0) break;
+      s.push_back(c >= 0x20 && c <= 0x7e ? static_cast<char>(c) : '?');
+    }
+    return s;
+  }
+  return std::to_string(reference_id >> 24) + "." + std::to_string((reference_id >> 16) & 255) +
+         "." + std::to_string((reference_id >> 8) & 255) + "." + std::to_string(reference_id & 255);
+}
+
+void AppendNtpMetrics(const Snapshot& s, FamilyBuilder& out) {
+  try {
+    Render(s, out);
+  } catch (const std::exception& e) {
+    spdlog::error("rendering ntp metrics failed: {}", e.what());
+  } catch (...) {
+    spdlog::error("rendering ntp metrics failed");
+  }
+}
+
+}  // namespace vmtime::exposition
