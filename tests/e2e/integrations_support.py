@@ -44,6 +44,22 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_port_in(low, high, attempts=200):
+    """A free TCP port on 127.0.0.1 within [low, high] (for daemons that
+    refuse ephemeral-range ports, e.g. zabbix_agentd's 1024..32767)."""
+    import random
+    rng = random.Random()
+    for _ in range(attempts):
+        port = rng.randint(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {low}..{high} after {attempts} tries")
+
+
 def wait_until(fn, timeout, what, interval=0.25):
     """Calls fn() until it returns a truthy value or timeout seconds pass;
     returns that value or raises TimeoutError naming `what` and the last

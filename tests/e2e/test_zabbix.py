@@ -326,7 +326,11 @@ def run_js(script, value, tmpdir):
                        timeout=30)
     if r.returncode != 0:
         raise StepError(f"JavaScript: {r.stderr.strip() or r.stdout.strip()}")
-    return r.stdout.rstrip("\n")
+    out = r.stdout
+    # zabbix_js prints a newline, the result, a newline.
+    if out.startswith("\n"):
+        out = out[1:]
+    return out[:-1] if out.endswith("\n") else out
 
 
 def preprocess(steps, value, samples, tmpdir):
@@ -534,7 +538,7 @@ def test_zabbix_agentd_userparameters(exporter, workdir):
     up_path = os.path.join(d, "userparameter_vmtime.conf")
     with open(up_path, "w") as f:
         f.write(up)
-    port = sup.free_port()
+    port = sup.free_port_in(20000, 32767)  # zabbix_agentd accepts 1024..32767 only
     conf = os.path.join(d, "zabbix_agentd.conf")
     with open(conf, "w") as f:
         f.write(f"LogType=file\nLogFile={d}/zabbix_agentd.log\nPidFile={d}/zabbix_agentd.pid\n"
@@ -552,7 +556,12 @@ def test_zabbix_agentd_userparameters(exporter, workdir):
         def listening():
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return True
-        sup.wait_until(listening, 30, "zabbix_agentd to listen")
+        try:
+            sup.wait_until(listening, 30, "zabbix_agentd to listen")
+        except TimeoutError as e:
+            log = open(os.path.join(d, "zabbix_agentd.log")).read() if os.path.exists(
+                os.path.join(d, "zabbix_agentd.log")) else ""
+            raise TimeoutError(f"{e}\n{agent.tail()}\n{log[-2000:]}") from None
         rc, out, err = zget(f"vmtime.discovery[{base}]")
         assert rc == 0, err
         rows = json.loads(out)
