@@ -54,7 +54,7 @@ struct HostReference {
 
 // Everything the scorer may look at for one VM.
 struct VmInput {
-  std::span<const ClockSample> samples;  // oldest first; may be empty
+  std::span<const ClockSample> samples;  // oldest first, host_mono_ns increasing; may be empty
   bool running = true;                   // domain state is running
   bool agent_reachable = false;          // the most recent agent attempt succeeded
   std::optional<GuestSyncStatus> guest;  // absent when not collected
