@@ -138,4 +138,13 @@ std::unique_ptr<Collector> MakeGuestStatusCollector(const Config& config, const 
       std::make_shared<LibvirtGuestAgent>(config.libvirt.uri), OptionsFromConfig(config), clock);
 }
 
+std::string GuestStatusFingerprint(const Config& config) {
+  const auto o = OptionsFromConfig(config);
+  std::string fp = config.libvirt.uri;
+  for (const auto& id : config.guest_status.commands) fp += "|" + id;
+  fp += "|" + std::to_string(o.probe.exec_timeout_s) + "|" +
+        std::to_string(o.probe.max_output_bytes) + "|" + std::to_string(o.concurrency);
+  return fp;
+}
+
 }  // namespace vmtime::guest_status
