@@ -27,7 +27,7 @@ struct RandomVm {
   void Bind() { input.samples = samples; }
 };
 
-RandomVm MakeRandomVm(std::mt19937& rng) {
+RandomVm MakeRandomVm(std::mt19937& rng, int max_samples = 80) {
   auto uniform = [&rng](double lo, double hi) {
     return std::uniform_real_distribution<double>(lo, hi)(rng);
   };
@@ -35,7 +35,7 @@ RandomVm MakeRandomVm(std::mt19937& rng) {
   auto pick = [&rng](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
 
   RandomVm vm;
-  const int n = pick(0, 80);
+  const int n = pick(0, max_samples);
   const double interval_s = uniform(1, 60);
   const double drift = chance(0.5) ? uniform(-1e-3, 1e-3) : uniform(-50e-6, 50e-6);
   int64_t mono = static_cast<int64_t>(uniform(1, 1e6)) * kSecond;
@@ -215,6 +215,51 @@ TEST(ScoringProperties, IndependentOfTimestampOrigin) {
     ExpectSameResult(Score(vm.input, params), Score(in, params));
     if (::testing::Test::HasFailure()) FAIL() << "case " << i << " shift " << shift;
   }
+}
+
+// Score's own step counts and drift equal what the public detectors give
+// over the drift window; long histories (more pairs than Score keeps on the
+// stack) exercise its second code path.
+TEST(ScoringProperties, AgreesWithDetectorsOnTheWindow) {
+  std::mt19937 rng(6);
+  Params params;
+  params.drift_window_s = 6 * 3600;  // long enough for windows of several hundred samples
+  int long_windows = 0;
+  for (int i = 0; i < kCases / 4; ++i) {
+    RandomVm vm = MakeRandomVm(rng, 600);
+    const ScoreResult r = Score(vm.input, params);
+    const int64_t cutoff = vm.input.now_mono_ns - static_cast<int64_t>(params.drift_window_s * 1e9);
+    std::vector<ClockSample> window;
+    for (const auto& s : vm.samples) {
+      if (s.host_mono_ns >= cutoff) window.push_back(s);
+    }
+    if (window.size() > 257) ++long_windows;
+    const auto drift = EstimateDrift(window, params);
+    ASSERT_EQ(r.drift.has_value(), drift.has_value()) << "case " << i;
+    if (drift) {
+      ASSERT_EQ(r.drift->ratio, drift->ratio) << "case " << i;
+    }
+    StepCounts expected;
+    for (size_t k = 1; k < window.size(); ++k) {
+      switch (StepBetween(window[k - 1], window[k], drift ? drift->ratio : 0, params)) {
+        case StepDirection::kForward:
+          ++expected.forward;
+          break;
+        case StepDirection::kBackward:
+          ++expected.backward;
+          break;
+        case StepDirection::kNone:
+          break;
+      }
+    }
+    ASSERT_EQ(r.steps_in_window.forward, expected.forward) << "case " << i;
+    ASSERT_EQ(r.steps_in_window.backward, expected.backward) << "case " << i;
+    const bool stopped_now =
+        vm.input.running && vm.samples.size() >= 2 &&
+        StoppedBetween(vm.samples[vm.samples.size() - 2], vm.samples.back(), params);
+    ASSERT_EQ(r.clock_stopped, stopped_now) << "case " << i;
+  }
+  EXPECT_GT(long_windows, 10);
 }
 
 }  // namespace

@@ -236,6 +236,17 @@ std::vector<Scenario> Scenarios() {
          EXPECT_EQ(r.steps_in_window.backward, 0);
          EXPECT_EQ(Comp(r, Component::kStability), 1);
        }});
+  add({.name = "long_history_5s_polls_with_step",  // 700 samples in the window: no stack buffer
+       .history = HistoryBuilder(0.001, 5).Drift(20e-6).Steady(350).Step(-3).Steady(350),
+       .min_score = 90,
+       .max_score = 98,
+       .reasons = {R::kStepBackward},
+       .check = [](const ScoreResult& r) {
+         EXPECT_EQ(r.steps_in_window.backward, 1);
+         EXPECT_EQ(r.steps_in_window.forward, 0);
+         ASSERT_TRUE(r.drift.has_value());
+         EXPECT_NEAR(r.drift->ratio, 20e-6, 1e-8);
+       }});
   add({.name = "drift_2_3s_per_day",
        .history = HistoryBuilder(0).Drift(2.3 / 86400).Steady(64),
        .min_score = 99.5,
