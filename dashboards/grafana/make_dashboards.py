@@ -393,10 +393,12 @@ def vm_detail():
         target("vmtime_vm_guest_synchronized{%s}" % VM, "synchronised"),
         target("vmtime_vm_guest_stratum{%s}" % VM, "stratum"),
         target("vmtime_vm_guest_leap_status{%s}" % VM, "leap status"),
+        target("vmtime_vm_guest_status_error{%s} == 1" % VM, "error: {{error}}"),
     ], custom=TS_CUSTOM,
         options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
                  "tooltip": {"mode": "multi", "sort": "none"}},
-        description="What the guest's own time daemon reports (only with the guest_status collector enabled)."), 12, 7))
+        description="What the guest's own time daemon reports (only with the guest_status collector enabled); "
+                    "'error' while reading it fails (docs/guest-status.md)."), 12, 7))
     P.append(L.place(panel("timeseries", "Hypervisor reference", [
         target("vmtime_host_chrony_tracking_system_time_seconds{%s}" % SEL, "host chronyd offset"),
         target("vmtime_host_timex_maxerror_seconds{%s}" % SEL, "host kernel maxerror"),
