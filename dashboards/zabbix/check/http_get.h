@@ -43,7 +43,8 @@ struct HttpOptions {
 };
 
 // GET url.path from url.host:url.port. Time for the deadlines is read from
-// `clock` (MonotonicNs). Errors name the address and the failing step.
+// `clock` (MonotonicNs); name resolution (getaddrinfo) is not bounded by
+// them. Errors name the address and the failing step.
 Result<HttpResponse> HttpGet(const HttpUrl& url, const HttpOptions& options, const Clock& clock);
 
 // Standard base64 (RFC 4648, with padding), for the Authorization header.
