@@ -125,6 +125,16 @@ def test_pause_resume_leaves_clock_behind(lab):
     _resync(lab, CLK)
 
 
+def test_save_restore_leaves_clock_behind(lab):
+    before, _ = lab.guest_offset(CLK)
+    old_pid = lab.qemu_pid(CLK)
+    down = lab.save_restore(CLK, 1.0)
+    assert lab.qemu_pid(CLK) not in (None, old_pid)  # a new QEMU process
+    after, _ = lab.guest_offset(CLK)
+    assert after - before < -(down - 1.0), (before, after, down)
+    _resync(lab, CLK)
+
+
 def test_drift_clock_changes_guest_rate(lab):
     lab.drift_clock(CLK, 20000)  # 2 % fast
     try:

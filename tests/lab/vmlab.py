@@ -674,6 +674,32 @@ class Lab:
         finally:
             self.resume(name)
 
+    def save_restore(self, name: str, seconds: float = 0.0, timeout: float = 120.0) -> float:
+        """Saves the guest to a file in the workdir (virDomainSave: the
+        domain stops), waits seconds, restores it (virDomainRestore: a new
+        QEMU process, libvirt event STARTED/RESTORED) and waits for its
+        agent. The guest clock is then behind by about the time it was
+        down, which is returned (seconds, host monotonic, save start to
+        restore end)."""
+        path = self._path("guests", name, "save.img")
+        t0 = time.monotonic()
+        try:
+            self.domain(name).save(path)
+            time.sleep(seconds)
+            try:
+                self.conn.restore(path)
+            except libvirt.libvirtError as e:
+                raise LabError(f"restore of {name} from {path} failed: {e}\n"
+                               + self.diagnostics(name)) from None
+            down = time.monotonic() - t0
+        finally:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        self.wait_agent(name, timeout)
+        return down
+
     def state(self, name: str) -> int:
         """libvirt domain state (libvirt.VIR_DOMAIN_RUNNING, ..._PAUSED, ...)."""
         return self.domain(name).state()[0]
