@@ -3,7 +3,7 @@
 
 A Lab starts its own libvirtd (own config, state and socket directories, in a
 private mount namespace so it never touches a system libvirtd or another
-lab), boots small guests built by tests/lab/build-image (kernel + initramfs
+lab, and a private network namespace so it cannot touch host networking), boots small guests built by tests/lab/build-image (kernel + initramfs
 with qemu-ga and optionally chronyd, no network device), and offers the clock
 and agent failure conditions the exporter must detect: clock steps, stopped
 clocks, pause/resume, killed or hung guest agents, a libvirtd restart.
@@ -492,7 +492,7 @@ class Lab:
             out = open(self._path("libvirtd.stdout"), "ab")
             try:
                 self._proc = subprocess.Popen(
-                    ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script],
+                    ["unshare", "--mount", "--net", "--propagation", "private", "--", "sh", "-c", script],
                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                     start_new_session=True, close_fds=True)
             finally:
