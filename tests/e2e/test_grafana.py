@@ -11,7 +11,8 @@ real exporter:
 - live: the exporter against libvirt's test driver (test:///default, one
   running domain "test" with a frozen clock), or with VMTIME_E2E_LAB=1
   against a lab guest running chronyd with the guest_status collector on;
-  host references from two private chronyds on loopback (the host one
+  the host kernel's timex (read-only), host references from two private
+  chronyds on loopback (the host one
   synchronised to the other, which is also the exporter's SNTP upstream),
   Prometheus scraping every second. Every templating query
   (label_values(...), translated to /api/v1/series and /api/v1/label/<name>/values)
@@ -163,7 +164,8 @@ def stack():
                 procs, workdir, name="host",
                 extra_conf=f"server 127.0.0.1 port {up_port} iburst minpoll -2 maxpoll 0\n")
             ntp = [f"--ntp.server=127.0.0.1:{up_port}"]
-            cfg = {"collectors": {"ntp": {"enabled": True, "interval": "1s"}}}
+            cfg = {"collectors": {"ntp": {"enabled": True, "interval": "1s"},
+                                  "timex": {"enabled": True, "interval": "1s"}}}
             if LAB:
                 vmlab = sup.lab_module()
                 lab = vmlab.Lab(os.path.join(workdir, "lab"),
