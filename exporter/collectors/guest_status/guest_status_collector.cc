@@ -54,7 +54,13 @@ void GuestStatusCollector::Work(std::stop_token stop) {
       if (!cv_.wait(lock, stop, [&] { return !queue_.empty(); })) return;
       uuid = std::move(queue_.front());
       queue_.pop_front();
-      if (auto it = guests_.find(uuid); it != guests_.end()) memory = it->second.memory;
+      auto it = guests_.find(uuid);
+      if (it == guests_.end()) {  // stopped running while it waited: skip
+        busy_.erase(uuid);
+        cv_.notify_all();
+        continue;
+      }
+      memory = it->second.memory;
     }
     GuestStatusObservation obs;
     try {
