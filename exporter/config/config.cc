@@ -70,9 +70,11 @@ scoring:
   drift_zero_ratio: 500e-6
   drift_min_samples: 4
   drift_window_s: 1h
+  drift_confidence_sigmas: 2
   step_threshold_s: 1s
   stopped_ratio: 0.1
   stability_zero_events: 3
+  stability_backward_step_events: 2
   freshness_full_intervals: 2
   freshness_zero_intervals: 10
   host_stratum_full: 4
@@ -262,9 +264,12 @@ const std::vector<ScoringField>& ScoringFields() {
       {"drift_zero_ratio", ScoringField::kNumber, &P::drift_zero_ratio},
       {"drift_min_samples", ScoringField::kInteger, nullptr, &P::drift_min_samples},
       {"drift_window_s", ScoringField::kDuration, &P::drift_window_s},
+      {"drift_confidence_sigmas", ScoringField::kNumber, &P::drift_confidence_sigmas},
       {"step_threshold_s", ScoringField::kDuration, &P::step_threshold_s},
       {"stopped_ratio", ScoringField::kNumber, &P::stopped_ratio},
       {"stability_zero_events", ScoringField::kInteger, nullptr, &P::stability_zero_events},
+      {"stability_backward_step_events", ScoringField::kNumber,
+       &P::stability_backward_step_events},
       {"freshness_full_intervals", ScoringField::kNumber, &P::freshness_full_intervals},
       {"freshness_zero_intervals", ScoringField::kNumber, &P::freshness_zero_intervals},
       {"host_stratum_full", ScoringField::kInteger, nullptr, &P::host_stratum_full},
