@@ -294,10 +294,10 @@ def test_enabled_reports_guest_daemons(lab, workdir):
         text = exp.metrics_text()
 
         local = vms["gs-local10"]
-        assert local["guest"]["daemon"] == "chrony", local
-        assert local["guest"]["stratum"] == 10, local
-        assert local["guest"]["synchronized"] is True, local
-        assert local["guest"]["error"] == "", local
+        assert local["guest"]["daemon"] == "chrony", local["guest"]
+        assert local["guest"]["stratum"] == 10, local["guest"]
+        assert local["guest"]["synchronized"] is True, local["guest"]
+        assert local["guest"]["error"] == "", local["guest"]
         assert "stratum_high" in local["reasons"], local
         assert "unsynchronised" not in local["reasons"], local
         assert series(metrics, "vmtime_vm_guest_stratum", domain="gs-local10") == [10.0]
@@ -306,18 +306,18 @@ def test_enabled_reports_guest_daemons(lab, workdir):
                       domain="gs-local10", daemon="chrony") == [1.0]
 
         unr = vms["gs-unreach"]
-        assert unr["guest"]["daemon"] == "chrony", unr
-        assert unr["guest"]["synchronized"] is False, unr
-        assert unr["guest"]["leap_status"] == 3, unr
+        assert unr["guest"]["daemon"] == "chrony", unr["guest"]
+        assert unr["guest"]["synchronized"] is False, unr["guest"]
+        assert unr["guest"]["leap_status"] == 3, unr["guest"]
         assert "unsynchronised" in unr["reasons"], unr
         assert series(metrics, "vmtime_vm_guest_synchronized", domain="gs-unreach") == [0.0]
         assert series(metrics, "vmtime_vm_guest_leap_status", domain="gs-unreach") == [3.0]
 
         none = vms["gs-nodaemon"]
-        assert none["guest"]["daemon"] == "none", none
-        assert none["guest"]["synchronized"] is None, none
-        assert none["guest"]["stratum"] is None, none
-        assert none["guest"]["error"].startswith("no_daemon: "), none
+        assert none["guest"]["daemon"] == "none", none["guest"]
+        assert none["guest"]["synchronized"] is None, none["guest"]
+        assert none["guest"]["stratum"] is None, none["guest"]
+        assert none["guest"]["error"].startswith("no_daemon: "), none["guest"]
         assert "unsynchronised" not in none["reasons"], none
         assert "stratum_high" not in none["reasons"], none
         assert series(metrics, "vmtime_vm_guest_synchronized", domain="gs-nodaemon") == []

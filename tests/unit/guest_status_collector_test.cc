@@ -601,6 +601,14 @@ TEST(GuestStatusCollectorTest, OptionsFromConfig) {
   EXPECT_EQ(o.probe.exec_timeout_s, 2.5);
   EXPECT_EQ(o.probe.max_output_bytes, 1234u);
   EXPECT_EQ(o.concurrency, 4);
+  // A reload that changes what the collector reads must recreate it.
+  Config other = cfg;
+  EXPECT_EQ(GuestStatusFingerprint(other), GuestStatusFingerprint(cfg));
+  other.guest_status.commands = {"chronyc_tracking"};
+  EXPECT_NE(GuestStatusFingerprint(other), GuestStatusFingerprint(cfg));
+  other = cfg;
+  other.libvirt.uri = "qemu+unix:///system?socket=/x";
+  EXPECT_NE(GuestStatusFingerprint(other), GuestStatusFingerprint(cfg));
 }
 
 TEST(GuestStatusCollectorTest, DisabledMakesNoCollector) {

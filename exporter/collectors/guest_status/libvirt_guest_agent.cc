@@ -59,11 +59,14 @@ Result<std::string> LibvirtGuestAgent::Command(const std::string& uuid, const st
     if (virConnectIsAlive(conn->get()) != 1) Drop(*conn);
     return e;
   }
+  // The name first: every libvirt call (virDomainGetName too) resets the
+  // thread's last error, which must survive until LibvirtError reads it.
+  const char* name = virDomainGetName(dom.get());
+  const std::string domain_name = name != nullptr ? name : uuid;
   char* reply =
       virDomainQemuAgentCommand(dom.get(), json.c_str(), timeout_s < 1 ? 1 : timeout_s, 0);
   if (reply == nullptr) {
-    const char* name = virDomainGetName(dom.get());
-    Error e = libvirt::LibvirtError("virDomainQemuAgentCommand", name ? name : uuid);
+    Error e = libvirt::LibvirtError("virDomainQemuAgentCommand", domain_name);
     if (virConnectIsAlive(conn->get()) != 1) Drop(*conn);
     return e;
   }
