@@ -2,7 +2,10 @@
 
 #include <sstream>
 
+#include "exporter/collectors/chrony/chrony_collector.h"
+#include "exporter/collectors/guest_status/guest_status_collector.h"
 #include "exporter/collectors/libvirt/libvirt_collector.h"
+#include "exporter/collectors/ntp/ntp_collector.h"
 #include "exporter/collectors/timex/timex_collector.h"
 
 namespace vmtime {
@@ -31,6 +34,27 @@ const std::vector<CollectorSpec>& CollectorTable() {
          return std::make_shared<LibvirtCollector>(c.libvirt, clock);
        },
        LibvirtFingerprint},
+      {"chrony", "host chronyd through its command protocol (tracking, sources, sourcestats)",
+       [](const Config& c, const Clock&) { return std::make_shared<ChronyCollector>(c.chrony); },
+       [](const Config& c) {
+         std::ostringstream os;
+         os << c.chrony.address << '|' << c.chrony.timeout_s << '|' << c.chrony.sources;
+         return os.str();
+       }},
+      {"ntp", "SNTP probes of the configured upstream NTP servers",
+       [](const Config& c, const Clock&) { return std::make_shared<NtpCollector>(c.ntp); },
+       [](const Config& c) {
+         std::ostringstream os;
+         for (const auto& s : c.ntp.servers) os << s << ',';
+         os << '|' << c.ntp.timeout_s;
+         return os.str();
+       }},
+      {"guest_status",
+       "the guest's own time daemon via fixed read-only guest-exec commands (off by default)",
+       [](const Config& c, const Clock& clock) -> std::shared_ptr<Collector> {
+         return guest_status::MakeGuestStatusCollector(c, clock);
+       },
+       guest_status::GuestStatusFingerprint},
   };
   return kTable;
 }

@@ -8,6 +8,9 @@
 #include <map>
 
 #include "exporter/core/build_info.h"
+#include "exporter/exposition/chrony_metrics.h"
+#include "exporter/exposition/guest_status_metrics.h"
+#include "exporter/exposition/ntp_metrics.h"
 #include "scoring/score.h"
 
 namespace vmtime::exposition {
@@ -118,6 +121,7 @@ void AppendVmMetrics(const Snapshot& s, FamilyBuilder& out) {
   for (const auto& f : kFamilies) out.Declare(f.name, f.help, f.type);
   out.Declare("vmtime_vm_guest_status_source", "1 for the guest daemon the status came from.",
               MetricType::Gauge);
+  DeclareGuestStatusMetrics(out);
 
   for (const auto& vm : s.vms) {
     const Labels l = {{"domain", vm.name}, {"uuid", vm.uuid}};
@@ -153,6 +157,7 @@ void AppendVmMetrics(const Snapshot& s, FamilyBuilder& out) {
       Labels d = l;
       d.emplace_back("daemon", vm.guest->daemon);
       out.Gauge("vmtime_vm_guest_status_source", "", d, 1);
+      AppendGuestStatusMetrics(vm, l, out);
     }
     out.Gauge("vmtime_vm_health_score", "", l, vm.score.score);
     for (int c = 0; c < scoring::kComponentCount; ++c) {
@@ -173,6 +178,8 @@ std::vector<prometheus::MetricFamily> RenderFamilies(const Snapshot& s) {
   FamilyBuilder out;
   AppendSelfMetrics(s, out);
   AppendTimexMetrics(s, out);
+  AppendChronyMetrics(s, out);
+  AppendNtpMetrics(s, out);
   AppendVmMetrics(s, out);
   auto families = out.Take();
   // Families declared but left without samples are dropped: promtool and

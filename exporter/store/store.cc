@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "exporter/collectors/chrony/chrony_collector.h"
 #include "scoring/score.h"
 
 namespace vmtime {
@@ -124,16 +125,7 @@ size_t Store::vm_count() const {
 }
 
 std::optional<scoring::HostReference> Store::HostReferenceLocked() const {
-  if (chrony_up_ && chrony_) {
-    const auto& t = chrony_->tracking;
-    scoring::HostReference h;
-    const bool synced = t.leap_status != 3 && t.stratum > 0 && t.stratum < 16 && t.reference_id != 0;
-    h.state = synced ? scoring::SyncState::kSynchronised : scoring::SyncState::kUnsynchronised;
-    h.stratum = t.stratum;
-    h.offset_s = t.system_time_offset_s;
-    h.root_distance_s = t.root_delay_s / 2 + t.root_dispersion_s;
-    return h;
-  }
+  if (chrony_up_ && chrony_) return HostReferenceFromChrony(*chrony_);
   if (timex_) {
     scoring::HostReference h;
     h.state = timex_->synchronised ? scoring::SyncState::kSynchronised
