@@ -185,10 +185,19 @@ void Poller::Finish(const std::string& name, uint64_t generation, bool ok,
   st.error = error;
   if (ok) {
     store_.Apply(obs);
-    spdlog::debug("collector {}: ok in {:.3f}s", name, st.duration_s);
+    if (!slot.last_error.empty()) {
+      spdlog::info("collector {}: recovered", name);
+    } else {
+      spdlog::debug("collector {}: ok in {:.3f}s", name, st.duration_s);
+    }
+    slot.last_error.clear();
   } else {
     store_.MarkFailed(name);
-    spdlog::warn("collector {}: failed after {:.3f}s: {}", name, st.duration_s, error);
+    // A state change is a warning; the same failure again is only debug,
+    // so a missing chronyd does not fill the log every interval.
+    const auto level = slot.last_error == error ? spdlog::level::debug : spdlog::level::warn;
+    spdlog::log(level, "collector {}: failed after {:.3f}s: {}", name, st.duration_s, error);
+    slot.last_error = error;
   }
   store_.RecordRun(st);
   PublishLocked();

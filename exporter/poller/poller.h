@@ -64,6 +64,7 @@ class Poller {
     Schedule schedule;
     bool ran_once = false;
     uint64_t generation = 0;  // bumps when the slot is replaced
+    std::string last_error;   // of the previous run; repeats are logged at debug
   };
   void Submit(const std::string& name, Slot& slot, int64_t now);
   void RunJob(const std::string& name, std::shared_ptr<Collector> collector, uint64_t generation);
