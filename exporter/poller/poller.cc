@@ -24,7 +24,7 @@ void Poller::Configure(std::vector<PollerEntry> entries) {
       slot.schedule.SetConfig(e.config);
       next.emplace(name, std::move(slot));
     } else {
-      Slot slot{e.collector, e.fingerprint, Schedule(e.config, now), false, next_generation_++};
+      Slot slot{e.collector, e.fingerprint, Schedule(e.config, now), false, next_generation_++, {}};
       if (it != slots_.end() && it->second.schedule.in_flight()) {
         // The old instance is still running: the new one starts when it returns.
         slot.schedule.Start(now);
