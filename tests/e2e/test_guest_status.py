@@ -323,10 +323,11 @@ def test_enabled_reports_guest_daemons(lab, workdir):
         assert series(metrics, "vmtime_vm_guest_synchronized", domain="gs-nodaemon") == []
         assert series(metrics, "vmtime_vm_guest_status_source",
                       domain="gs-nodaemon", daemon="none") == [1.0]
-        if "# HELP vmtime_vm_guest_status_error" in text:
-            assert series(metrics, "vmtime_vm_guest_status_error",
-                          domain="gs-nodaemon", error="no_daemon") == [1.0]
-            assert series(metrics, "vmtime_vm_guest_status_error", domain="gs-local10") == []
+        assert "# HELP vmtime_vm_guest_status_error" in text
+        assert series(metrics, "vmtime_vm_guest_status_error",
+                      domain="gs-nodaemon", error="no_daemon") == [1.0]
+        assert series(metrics, "vmtime_vm_guest_status_error", domain="gs-local10") == []
+        assert series(metrics, "vmtime_vm_guest_status_error", domain="gs-unreach") == []
 
     # The agents saw exactly the fixed commands, no shell.
     for n in GUESTS:
