@@ -49,15 +49,21 @@ std::vector<PollerEntry> App::BuildEntries(const Config& config) {
   return entries;
 }
 
+void App::PublishReload(bool successful) {
+  ReloadStatus rs;
+  rs.last_successful = successful;
+  rs.source = config_.source;
+  // A failed reload keeps the time of the last success.
+  rs.last_success_real_ns =
+      successful ? clock_.RealtimeNs() : snapshots_.Get()->reload.last_success_real_ns;
+  store_.SetReload(rs);
+  snapshots_.Set(store_.Build(clock_.MonotonicNs(), clock_.RealtimeNs()));
+}
+
 Status App::Start() {
   auto auth = BasicAuth::Load(config_.web.config_file);
   if (!auth) return auth.error();
-  ReloadStatus rs;
-  rs.last_successful = true;
-  rs.last_success_real_ns = clock_.RealtimeNs();
-  rs.source = config_.source;
-  store_.SetReload(rs);
-  snapshots_.Set(store_.Build(clock_.MonotonicNs(), clock_.RealtimeNs()));
+  PublishReload(true);
   poller_->Configure(BuildEntries(config_));
   poller_->Start();
   HttpHooks hooks;
@@ -79,13 +85,7 @@ Status App::Reload() {
   if (!next) {
     spdlog::error("config reload failed, keeping the running configuration: {}",
                   next.error().message);
-    ReloadStatus rs;
-    rs.last_successful = false;
-    rs.source = config_.source;
-    // Keep the timestamp of the last success.
-    rs.last_success_real_ns = snapshots_.Get()->reload.last_success_real_ns;
-    store_.SetReload(rs);
-    snapshots_.Set(store_.Build(clock_.MonotonicNs(), clock_.RealtimeNs()));
+    PublishReload(false);
     return next.error();
   }
   if (next->web.listen_address != config_.web.listen_address ||
@@ -96,12 +96,7 @@ Status App::Reload() {
   store_.SetConfig(*next);
   poller_->Configure(BuildEntries(*next));
   config_ = std::move(*next);
-  ReloadStatus rs;
-  rs.last_successful = true;
-  rs.last_success_real_ns = clock_.RealtimeNs();
-  rs.source = config_.source;
-  store_.SetReload(rs);
-  snapshots_.Set(store_.Build(clock_.MonotonicNs(), clock_.RealtimeNs()));
+  PublishReload(true);
   spdlog::info("config reloaded from {}", config_.source);
   return Status::Ok();
 }

@@ -40,6 +40,8 @@ class App {
 
  private:
   std::vector<PollerEntry> BuildEntries(const Config& config);
+  // Records the outcome of a (re)load and publishes a snapshot showing it.
+  void PublishReload(bool successful);
 
   Flags flags_;
   Config config_;
