@@ -253,9 +253,20 @@ guest_status:
 """
 
 
-def test_disabled_makes_no_guest_exec(lab, workdir):
+# The default (no guest_status key at all) must be off too.
+DEFAULT_CONFIG = """\
+collectors:
+  libvirt:
+    interval: 2s
+  chrony:
+    enabled: false
+"""
+
+
+@pytest.mark.parametrize("config", [DISABLED_CONFIG, DEFAULT_CONFIG], ids=["explicit", "default"])
+def test_disabled_makes_no_guest_exec(lab, workdir, config):
     before = {n: len(exporter_execs(lab, n)) for n in GUESTS}
-    with Exporter(workdir, DISABLED_CONFIG, lab.uri) as exp:
+    with Exporter(workdir, config, lab.uri) as exp:
         # The exporter does talk to every guest agent (clock samples)...
         def all_sampled():
             vms = {v["domain"]: v for v in exp.targets().get("vms", [])}
