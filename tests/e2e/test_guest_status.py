@@ -348,3 +348,49 @@ def test_enabled_reports_guest_daemons(lab, workdir):
         assert set(execs) <= allowed, (n, execs)
     # A guest without chronyd was also asked for ntpq and timedatectl (not installed).
     assert {"ntpq -c rv", "timedatectl show"} <= set(exporter_execs(lab, "gs-nodaemon"))
+
+
+HUNG_CONFIG = """\
+collectors:
+  guest_status:
+    enabled: true
+    interval: 3s
+    timeout: 30s
+  libvirt:
+    interval: 2s
+  chrony:
+    enabled: false
+guest_status:
+  exec_timeout: 4s
+"""
+
+
+def test_hung_agent_does_not_stall_other_guests(lab, workdir):
+    """A guest whose agent is stopped (SIGSTOP) gets a timeout/exec_failed
+    error while the other guests keep being probed every round."""
+    hung = "gs-hung"
+    lab.add_guest(vmlab.GuestSpec(hung, chrony="local10"), wait=True, timeout=300)
+    try:
+        with Exporter(workdir, HUNG_CONFIG, lab.uri) as exp:
+            wait_for(f"guest status of {hung}",
+                     lambda: (exp.vm(hung) or {}).get("guest", {}) and
+                     exp.vm(hung)["guest"]["stratum"] == 10, 120, exp)
+            lab.hang_agent(hung)
+            before = len(exporter_execs(lab, "gs-unreach"))
+
+            def hung_reported():
+                g = (exp.vm(hung) or {}).get("guest") or {}
+                err = g.get("error", "")
+                return err.startswith(("timeout: ", "exec_failed: ")) and g
+            g = wait_for(f"{hung} reported failing", hung_reported, 120, exp)
+            assert g["synchronized"] is None, g  # unknown, not a verdict
+            # Meanwhile the other guests were probed round after round.
+            wait_for("gs-unreach probed again while the other agent hangs",
+                     lambda: len(exporter_execs(lab, "gs-unreach")) >= before + 3, 60, exp)
+            assert exp.vm("gs-unreach")["guest"]["synchronized"] is False
+            metrics = exp.metrics()
+            errs = [dict(ls)["error"] for (n, ls), v in metrics.items()
+                    if n == "vmtime_vm_guest_status_error" and dict(ls).get("domain") == hung]
+            assert errs and errs[0] in ("timeout", "exec_failed"), errs
+    finally:
+        lab.destroy(hung)
