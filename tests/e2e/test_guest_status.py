@@ -11,8 +11,10 @@ image: `gs-local10` (chronyd with `local stratum 10` as its only source),
   `unsynchronised`) for gs-unreach, and for gs-nodaemon an unknown status
   (no `vmtime_vm_guest_synchronized` series, daemon `none`, error
   `no_daemon`) with neither reason: no false alarm.
-- disabled (the default): the exporter samples the guests' clocks but no
-  guest-exec reaches any guest.
+- disabled (explicitly, and by default): the exporter samples the guests'
+  clocks but no guest-exec reaches any guest.
+- a fourth guest whose agent is stopped (SIGSTOP) is reported with a
+  timeout / exec_failed error while the others keep being probed.
 
 Evidence of guest-exec comes from the guest agent itself: busybox syslogd
 is started in each guest, and qemu-ga logs every call there as
