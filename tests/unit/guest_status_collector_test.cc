@@ -616,6 +616,12 @@ TEST(GuestStatusCollectorTest, DisabledMakesNoCollector) {
   cfg.collectors["guest_status"].enabled = false;
   FakeClock clock;
   EXPECT_EQ(MakeGuestStatusCollector(cfg, clock), nullptr);
+  EXPECT_EQ(MakeGuestStatusCollector(Config{}, clock), nullptr);  // no entry: off
+  auto parsed = ParseConfig("web:\n  listen_address: ':9958'\n", "t.yaml");
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_EQ(MakeGuestStatusCollector(*parsed, clock), nullptr);  // the built-in default: off
+  cfg.collectors["guest_status"].enabled = true;
+  EXPECT_NE(MakeGuestStatusCollector(cfg, clock), nullptr);  // connects lazily: no I/O here
 }
 
 // ---- error metric ----
