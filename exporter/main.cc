@@ -1,11 +1,11 @@
 // vmtime_exporter: entry point. Flags, logging, configuration, signals.
 // Exit codes: 0 clean stop, 1 runtime failure (cannot listen), 2 bad flags
 // or configuration (the message names file:line:column).
+#include <spdlog/spdlog.h>
+
 #include <csignal>
 #include <cstdio>
 #include <iostream>
-
-#include <spdlog/spdlog.h>
 
 #include "exporter/app/app.h"
 #include "exporter/collectors/registry.h"

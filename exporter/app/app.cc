@@ -7,9 +7,8 @@
 namespace vmtime {
 
 Result<Config> LoadEffectiveConfig(const Flags& flags) {
-  Result<Config> config = flags.config_file.empty()
-                              ? ParseConfig(DefaultConfigYaml(), "<built-in>")
-                              : LoadConfigFile(flags.config_file);
+  Result<Config> config = flags.config_file.empty() ? ParseConfig(DefaultConfigYaml(), "<built-in>")
+                                                    : LoadConfigFile(flags.config_file);
   if (!config) return config;
   ApplyFlags(flags, *config);
   auto auth = BasicAuth::Load(config->web.config_file);
@@ -19,9 +18,8 @@ Result<Config> LoadEffectiveConfig(const Flags& flags) {
 
 App::App(Flags flags, Config config, const Clock& clock)
     : flags_(std::move(flags)), config_(std::move(config)), clock_(clock), store_(config_) {
-  poller_ = std::make_unique<Poller>(clock_, store_, [this](std::shared_ptr<const Snapshot> s) {
-    snapshots_.Set(std::move(s));
-  });
+  poller_ = std::make_unique<Poller>(
+      clock_, store_, [this](std::shared_ptr<const Snapshot> s) { snapshots_.Set(std::move(s)); });
 }
 
 App::~App() { Stop(); }

@@ -112,8 +112,8 @@ class Walker {
   }
 
   // Calls `on_key` for every key of a mapping; unknown keys are errors.
-  using KeyHandler = std::function<void(const std::string& key, const YAML::Node& value,
-                                        const std::string& path)>;
+  using KeyHandler =
+      std::function<void(const std::string& key, const YAML::Node& value, const std::string& path)>;
   void Map(const YAML::Node& node, const std::string& path, const std::set<std::string>& known,
            const KeyHandler& on_key) {
     if (failed() || !node.IsDefined() || node.IsNull()) return;
@@ -160,8 +160,7 @@ class Walker {
     }
   }
 
-  void Double(const YAML::Node& n, const std::string& path, double* out, double min,
-              double max) {
+  void Double(const YAML::Node& n, const std::string& path, double* out, double min, double max) {
     auto s = Scalar(n, path);
     if (!s) return;
     char* end = nullptr;
@@ -268,8 +267,7 @@ const std::vector<ScoringField>& ScoringFields() {
       {"step_threshold_s", ScoringField::kDuration, &P::step_threshold_s},
       {"stopped_ratio", ScoringField::kNumber, &P::stopped_ratio},
       {"stability_zero_events", ScoringField::kInteger, nullptr, &P::stability_zero_events},
-      {"stability_backward_step_events", ScoringField::kNumber,
-       &P::stability_backward_step_events},
+      {"stability_backward_step_events", ScoringField::kNumber, &P::stability_backward_step_events},
       {"freshness_full_intervals", ScoringField::kNumber, &P::freshness_full_intervals},
       {"freshness_zero_intervals", ScoringField::kNumber, &P::freshness_zero_intervals},
       {"host_stratum_full", ScoringField::kInteger, nullptr, &P::host_stratum_full},
@@ -298,8 +296,8 @@ std::map<std::string, CollectorConfig> DefaultCollectors() {
 }
 
 void ParseDocument(const YAML::Node& root, Walker& w, Config& c) {
-  w.Map(root, "", {"web", "libvirt", "chrony", "ntp", "guest_status", "history", "collectors",
-                   "scoring"},
+  w.Map(root, "",
+        {"web", "libvirt", "chrony", "ntp", "guest_status", "history", "collectors", "scoring"},
         [&](const std::string& key, const YAML::Node& v, const std::string& path) {
           if (key == "web") {
             w.Map(v, path, {"listen_address", "telemetry_path"},

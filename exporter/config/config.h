@@ -17,28 +17,29 @@ namespace vmtime {
 struct CollectorConfig {
   bool enabled = true;
   double interval_s = 15;
-  double timeout_s = 10;        // deadline of one Collect() call
-  int max_retries = 2;          // retries within a round after a failure
-  double retry_backoff_s = 1;   // first retry delay, doubled per retry
+  double timeout_s = 10;       // deadline of one Collect() call
+  int max_retries = 2;         // retries within a round after a failure
+  double retry_backoff_s = 1;  // first retry delay, doubled per retry
 };
 
 struct WebConfig {
   std::string listen_address = ":9958";
   std::string telemetry_path = "/metrics";
-  std::string config_file;       // --web.config.file: basic auth (TLS refused, see docs)
+  std::string config_file;  // --web.config.file: basic auth (TLS refused, see docs)
 };
 
 struct LibvirtConfig {
   std::string uri = "qemu:///system";
-  int samples = 3;                     // K bracketed GetTime calls, smallest round trip kept
-  double agent_timeout_s = 2;          // virDomainAgentSetResponseTimeout; <= 0 leaves libvirt's default
-  bool set_agent_timeout = true;       // whether the exporter sets it (affects every client of the domain)
-  double call_deadline_s = 5;          // exporter-side deadline of one guest call
-  int concurrency = 4;                 // concurrent guest calls (libvirtd max_client_requests is 5)
-  int max_stuck_calls = 64;            // calls left blocked in libvirt before new domains wait
-  double agent_retry_interval_s = 5;   // retry a failing agent this often...
-  int agent_max_attempts = 32;         // ...this many times, then back off
-  double agent_backoff_max_s = 300;    // ceiling of the backoff after attempts are spent
+  int samples = 3;             // K bracketed GetTime calls, smallest round trip kept
+  double agent_timeout_s = 2;  // virDomainAgentSetResponseTimeout; <= 0 leaves libvirt's default
+  bool set_agent_timeout =
+      true;                    // whether the exporter sets it (affects every client of the domain)
+  double call_deadline_s = 5;  // exporter-side deadline of one guest call
+  int concurrency = 4;         // concurrent guest calls (libvirtd max_client_requests is 5)
+  int max_stuck_calls = 64;    // calls left blocked in libvirt before new domains wait
+  double agent_retry_interval_s = 5;  // retry a failing agent this often...
+  int agent_max_attempts = 32;        // ...this many times, then back off
+  double agent_backoff_max_s = 300;   // ceiling of the backoff after attempts are spent
   double reconnect_backoff_max_s = 30;
   double keepalive_interval_s = 5;
   int keepalive_count = 3;
@@ -51,7 +52,7 @@ struct ChronyConfig {
 };
 
 struct NtpConfig {
-  std::vector<std::string> servers;   // host[:port]
+  std::vector<std::string> servers;  // host[:port]
   double timeout_s = 2;
 };
 

@@ -1,7 +1,7 @@
 #include "exporter/config/duration.h"
 
-#include <charconv>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 

@@ -40,8 +40,8 @@ void FamilyBuilder::Gauge(const std::string& name, const std::string& help, cons
   Family(name, help, prometheus::MetricType::Gauge).metric.push_back(std::move(m));
 }
 
-void FamilyBuilder::Counter(const std::string& name, const std::string& help,
-                            const Labels& labels, double value) {
+void FamilyBuilder::Counter(const std::string& name, const std::string& help, const Labels& labels,
+                            double value) {
   auto m = WithLabels(labels);
   m.counter.value = value;
   Family(name, help, prometheus::MetricType::Counter).metric.push_back(std::move(m));

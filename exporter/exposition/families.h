@@ -18,8 +18,7 @@ using Labels = std::vector<std::pair<std::string, std::string>>;
 // family named `name`, creating it (with help text and type) on first use.
 class FamilyBuilder {
  public:
-  void Gauge(const std::string& name, const std::string& help, const Labels& labels,
-             double value);
+  void Gauge(const std::string& name, const std::string& help, const Labels& labels, double value);
   void Counter(const std::string& name, const std::string& help, const Labels& labels,
                double value);
   // Ensures a family exists even with no samples (keeps HELP/TYPE stable).

@@ -108,8 +108,8 @@ void AppendVmMetrics(const Snapshot& s, FamilyBuilder& out) {
        MetricType::Gauge},
       {"vmtime_vm_last_sample_timestamp_seconds",
        "Unix time (host) of the last good guest clock sample.", MetricType::Gauge},
-      {"vmtime_vm_guest_synchronized",
-       "Guest time daemon reports synchronised (1) or not (0).", MetricType::Gauge},
+      {"vmtime_vm_guest_synchronized", "Guest time daemon reports synchronised (1) or not (0).",
+       MetricType::Gauge},
       {"vmtime_vm_guest_stratum", "Stratum the guest time daemon reports.", MetricType::Gauge},
       {"vmtime_vm_guest_leap_status",
        "Guest leap status: 0 normal, 1 insert, 2 delete, 3 unsynchronised.", MetricType::Gauge},
@@ -130,8 +130,7 @@ void AppendVmMetrics(const Snapshot& s, FamilyBuilder& out) {
     out.Gauge("vmtime_vm_agent_up", "", l, vm.agent_up ? 1 : 0);
     if (vm.last_sample) {
       out.Gauge("vmtime_vm_clock_offset_seconds", "", l, vm.last_sample->offset_s);
-      out.Gauge("vmtime_vm_clock_offset_uncertainty_seconds", "", l,
-                vm.last_sample->uncertainty_s);
+      out.Gauge("vmtime_vm_clock_offset_uncertainty_seconds", "", l, vm.last_sample->uncertainty_s);
       out.Gauge("vmtime_vm_agent_rtt_seconds", "", l, vm.rtt_s);
       out.Gauge("vmtime_vm_last_sample_timestamp_seconds", "", l,
                 Seconds(vm.last_sample->host_real_ns));

@@ -178,8 +178,8 @@ std::string RenderStatusPage(const Snapshot& s, const std::string& telemetry_pat
   if (s.ntp) {
     int usable = 0;
     for (const auto& srv : s.ntp->servers) usable += srv.usable ? 1 : 0;
-    h += "<li>upstream NTP: " + std::to_string(usable) + " of " +
-         std::to_string(s.ntp_configured) + " usable</li>";
+    h += "<li>upstream NTP: " + std::to_string(usable) + " of " + std::to_string(s.ntp_configured) +
+         " usable</li>";
   }
   if (s.libvirt_enabled) {
     h += std::string("<li>libvirt: ") +
@@ -191,8 +191,9 @@ std::string RenderStatusPage(const Snapshot& s, const std::string& telemetry_pat
   std::vector<const VmView*> order;
   order.reserve(s.vms.size());
   for (const auto& vm : s.vms) order.push_back(&vm);
-  std::stable_sort(order.begin(), order.end(),
-                   [](const VmView* a, const VmView* b) { return a->score.score < b->score.score; });
+  std::stable_sort(order.begin(), order.end(), [](const VmView* a, const VmView* b) {
+    return a->score.score < b->score.score;
+  });
   h += "<h2>Virtual machines</h2><table><tr><th>VM</th><th>State</th><th>Score</th>"
        "<th>Offset vs host</th><th>&plusmn;</th><th>Agent</th><th>Reasons</th></tr>";
   for (const VmView* vm : order) {

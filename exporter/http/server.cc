@@ -31,9 +31,7 @@ class HttpServer::Handler final : public CivetHandler {
   bool handlePost(CivetServer*, mg_connection* conn) override { return Serve(conn, "POST"); }
   bool handlePut(CivetServer*, mg_connection* conn) override { return Serve(conn, "PUT"); }
   bool handleDelete(CivetServer*, mg_connection* conn) override { return Serve(conn, "DELETE"); }
-  bool handleOptions(CivetServer*, mg_connection* conn) override {
-    return Serve(conn, "OPTIONS");
-  }
+  bool handleOptions(CivetServer*, mg_connection* conn) override { return Serve(conn, "OPTIONS"); }
   bool handlePatch(CivetServer*, mg_connection* conn) override { return Serve(conn, "PATCH"); }
 
  private:
@@ -51,11 +49,9 @@ class HttpServer::Handler final : public CivetHandler {
       Route(conn, method);
     } catch (const std::exception& e) {
       spdlog::error("http: {} handler failed: {}", method, e.what());
-      Send(conn, 500, "Internal Server Error", "text/plain; charset=utf-8",
-           "internal error\n");
+      Send(conn, 500, "Internal Server Error", "text/plain; charset=utf-8", "internal error\n");
     } catch (...) {
-      Send(conn, 500, "Internal Server Error", "text/plain; charset=utf-8",
-           "internal error\n");
+      Send(conn, 500, "Internal Server Error", "text/plain; charset=utf-8", "internal error\n");
     }
     return true;
   }
@@ -132,14 +128,10 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const WebConfig& web, Basi
   }
   std::unique_ptr<HttpServer> s(new HttpServer());
   s->handler_ = std::make_unique<Handler>(web, std::move(auth), snapshots, std::move(hooks));
-  std::vector<std::string> options = {"listening_ports",
-                                      CivetListeningPorts(web.listen_address),
-                                      "num_threads",
-                                      "8",
-                                      "request_timeout_ms",
-                                      "10000",
-                                      "enable_keep_alive",
-                                      "yes"};
+  std::vector<std::string> options = {"listening_ports",    CivetListeningPorts(web.listen_address),
+                                      "num_threads",        "8",
+                                      "request_timeout_ms", "10000",
+                                      "enable_keep_alive",  "yes"};
   try {
     s->server_ = std::make_unique<CivetServer>(options);
   } catch (const std::exception& e) {

@@ -47,13 +47,13 @@ struct Snapshot {
   std::optional<TimexObservation> timex;
   uint64_t timex_kvm_artifacts_total = 0;
   bool chrony_up = false;
-  std::optional<ChronyObservation> chrony;       // last good
-  std::optional<NtpObservation> ntp;             // last round
+  std::optional<ChronyObservation> chrony;  // last good
+  std::optional<NtpObservation> ntp;        // last round
   size_t ntp_configured = 0;
   bool libvirt_enabled = false;
   bool libvirt_connected = false;
-  std::vector<VmView> vms;                       // sorted by name
-  std::vector<CollectorStatus> collectors;       // sorted by name
+  std::vector<VmView> vms;                  // sorted by name
+  std::vector<CollectorStatus> collectors;  // sorted by name
   ReloadStatus reload;
 };
 

@@ -108,9 +108,10 @@ int64_t Poller::RunOnce() {
   for (auto& [name, slot] : slots_) {
     if (slot.schedule.Overdue(now)) {
       slot.schedule.MarkOverdueReported();
-      spdlog::warn("collector {}: deadline exceeded; the run is abandoned and the collector "
-                   "is not started again until it returns",
-                   name);
+      spdlog::warn(
+          "collector {}: deadline exceeded; the run is abandoned and the collector "
+          "is not started again until it returns",
+          name);
       CollectorStatus st;
       st.name = name;
       st.success = false;
@@ -157,8 +158,8 @@ void Poller::RunJob(const std::string& name, std::shared_ptr<Collector> collecto
   Finish(name, generation, ok, error, started, std::move(obs));
 }
 
-void Poller::Finish(const std::string& name, uint64_t generation, bool ok,
-                    const std::string& error, int64_t started_mono, Observations obs) {
+void Poller::Finish(const std::string& name, uint64_t generation, bool ok, const std::string& error,
+                    int64_t started_mono, Observations obs) {
   std::lock_guard lock(mu_);
   const int64_t now = clock_.MonotonicNs();
   auto it = slots_.find(name);

@@ -32,7 +32,9 @@ class Schedule {
   // Returns false when the run had already been reported overdue (discard its result).
   bool Finish(int64_t now, bool success);
   // The earliest time something needs attention (a due run or a deadline).
-  int64_t NextEvent() const { return in_flight_ ? (overdue_reported_ ? kNever : deadline_) : next_due_; }
+  int64_t NextEvent() const {
+    return in_flight_ ? (overdue_reported_ ? kNever : deadline_) : next_due_;
+  }
 
   bool in_flight() const { return in_flight_; }
   int64_t next_due() const { return next_due_; }

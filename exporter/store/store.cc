@@ -21,8 +21,9 @@ void Store::SetConfig(const Config& config) {
   }
   for (auto& [uuid, vm] : vms_) {
     if (vm.samples.size() > history_samples_) {
-      vm.samples.erase(vm.samples.begin(),
-                       vm.samples.begin() + static_cast<long>(vm.samples.size() - history_samples_));
+      vm.samples.erase(
+          vm.samples.begin(),
+          vm.samples.begin() + static_cast<long>(vm.samples.size() - history_samples_));
     }
   }
   // Forget sections of collectors that are now disabled.
@@ -145,8 +146,7 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
   snap->chrony = chrony_;
   snap->ntp = ntp_;
   snap->ntp_configured = ntp_configured_;
-  snap->libvirt_enabled =
-      std::find(enabled_.begin(), enabled_.end(), "libvirt") != enabled_.end();
+  snap->libvirt_enabled = std::find(enabled_.begin(), enabled_.end(), "libvirt") != enabled_.end();
   snap->libvirt_connected = libvirt_connected_;
   snap->reload = reload_;
   const auto host = HostReferenceLocked();

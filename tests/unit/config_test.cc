@@ -1,8 +1,9 @@
+#include "exporter/config/config.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
 
-#include "exporter/config/config.h"
 #include "exporter/config/duration.h"
 
 namespace vmtime {
@@ -101,30 +102,32 @@ TEST_P(ConfigErrors, NameFileLineColumn) {
 
 INSTANTIATE_TEST_SUITE_P(
     All, ConfigErrors,
-    testing::Values(
-        BadCase{"unknown_top", "web:\n  listen_address: ':1'\nbogus: 1\n",
-                "bad.yml:3:1: bogus: unknown key"},
-        BadCase{"unknown_nested", "libvirt:\n  uri: x\n  sampels: 3\n",
-                "bad.yml:3:3: libvirt.sampels: unknown key"},
-        BadCase{"wrong_type_int", "libvirt:\n  samples: many\n",
-                "bad.yml:2:12: libvirt.samples: expected an integer, got 'many'"},
-        BadCase{"out_of_range", "libvirt:\n  samples: 0\n", "bad.yml:2:12: libvirt.samples: value 0"},
-        BadCase{"bad_duration", "collectors:\n  timex: {interval: 15parsecs}\n",
-                "bad.yml:2:21: collectors.timex.interval: invalid duration"},
-        BadCase{"bad_bool", "collectors:\n  timex:\n    enabled: maybe\n",
-                "bad.yml:3:14: collectors.timex.enabled: expected true or false"},
-        BadCase{"unknown_collector", "collectors:\n  ptp: {enabled: true}\n",
-                "bad.yml:2:3: collectors.ptp: unknown key"},
-        BadCase{"list_expected", "ntp:\n  servers: 127.0.0.1\n",
-                "bad.yml:2:12: ntp.servers: expected a list"},
-        BadCase{"mapping_expected", "libvirt: [1, 2]\n", "bad.yml:1:10: libvirt: expected a mapping"},
-        BadCase{"guest_command", "guest_status:\n  commands: [chronyc_tracking, rm_rf]\n",
-                "bad.yml:2:32: guest_status.commands[1]: unknown guest command 'rm_rf'"},
-        BadCase{"syntax", "web:\n  listen_address: [\n", "bad.yml:3:1: invalid YAML"},
-        BadCase{"scoring_number", "scoring:\n  weight_offset: heavy\n",
-                "bad.yml:2:18: scoring.weight_offset: expected a number"},
-        BadCase{"scoring_unknown", "scoring:\n  offset_warn: 3\n",
-                "bad.yml:2:3: scoring.offset_warn: unknown key"}),
+    testing::Values(BadCase{"unknown_top", "web:\n  listen_address: ':1'\nbogus: 1\n",
+                            "bad.yml:3:1: bogus: unknown key"},
+                    BadCase{"unknown_nested", "libvirt:\n  uri: x\n  sampels: 3\n",
+                            "bad.yml:3:3: libvirt.sampels: unknown key"},
+                    BadCase{"wrong_type_int", "libvirt:\n  samples: many\n",
+                            "bad.yml:2:12: libvirt.samples: expected an integer, got 'many'"},
+                    BadCase{"out_of_range", "libvirt:\n  samples: 0\n",
+                            "bad.yml:2:12: libvirt.samples: value 0"},
+                    BadCase{"bad_duration", "collectors:\n  timex: {interval: 15parsecs}\n",
+                            "bad.yml:2:21: collectors.timex.interval: invalid duration"},
+                    BadCase{"bad_bool", "collectors:\n  timex:\n    enabled: maybe\n",
+                            "bad.yml:3:14: collectors.timex.enabled: expected true or false"},
+                    BadCase{"unknown_collector", "collectors:\n  ptp: {enabled: true}\n",
+                            "bad.yml:2:3: collectors.ptp: unknown key"},
+                    BadCase{"list_expected", "ntp:\n  servers: 127.0.0.1\n",
+                            "bad.yml:2:12: ntp.servers: expected a list"},
+                    BadCase{"mapping_expected", "libvirt: [1, 2]\n",
+                            "bad.yml:1:10: libvirt: expected a mapping"},
+                    BadCase{
+                        "guest_command", "guest_status:\n  commands: [chronyc_tracking, rm_rf]\n",
+                        "bad.yml:2:32: guest_status.commands[1]: unknown guest command 'rm_rf'"},
+                    BadCase{"syntax", "web:\n  listen_address: [\n", "bad.yml:3:1: invalid YAML"},
+                    BadCase{"scoring_number", "scoring:\n  weight_offset: heavy\n",
+                            "bad.yml:2:18: scoring.weight_offset: expected a number"},
+                    BadCase{"scoring_unknown", "scoring:\n  offset_warn: 3\n",
+                            "bad.yml:2:3: scoring.offset_warn: unknown key"}),
     [](const testing::TestParamInfo<BadCase>& i) { return std::string(i.param.name); });
 
 TEST(Config, LoadFileMissingNamesPath) {

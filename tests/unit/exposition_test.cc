@@ -20,7 +20,8 @@ namespace vmtime {
 namespace {
 
 constexpr int64_t kS = 1'000'000'000;
-const std::string kGolden = std::string(VMTIME_SOURCE_DIR) + "/tests/fixtures/exposition.golden.prom";
+const std::string kGolden =
+    std::string(VMTIME_SOURCE_DIR) + "/tests/fixtures/exposition.golden.prom";
 
 scoring::ClockSample Sample(int64_t mono_s, double offset_s) {
   scoring::ClockSample s;
@@ -109,12 +110,16 @@ TEST(Exposition, GoldenFile) {
 
 TEST(Exposition, VmSeriesFollowTheContract) {
   const std::string text = exposition::RenderText(*FixedSnapshot());
-  EXPECT_NE(text.find("vmtime_vm_info{domain=\"paused-1\",uuid=\"44444444-4444-4444-4444-444444444444\",state=\"paused\"} 1"),
+  EXPECT_NE(text.find("vmtime_vm_info{domain=\"paused-1\",uuid=\"44444444-4444-4444-4444-"
+                      "444444444444\",state=\"paused\"} 1"),
             std::string::npos);
-  EXPECT_NE(text.find("vmtime_vm_clock_steps_total{domain=\"db-1\",uuid=\"22222222-2222-2222-2222-222222222222\",direction=\"backward\"} 1"),
+  EXPECT_NE(text.find("vmtime_vm_clock_steps_total{domain=\"db-1\",uuid=\"22222222-2222-2222-2222-"
+                      "222222222222\",direction=\"backward\"} 1"),
             std::string::npos);
-  EXPECT_NE(text.find("vmtime_vm_agent_up{domain=\"batch-1\",uuid=\"33333333-3333-3333-3333-333333333333\"} 0"),
-            std::string::npos);
+  EXPECT_NE(
+      text.find(
+          "vmtime_vm_agent_up{domain=\"batch-1\",uuid=\"33333333-3333-3333-3333-333333333333\"} 0"),
+      std::string::npos);
   EXPECT_NE(text.find("vmtime_host_timex_sync_status 1"), std::string::npos);
   EXPECT_NE(text.find("vmtime_collector_success{collector=\"timex\"} 1"), std::string::npos);
   EXPECT_NE(text.find("vmtime_exporter_build_info{version=\""), std::string::npos);

@@ -1,8 +1,9 @@
+#include "exporter/cli/flags.h"
+
 #include <gtest/gtest.h>
 
 #include <sstream>
 
-#include "exporter/cli/flags.h"
 #include "exporter/collectors/registry.h"
 
 namespace vmtime {
@@ -29,10 +30,10 @@ TEST(Flags, DefaultsLeaveConfigAlone) {
 }
 
 TEST(Flags, PrometheusStyleFlagsOverrideConfig) {
-  auto r = Parse({"--web.listen-address", "127.0.0.1:0", "--web.telemetry-path=/m",
-                  "--libvirt.uri", "test:///default", "--chrony.address", "127.0.0.1:323",
-                  "--ntp.server", "127.0.0.1:1123", "--ntp.server", "127.0.0.2",
-                  "--log.level", "debug", "--log.format", "json", "--no-collector.timex"});
+  auto r = Parse({"--web.listen-address", "127.0.0.1:0", "--web.telemetry-path=/m", "--libvirt.uri",
+                  "test:///default", "--chrony.address", "127.0.0.1:323", "--ntp.server",
+                  "127.0.0.1:1123", "--ntp.server", "127.0.0.2", "--log.level", "debug",
+                  "--log.format", "json", "--no-collector.timex"});
   ASSERT_FALSE(r.exit_code);
   Config c;
   c.collectors["timex"].enabled = true;

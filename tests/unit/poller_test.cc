@@ -2,6 +2,8 @@
 // deadlines, wakeups. No sleeps decide any outcome: the fake clock is moved
 // by hand and RunOnce() is called directly; the only waits are for worker
 // threads to finish jobs the test released (bounded by WaitIdle).
+#include "exporter/poller/poller.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -9,7 +11,6 @@
 #include <mutex>
 
 #include "exporter/exposition/snapshot_holder.h"
-#include "exporter/poller/poller.h"
 #include "exporter/poller/schedule.h"
 
 namespace vmtime {
@@ -51,10 +52,10 @@ TEST(Schedule, RetriesWithDoublingBackoffThenWaitsForCadence) {
   s.Finish(4 * kS, false);
   EXPECT_EQ(s.next_due(), 8 * kS);  // +4 s
   s.Start(8 * kS);
-  s.Finish(8 * kS, false);          // retries spent
+  s.Finish(8 * kS, false);  // retries spent
   EXPECT_EQ(s.next_due(), 60 * kS);
   s.Start(60 * kS);
-  s.Finish(60 * kS, false);          // a new round retries again
+  s.Finish(60 * kS, false);  // a new round retries again
   EXPECT_EQ(s.next_due(), 61 * kS);
 }
 
@@ -75,7 +76,7 @@ TEST(Schedule, DeadlineReportedOnceAndNoRestartUntilReturn) {
   EXPECT_TRUE(s.Overdue(5 * kS));
   s.MarkOverdueReported();
   EXPECT_FALSE(s.Overdue(6 * kS));
-  EXPECT_FALSE(s.Due(100 * kS));  // still in flight: never started twice
+  EXPECT_FALSE(s.Due(100 * kS));           // still in flight: never started twice
   EXPECT_FALSE(s.Finish(100 * kS, true));  // late result is discarded
   EXPECT_TRUE(s.Due(100 * kS));
 }
@@ -155,7 +156,8 @@ TEST_F(PollerTest, HungCollectorIsReportedAtDeadlineAndOthersKeepRunning) {
   ASSERT_TRUE(fast->WaitStarted(1));
   fast->Release();
   // Let the fast job finish (it is released, so this wait is bounded).
-  for (int i = 0; i < 1000 && !Status("timex"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int i = 0; i < 1000 && !Status("timex"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   ASSERT_NE(Status("timex"), nullptr);
   EXPECT_TRUE(Status("timex")->success);
   EXPECT_EQ(Status("libvirt"), nullptr);

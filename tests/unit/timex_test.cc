@@ -8,11 +8,11 @@ namespace {
 TEST(Timex, NanoBitDecidesOffsetUnitAndFrequencyBecomesRatio) {
   struct timex tx {};
   tx.status = STA_PLL | STA_NANO;
-  tx.offset = 1500;           // ns
-  tx.freq = 65536 * 12;       // 12 ppm
-  tx.maxerror = 250000;       // us
-  tx.esterror = 100;          // us
-  tx.tick = 10000;            // us
+  tx.offset = 1500;      // ns
+  tx.freq = 65536 * 12;  // 12 ppm
+  tx.maxerror = 250000;  // us
+  tx.esterror = 100;     // us
+  tx.tick = 10000;       // us
   tx.tai = 37;
   auto o = ConvertTimex(tx, TIME_OK, 42);
   EXPECT_DOUBLE_EQ(o.offset_s, 1.5e-6);
