@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "exporter/collectors/guest_status/guest_commands.h"
 #include "exporter/config/duration.h"
 
 namespace vmtime {
@@ -348,10 +349,8 @@ void ParseDocument(const YAML::Node& root, Walker& w, Config& c) {
                   [&](const std::string& k, const YAML::Node& x, const std::string& p) {
                     if (k == "commands") {
                       w.StringList(x, p, &g.commands);
-                      static const std::set<std::string> kKnown = {
-                          "chronyc_tracking", "ntpq_rv", "timedatectl_show", "w32tm_status"};
                       for (size_t i = 0; i < g.commands.size() && !w.failed(); ++i) {
-                        if (!kKnown.contains(g.commands[i])) {
+                        if (!guest_status::IsKnownGuestCommand(g.commands[i])) {
                           w.Fail(x.IsSequence() ? x[i] : x, p + "[" + std::to_string(i) + "]",
                                  "unknown guest command '" + g.commands[i] +
                                      "' (the list is fixed: chronyc_tracking, ntpq_rv, "
