@@ -184,8 +184,10 @@ void Poller::Finish(const std::string& name, uint64_t generation, bool ok, const
   st.duration_s = NsToSeconds(now - started_mono);
   st.last_run_real_ns = clock_.RealtimeNs();
   st.error = error;
+  // A failed run may still have observed something (the NTP collector
+  // reports every server even when none is usable): keep what it saw.
+  store_.Apply(obs);
   if (ok) {
-    store_.Apply(obs);
     if (!slot.last_error.empty()) {
       spdlog::info("collector {}: recovered", name);
     } else {
