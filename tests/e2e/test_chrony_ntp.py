@@ -74,12 +74,15 @@ class Lab:
                 os.killpg(p.pid, 9)
                 p.wait(timeout=5)
 
-    def chronyd(self, name, conf):
+    def chronyd(self, name, conf, cmdport=0):
         d = os.path.join(self.dir, name)
         os.makedirs(d, mode=0o700, exist_ok=True)
         sock = os.path.join(d, "cmd.sock")
         with open(os.path.join(d, "chrony.conf"), "w") as f:
-            f.write(f"cmdport 0\nbindcmdaddress {sock}\npidfile {d}/chronyd.pid\n{conf}\n")
+            f.write(f"cmdport {cmdport}\nbindcmdaddress {sock}\npidfile {d}/chronyd.pid\n"
+                    f"{conf}\n")
+            if cmdport:
+                f.write("bindcmdaddress 127.0.0.1\ncmdallow 127.0.0.1\n")
         self.spawn(name, shutil.which("chronyd") or "/usr/sbin/chronyd", "-d", "-x", "-u",
                    "root", "-f", os.path.join(d, "chrony.conf"))
         wait(lambda: os.path.exists(sock), 15, f"{name} command socket")
@@ -104,6 +107,9 @@ def lab():
         lab.close()
 
 
+CLIENT_CONF = "port 0\nserver 127.0.0.1 iburst minpoll -4 maxpoll -4"
+
+
 def start_server(lab, stratum):
     lab.stop("server")
     return lab.chronyd("server", f"port 123\nallow 127.0.0.1\nlocal stratum {stratum}")
@@ -112,7 +118,7 @@ def start_server(lab, stratum):
 @pytest.fixture(scope="module")
 def setup(lab):
     start_server(lab, 8)
-    client_sock = lab.chronyd("client", "port 0\nserver 127.0.0.1 iburst minpoll -4 maxpoll -4")
+    client_sock = lab.chronyd("client", CLIENT_CONF, cmdport=323)
     wait(lambda: lab.chronyc(client_sock, "tracking").split(",")[2] == "9", 90,
          "the client chronyd to sync to the server (stratum 9)")
     # Right after the first samples the frequency estimate still jumps by ppm per poll; wait
@@ -206,7 +212,29 @@ def test_chronyd_stop_and_recovery(lab, setup):
     assert metric_value(scrape(lab), "vmtime_collector_success", {"collector": "chrony"}) == 0
     log = open(os.path.join(lab.dir, "exporter.log")).read()
     assert re.search(r"collector chrony: failed.*chrony", log), log[-2000:]
-    lab.chronyd("client", "port 0\nserver 127.0.0.1 iburst minpoll -4 maxpoll -4")
+    lab.chronyd("client", CLIENT_CONF, cmdport=323)
     wait(lambda: metric_value(scrape(lab), "vmtime_host_chrony_up") == 1, 30, "chrony_up back to 1")
     log = open(os.path.join(lab.dir, "exporter.log")).read()
     assert "collector chrony: recovered" in log, log[-3000:]
+
+
+def test_udp_command_port(lab, setup):
+    """The same chronyd read over its UDP command port (127.0.0.1:323)."""
+    cfg = os.path.join(lab.dir, "exporter-udp.yml")
+    with open(cfg, "w") as f:
+        f.write("collectors:\n  libvirt: {enabled: false}\n  timex: {enabled: false}\n"
+                "  ntp: {enabled: false}\n  chrony: {interval: 1s}\n")
+    lab.spawn("exporter-udp", EXPORTER, "--config.file", cfg, "--web.listen-address",
+              "127.0.0.1:19959", "--chrony.address", "127.0.0.1:323")
+
+    def udp_scrape():
+        return sh(lab.ns, "curl", "-fsS", "http://127.0.0.1:19959/metrics").stdout
+
+    wait(lambda: metric_value(udp_scrape(), "vmtime_host_chrony_up") == 1, 30,
+         "exporter to read chronyd over UDP")
+    fields = lab.chronyc(setup, "tracking").strip().split(",")
+    text = udp_scrape()
+    assert metric_value(text, "vmtime_host_chrony_tracking_stratum") == int(fields[2])
+    assert re.search(r'vmtime_host_chrony_tracking_info\{tracking_refid="%s"' % fields[0], text,
+                     re.I), text
+    lab.stop("exporter-udp")
