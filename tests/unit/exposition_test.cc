@@ -214,7 +214,11 @@ TEST(SnapshotHolder, SwapUnderConcurrentScrapes) {
       }
     });
   }
-  for (int gen = 1; gen <= 2000; ++gen) holder.Set(make(gen));
+  // At least 2000 swaps, and keep swapping until the readers have rendered
+  // 200 times (a loaded machine may not schedule them at first); bounded.
+  for (int gen = 1; gen <= 2000 || (renders.load() < 200 && gen <= 2'000'000); ++gen) {
+    holder.Set(make(gen));
+  }
   // Bounded: readers stop as soon as the writer is done.
   stop = true;
   for (auto& t : readers) t.join();
