@@ -29,10 +29,14 @@ std::string_view ComponentName(Component c) {
 
 std::string_view ReasonName(Reason r) {
   switch (r) {
+    case Reason::kOffsetElevated:
+      return "offset_elevated";
     case Reason::kOffsetHigh:
       return "offset_high";
     case Reason::kOffsetCritical:
       return "offset_critical";
+    case Reason::kResumedBehind:
+      return "resumed_behind";
     case Reason::kClockStopped:
       return "clock_stopped";
     case Reason::kStepBackward:
@@ -43,6 +47,8 @@ std::string_view ReasonName(Reason r) {
       return "drift_high";
     case Reason::kUnsynchronised:
       return "unsynchronised";
+    case Reason::kGuestSyncUnknown:
+      return "guest_sync_unknown";
     case Reason::kStratumHigh:
       return "stratum_high";
     case Reason::kLeapPending:
@@ -53,10 +59,24 @@ std::string_view ReasonName(Reason r) {
       return "agent_unreachable";
     case Reason::kHostUnsynchronised:
       return "host_unsynchronised";
+    case Reason::kHostStratumHigh:
+      return "host_stratum_high";
     case Reason::kNoData:
       return "no_data";
     case Reason::kCount:
       break;
+  }
+  return "unknown";
+}
+
+std::string_view BandName(Band b) {
+  switch (b) {
+    case Band::kGood:
+      return "good";
+    case Band::kDegraded:
+      return "degraded";
+    case Band::kBad:
+      return "bad";
   }
   return "unknown";
 }

@@ -113,6 +113,10 @@ std::string Validate(const Params& p) {
   for (const auto& g : gates) {
     if (!(g.value >= 0 && g.value <= 100)) return Bad(g.name, "must be in 0..100");
   }
+  if (!(p.band_degraded_min >= 0 && p.band_degraded_min <= p.band_good_min &&
+        p.band_good_min <= 100)) {
+    return Bad("band_good_min", "bands need 0 <= band_degraded_min <= band_good_min <= 100");
+  }
   return "";
 }
 

@@ -57,6 +57,10 @@ struct Params {
   double gate_clock_stopped_max = 10;
   double gate_offset_critical_max = 20;
   double gate_agent_unreachable_max = 50;
+  // bands: score >= band_good_min is good, >= band_degraded_min degraded,
+  // below that bad
+  double band_good_min = 90;
+  double band_degraded_min = 60;
 };
 
 // Returns an empty string when valid, else a message naming the bad field.

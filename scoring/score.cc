@@ -273,7 +273,7 @@ ScoreResult Score(const VmInput& in, const Params& p) {
 
   // Agent reachability: a reason whenever the last attempt failed; a gate
   // only when there is no fresh sample to score instead.
-  if (!in.agent_reachable) {
+  if (in.agent_attempted && !in.agent_reachable) {
     set(Reason::kAgentUnreachable);
     if (!fresh) cap = std::min(cap, p.gate_agent_unreachable_max);
   }
@@ -415,6 +415,9 @@ ScoreResult Score(const VmInput& in, const Params& p) {
   double score = sum_w > 0 ? 100 * sum / sum_w : 0;
   score = std::min(score, cap);
   r.score = std::isfinite(score) ? std::clamp(score, 0.0, 100.0) : 0;
+  r.band = r.score >= p.band_good_min       ? Band::kGood
+           : r.score >= p.band_degraded_min ? Band::kDegraded
+                                            : Band::kBad;
 
   if (reasons != 0) {
     r.reasons.reserve(static_cast<size_t>(std::popcount(reasons)));

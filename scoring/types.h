@@ -23,6 +23,11 @@ struct ClockSample {
   int64_t guest_real_ns = 0;  // guest clock as returned by guest-get-time
   double offset_s = 0;        // guest - host realtime, positive = guest ahead
   double uncertainty_s = 0;   // half the bracket round trip, >= 0
+  // The domain was paused, saved and restored, or migrated between the
+  // previous sample and this one (libvirt lifecycle events): the guest clock
+  // did not run for part of that interval, so the pair is neither a stop nor
+  // a step, and the lag it leaves is `resumed_behind`.
+  bool after_interruption = false;
 };
 
 enum class SyncState { kUnknown = 0, kSynchronised = 1, kUnsynchronised = 2 };
@@ -50,6 +55,7 @@ struct HostReference {
   std::optional<int> stratum;
   std::optional<double> offset_s;         // host - UTC, positive = host ahead
   std::optional<double> root_distance_s;  // root_delay/2 + root_dispersion
+  std::string source;                     // what decided: "chrony", "kernel"; empty when unknown
 };
 
 // Everything the scorer may look at for one VM.
@@ -57,6 +63,9 @@ struct VmInput {
   std::span<const ClockSample> samples;  // oldest first, host_mono_ns increasing; may be empty
   bool running = true;                   // domain state is running
   bool agent_reachable = false;          // the most recent agent attempt succeeded
+  // False until the first agent attempt has finished: the agent is then
+  // neither up nor down (no `agent_unreachable`, only `no_data`).
+  bool agent_attempted = true;
   std::optional<GuestSyncStatus> guest;  // absent when not collected
   std::optional<HostReference> host;     // absent when not collected
   int64_t now_mono_ns = 0;               // evaluation time, host monotonic
@@ -77,23 +86,32 @@ constexpr int kComponentCount = static_cast<int>(Component::kCount);
 std::string_view ComponentName(Component c);  // "offset", "sync_state", ...
 
 enum class Reason : int {
-  kOffsetHigh = 0,  // |offset| above warning
-  kOffsetCritical,  // |offset| above critical
+  kOffsetElevated = 0,  // |offset| above offset_elevated_s, up to warning
+  kOffsetHigh,          // |offset| above warning
+  kOffsetCritical,      // |offset| above critical
+  kResumedBehind,       // behind since a pause/save/restore/migration
   kClockStopped,
   kStepBackward,
   kStepForward,
   kDriftHigh,
   kUnsynchronised,
+  kGuestSyncUnknown,  // guest status collected, but the daemon's state is unknown
   kStratumHigh,
   kLeapPending,
   kStale,
   kAgentUnreachable,
   kHostUnsynchronised,
+  kHostStratumHigh,
   kNoData,
   kCount
 };
 constexpr int kReasonCount = static_cast<int>(Reason::kCount);
 std::string_view ReasonName(Reason r);  // "offset_high", "clock_stopped", ...
+
+// Score bands (Params::band_good_min, band_degraded_min): what an operator
+// does about a VM. Exported as vmtime_vm_health_band (the enum value).
+enum class Band : int { kGood = 0, kDegraded = 1, kBad = 2 };
+std::string_view BandName(Band b);  // "good", "degraded", "bad"
 
 struct DriftEstimate {
   double ratio = 0;           // d(offset)/d(host time), dimensionless (1e-6 = 1 ppm)
@@ -108,6 +126,7 @@ struct StepCounts {
 
 struct ScoreResult {
   double score = 0;                                  // 0..100
+  Band band = Band::kBad;                            // from score and Params band_*
   std::array<double, kComponentCount> components{};  // each 0..1
   std::vector<Reason> reasons;                       // active reasons, in enum order, no duplicates
   bool clock_stopped = false;

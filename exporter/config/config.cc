@@ -89,6 +89,8 @@ scoring:
   gate_clock_stopped_max: 10
   gate_offset_critical_max: 20
   gate_agent_unreachable_max: 50
+  band_good_min: 90
+  band_degraded_min: 60
 )";
 
 const std::set<std::string, std::less<>> kCollectorNames = {"timex", "libvirt", "chrony", "ntp",
@@ -282,6 +284,8 @@ const std::vector<ScoringField>& ScoringFields() {
       {"gate_clock_stopped_max", ScoringField::kNumber, &P::gate_clock_stopped_max},
       {"gate_offset_critical_max", ScoringField::kNumber, &P::gate_offset_critical_max},
       {"gate_agent_unreachable_max", ScoringField::kNumber, &P::gate_agent_unreachable_max},
+      {"band_good_min", ScoringField::kNumber, &P::band_good_min},
+      {"band_degraded_min", ScoringField::kNumber, &P::band_degraded_min},
   };
   return kFields;
 }

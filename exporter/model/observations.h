@@ -111,6 +111,8 @@ struct DomainObservation {
   std::string uuid;
   DomainState state = DomainState::kUnknown;
   bool agent_up = false;                       // last guest-get-time attempt succeeded
+  bool agent_attempted = true;                 // false before the first attempt finished:
+                                               // then neither up nor down
   std::string agent_error;                     // last failure, empty when up
   int agent_failures = 0;                      // consecutive failed attempts
   std::optional<scoring::ClockSample> sample;  // newest sample taken since the last Collect

@@ -19,6 +19,7 @@ struct VmView {
   std::string uuid;
   DomainState state = DomainState::kUnknown;
   bool agent_up = false;
+  bool agent_attempted = false;  // false: not tried yet, neither up nor down
   std::string agent_error;
   std::optional<scoring::ClockSample> last_sample;  // newest good sample
   double rtt_s = 0;                                 // of last_sample

@@ -71,6 +71,7 @@ void Store::ApplyLibvirt(const LibvirtObservation& lv) {
     vm.uuid = d.uuid;
     vm.state = d.state;
     vm.agent_up = d.agent_up;
+    vm.agent_attempted = d.agent_attempted;
     vm.agent_error = d.agent_error;
     if (d.sample) AddSample(vm, *d.sample, d.rtt_s);
     next.emplace(d.uuid, std::move(vm));
@@ -161,6 +162,7 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
     v.uuid = vm.uuid;
     v.state = vm.state;
     v.agent_up = vm.agent_up;
+    v.agent_attempted = vm.agent_attempted;
     v.agent_error = vm.agent_error;
     if (!vm.samples.empty()) {
       v.last_sample = vm.samples.back();
@@ -173,6 +175,7 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
     in.samples = vm.samples;
     in.running = vm.state == DomainState::kRunning;
     in.agent_reachable = vm.agent_up;
+    in.agent_attempted = vm.agent_attempted;
     if (vm.guest) in.guest = vm.guest->status;
     in.host = host;
     in.now_mono_ns = now_mono_ns;

@@ -45,6 +45,7 @@ class Store {
     std::string uuid;
     DomainState state = DomainState::kUnknown;
     bool agent_up = false;
+    bool agent_attempted = false;
     std::string agent_error;
     std::vector<scoring::ClockSample> samples;  // oldest first, <= history_samples
     double rtt_s = 0;

@@ -261,9 +261,11 @@ TEST(Names, ComponentsMatchTheMetricContract) {
 
 TEST(Names, ReasonsMatchTheMetricContract) {
   const char* expected[] = {
-      "offset_high",       "offset_critical",     "clock_stopped", "step_backward", "step_forward",
-      "drift_high",        "unsynchronised",      "stratum_high",  "leap_pending",  "stale",
-      "agent_unreachable", "host_unsynchronised", "no_data"};
+      "offset_elevated", "offset_high",        "offset_critical",     "resumed_behind",
+      "clock_stopped",   "step_backward",      "step_forward",        "drift_high",
+      "unsynchronised",  "guest_sync_unknown", "stratum_high",        "leap_pending",
+      "stale",           "agent_unreachable",  "host_unsynchronised", "host_stratum_high",
+      "no_data"};
   ASSERT_EQ(std::size(expected), static_cast<size_t>(kReasonCount));
   std::set<std::string> seen;
   for (int i = 0; i < kReasonCount; ++i) {

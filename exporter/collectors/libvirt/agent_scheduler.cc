@@ -52,6 +52,7 @@ struct Entry {
   std::string name;
   DomainState state = DomainState::kUnknown;
   bool agent_up = false;
+  bool attempted = false;  // an attempt finished (or the domain is not samplable)
   std::string agent_error;
   int failures = 0;
   std::optional<scoring::ClockSample> sample;  // newest since last handed out
@@ -159,6 +160,7 @@ struct AgentScheduler::Shared {
                     e.failures + 1, message);
     }
     e.agent_up = false;
+    e.attempted = true;
     e.agent_error = message;
     e.failures++;
     e.next_retry_mono_ns = now + RetryDelayNs(config, e.failures);
@@ -309,6 +311,7 @@ void AgentScheduler::Shared::WorkerLoop(std::shared_ptr<Shared> self, std::share
           spdlog::info("libvirt: domain '{}' ({}): guest agent up", d.name, d.uuid);
         }
         d.agent_up = true;
+        d.attempted = true;
         d.agent_error.clear();
         d.failures = 0;
         d.next_retry_mono_ns = 0;
@@ -475,6 +478,7 @@ std::vector<DomainObservation> AgentScheduler::Update(const std::vector<DomainIn
     if (!Samplable(d.state)) {
       if (!e.in_flight) {
         e.agent_up = false;
+        e.attempted = true;
         e.agent_error = std::string("domain is ") + StateText(d.state) + " (not sampled)";
         e.failures = 0;
         e.next_retry_mono_ns = 0;
@@ -502,6 +506,7 @@ std::vector<DomainObservation> AgentScheduler::Update(const std::vector<DomainIn
     o.uuid = e.uuid;
     o.state = e.state;
     o.agent_up = e.agent_up;
+    o.agent_attempted = e.attempted;
     o.agent_error = e.agent_error;
     o.agent_failures = e.failures;
     o.sample = std::exchange(e.sample, std::nullopt);
@@ -525,6 +530,7 @@ std::vector<DomainObservation> AgentScheduler::Current() {
     o.uuid = e.uuid;
     o.state = e.state;
     o.agent_up = e.agent_up;
+    o.agent_attempted = e.attempted;
     o.agent_error = e.agent_error;
     o.agent_failures = e.failures;
     o.sample = std::exchange(e.sample, std::nullopt);
