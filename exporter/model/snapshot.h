@@ -51,6 +51,9 @@ struct Snapshot {
   std::optional<ChronyObservation> chrony;  // last good
   std::optional<NtpObservation> ntp;        // last round
   size_t ntp_configured = 0;
+  // The host's sync state as scoring saw it (chronyd when it answers, else the
+  // kernel); absent when neither was collected. Renders vmtime_host_synchronised{source}.
+  std::optional<scoring::HostReference> host_reference;
   bool libvirt_enabled = false;
   bool libvirt_connected = false;
   std::vector<VmView> vms;                  // sorted by name

@@ -151,6 +151,7 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
   snap->libvirt_connected = libvirt_connected_;
   snap->reload = reload_;
   const auto host = HostReferenceLocked();
+  snap->host_reference = host;
   // host - UTC in seconds, when the host's own offset is known.
   const bool have_host_offset = host.has_value() && host->offset_s.has_value();
   const double host_offset_s = have_host_offset ? *host->offset_s : 0.0;
