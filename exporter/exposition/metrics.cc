@@ -160,6 +160,7 @@ void AppendVmMetrics(const Snapshot& s, FamilyBuilder& out) {
     }
     out.Gauge("vmtime_vm_health_score", "", l, vm.score.score);
     for (int c = 0; c < scoring::kComponentCount; ++c) {
+      if (!vm.score.measured[c]) continue;  // input not collected: no series
       Labels cl = l;
       cl.emplace_back("component",
                       std::string(scoring::ComponentName(static_cast<scoring::Component>(c))));

@@ -54,7 +54,7 @@ json VmJson(const VmView& vm) {
   json comps = json::object();
   for (int c = 0; c < scoring::kComponentCount; ++c) {
     comps[std::string(scoring::ComponentName(static_cast<scoring::Component>(c)))] =
-        Num(vm.score.components[c]);
+        vm.score.measured[c] ? Num(vm.score.components[c]) : json(nullptr);  // null: not collected
   }
   j["components"] = comps;
   json reasons = json::array();
