@@ -230,9 +230,12 @@ def vm_trigger_prototypes(tname, key_of, http):
         "dependencies": [dep(crit_off)],
     }
     band = T + key_of("band")
+    # The agent item has no value until the exporter first attempted the
+    # agent: such a VM (no_data only) is neither up nor down, no trigger.
+    attempted = "last(%s%s)>=0" % (T, key_of("agent_up"))
     bad = {
         "name": "VM {#VM.NAME}: clock health bad",
-        "expression": "min(%s,5m)=2 and %s" % (band, running),
+        "expression": "min(%s,5m)=2 and %s and %s" % (band, attempted, running),
         "priority": "HIGH",
         "description": "The exporter has put this VM in the bad band for 5 minutes: its clock cannot be trusted. The health reasons item says why. Runbook: docs/alerts.md#vmclockhealthbad",
     }
@@ -285,8 +288,8 @@ def vm_trigger_prototypes(tname, key_of, http):
         },
         {
             "name": "VM {#VM.NAME}: clock health degraded",
-            "expression": 'min(%s,30m)>=1 and %s and last(%s%s)<>"host_unsynchronised"'
-                          % (band, running, T, key_of("reasons")),
+            "expression": 'min(%s,30m)>=1 and %s and %s and last(%s%s)<>"host_unsynchronised"'
+                          % (band, attempted, running, T, key_of("reasons")),
             "priority": "WARNING",
             "description": "The exporter has put this VM below the good band for 30 minutes; the health reasons item says why (a VM whose only reason is host_unsynchronised is left to the hypervisor trigger). Runbook: docs/alerts.md#vmclockhealthdegraded",
             "dependencies": [dep(bad)],
