@@ -1,4 +1,4 @@
-// Every constant of the scoring model, with DESIGN.md's defaults.
+// Every constant of the scoring model with its default (docs/scoring.md argues each).
 // The exporter's YAML `scoring:` section maps 1:1 onto these fields
 // (same names); docs/scoring.md and docs/configuration.md document them.
 #pragma once

@@ -16,7 +16,7 @@
 
 namespace vmtime::scoring {
 
-// One bracketed guest-clock reading (DESIGN.md "Guest offset vs host").
+// One bracketed guest-clock reading (README "What it measures": guest offset vs host).
 struct ClockSample {
   int64_t host_mono_ns = 0;   // host monotonic at the bracket midpoint
   int64_t host_real_ns = 0;   // host realtime at the bracket midpoint

@@ -1,4 +1,4 @@
-// Scenario table for the scoring engine: named situations from DESIGN.md
+// Scenario table for the scoring engine: named situations from docs/scoring.md
 // ("why guest clocks go wrong") and the seed cases of issue 12, each with
 // the expected score range, band and the exact set of active reasons; every
 // row is also checked against the explained-scores rule
