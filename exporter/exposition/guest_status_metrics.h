@@ -12,10 +12,11 @@
 
 namespace vmtime::exposition {
 
-// Declares the family (HELP/TYPE) once per scrape, before the VM loop.
-void DeclareGuestStatusMetrics(FamilyBuilder& out);
+// Declares the family once per scrape, before the VM loop.
+Family DeclareGuestStatusMetrics(FamilyBuilder& out);
 
-// Appends the series of one VM; `vm_labels` are its {domain, uuid}.
-void AppendGuestStatusMetrics(const VmView& vm, const Labels& vm_labels, FamilyBuilder& out);
+// Appends the series of one VM to `error` (the family Declare returned);
+// `vm_labels` are its {domain, uuid}.
+void AppendGuestStatusMetrics(const VmView& vm, const Labels& vm_labels, const Family& error);
 
 }  // namespace vmtime::exposition
