@@ -1,5 +1,5 @@
 // Per-VM guest status metrics beyond the four the main renderer writes
-// (vmtime_vm_guest_synchronized, _stratum, _leap_status, _status_source):
+// (vmtime_vm_guest_synchronised, _stratum, _leap_status, _status_source):
 // vmtime_vm_guest_status_error{domain,uuid,error}, 1 while the last probe
 // of the guest failed, with `error` one of a bounded set (exec_failed,
 // parse_failed, timeout, no_daemon); absent while the probe succeeds or

@@ -104,7 +104,7 @@ struct VmFamilies {
                       "Round trip of the kept virDomainGetTime call.")),
         last_sample(out.Gauge("vmtime_vm_last_sample_timestamp_seconds",
                               "Unix time (host) of the last good guest clock sample.")),
-        guest_synchronised(out.Gauge("vmtime_vm_guest_synchronized",
+        guest_synchronised(out.Gauge("vmtime_vm_guest_synchronised",
                                      "Guest time daemon reports synchronised (1) or not (0).")),
         guest_stratum(
             out.Gauge("vmtime_vm_guest_stratum", "Stratum the guest time daemon reports.")),

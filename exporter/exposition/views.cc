@@ -39,7 +39,7 @@ json VmJson(const VmView& vm) {
     const auto& g = vm.guest->status;
     json gj;
     gj["daemon"] = vm.guest->daemon;
-    gj["synchronized"] = g.state == scoring::SyncState::kUnknown
+    gj["synchronised"] = g.state == scoring::SyncState::kUnknown
                              ? json(nullptr)
                              : json(g.state == scoring::SyncState::kSynchronised);
     gj["stratum"] = g.stratum ? json(*g.stratum) : json(nullptr);
@@ -112,7 +112,7 @@ json RenderJson(const Snapshot& s) {
   j["libvirt"] = {{"enabled", s.libvirt_enabled}, {"connected", s.libvirt_connected}};
   json host;
   if (s.timex) {
-    host["timex"] = {{"synchronized", s.timex->synchronised},
+    host["timex"] = {{"synchronised", s.timex->synchronised},
                      {"offset_seconds", Num(s.timex->offset_s)},
                      {"maxerror_seconds", Num(s.timex->max_error_s)}};
   } else {

@@ -109,7 +109,7 @@ def test_http_endpoints():
         assert status == 200 and headers["Content-Type"] == "application/json"
         import json
         doc = json.loads(body)
-        assert doc["vms"] == [] and doc["host"]["timex"]["synchronized"] in (True, False)
+        assert doc["vms"] == [] and doc["host"]["timex"]["synchronised"] in (True, False)
         assert e.get("/nope")[0] == 404
         assert e.get("/metrics", method="POST", data=b"")[0] == 405
         assert e.get("/-/reload")[0] == 405

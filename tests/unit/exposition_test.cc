@@ -327,7 +327,7 @@ TEST(Exposition, JsonViewMatchesDocs) {
   EXPECT_EQ(j["vms"][1]["steps_total"]["backward"], 1);
   EXPECT_TRUE(j["vms"][1]["health_score"].is_number());
   EXPECT_TRUE(j["vms"][1]["components"].contains("offset"));
-  EXPECT_TRUE(j["host"]["timex"]["synchronized"].get<bool>());
+  EXPECT_TRUE(j["host"]["timex"]["synchronised"].get<bool>());
   EXPECT_TRUE(j["host"]["chrony"].is_null());
 }
 
