@@ -52,6 +52,15 @@ void AppendSelfMetrics(const Snapshot& s, FamilyBuilder& out) {
   }
 }
 
+void AppendHostMetrics(const Snapshot& s, FamilyBuilder& out) {
+  if (!s.host_reference) return;
+  const scoring::HostReference& h = *s.host_reference;
+  out.Gauge("vmtime_host_synchronised",
+            "1 when the host clock is synchronised as `source` decided it (chronyd when it "
+            "answers, else the kernel), 0 otherwise.")
+      .Add({{"source", h.source}}, h.state == scoring::SyncState::kSynchronised ? 1 : 0);
+}
+
 void AppendTimexMetrics(const Snapshot& s, FamilyBuilder& out) {
   if (!s.timex) return;
   const auto& t = *s.timex;
@@ -64,7 +73,9 @@ void AppendTimexMetrics(const Snapshot& s, FamilyBuilder& out) {
   out.Gauge("vmtime_host_timex_estimated_error_seconds", "Host kernel estimated error.")
       .Add(t.est_error_s);
   out.Gauge("vmtime_host_timex_status", "Host kernel clock status bits (STA_*).").Add(t.status);
-  out.Gauge("vmtime_host_timex_sync_status", "1 when the host kernel clock is synchronised.")
+  out.Gauge("vmtime_host_timex_sync_status",
+            "1 when the host kernel clock state is not TIME_ERROR and STA_UNSYNC is clear (raw "
+            "flags; vmtime_host_synchronised is the verdict).")
       .Add(t.synchronised ? 1 : 0);
   out.Gauge("vmtime_host_timex_tick_seconds", "Length of a host clock tick.").Add(t.tick_s);
   out.Gauge("vmtime_host_timex_tai_offset_seconds", "TAI minus UTC as the host kernel knows it.")
@@ -84,8 +95,10 @@ namespace {
 struct VmFamilies {
   explicit VmFamilies(FamilyBuilder& out)
       : info(out.Gauge("vmtime_vm_info", "Domain known to libvirt (1), with its state.")),
-        agent_up(out.Gauge("vmtime_vm_agent_up",
-                           "1 when the last guest-get-time through the guest agent succeeded.")),
+        agent_up(
+            out.Gauge("vmtime_vm_agent_up",
+                      "1 when the last guest-get-time through the guest agent succeeded; absent "
+                      "before the first attempt.")),
         offset(out.Gauge("vmtime_vm_clock_offset_seconds",
                          "Guest clock minus host CLOCK_REALTIME (positive = guest ahead).")),
         uncertainty(out.Gauge(
@@ -112,6 +125,8 @@ struct VmFamilies {
                              "Guest leap status: 0 normal, 1 insert, 2 delete, 3 unsynchronised.")),
         score(out.Gauge("vmtime_vm_health_score",
                         "Guest clock sync health score, 0..100 (docs/scoring.md).")),
+        band(out.Gauge("vmtime_vm_health_band",
+                       "Health band of the score: 0 good, 1 degraded, 2 bad (docs/scoring.md).")),
         component(out.Gauge("vmtime_vm_health_component_score", "Score component, 0..1.")),
         reason(out.Gauge("vmtime_vm_health_reason", "1 while the named reason is active.")),
         guest_source(out.Gauge("vmtime_vm_guest_status_source",
@@ -120,7 +135,7 @@ struct VmFamilies {
 
   Family info, agent_up, offset, uncertainty, utc_offset, drift, stopped, steps, rtt, last_sample;
   Family guest_synchronised, guest_stratum, guest_leap;
-  Family score, component, reason;
+  Family score, band, component, reason;
   Family guest_source, guest_error;
 };
 
@@ -145,6 +160,7 @@ void AppendGuestStatus(const VmView& vm, const Labels& l, const VmFamilies& f) {
 
 void AppendScore(const VmView& vm, const Labels& l, const VmFamilies& f) {
   f.score.Add(l, vm.score.score);
+  f.band.Add(l, static_cast<int>(vm.score.band));
   for (int c = 0; c < scoring::kComponentCount; ++c) {
     const auto name = scoring::ComponentName(static_cast<scoring::Component>(c));
     f.component.Add(With(l, "component", std::string(name)), vm.score.components[c]);
@@ -157,7 +173,8 @@ void AppendScore(const VmView& vm, const Labels& l, const VmFamilies& f) {
 void AppendVm(const VmView& vm, const VmFamilies& f) {
   const Labels l = {{"domain", vm.name}, {"uuid", vm.uuid}};
   f.info.Add(With(l, "state", DomainStateName(vm.state)), 1);
-  f.agent_up.Add(l, vm.agent_up ? 1 : 0);
+  // Before the first agent attempt the agent is neither up nor down.
+  if (vm.agent_attempted) f.agent_up.Add(l, vm.agent_up ? 1 : 0);
   if (vm.last_sample) {
     f.offset.Add(l, vm.last_sample->offset_s);
     f.uncertainty.Add(l, vm.last_sample->uncertainty_s);
@@ -184,6 +201,7 @@ void AppendVmMetrics(const Snapshot& s, FamilyBuilder& out) {
 std::vector<prometheus::MetricFamily> RenderFamilies(const Snapshot& s) {
   FamilyBuilder out;
   AppendSelfMetrics(s, out);
+  AppendHostMetrics(s, out);
   AppendTimexMetrics(s, out);
   AppendChronyMetrics(s, out);
   AppendNtpMetrics(s, out);

@@ -38,8 +38,8 @@ scoring::ClockSample Sample(int64_t mono_s, double offset_s) {
   return s;
 }
 
-// A fixed store: three VMs (healthy, stepped back 8 minutes, agent down),
-// timex, and collector runs. Everything is built from constants.
+// A fixed store: five VMs (healthy, stepped back 8 minutes, agent down,
+// paused, agent not tried yet), timex, and collector runs. Everything is built from constants.
 std::shared_ptr<const Snapshot> FixedSnapshot() {
   Config config;
   config.collectors["libvirt"].enabled = true;
@@ -71,7 +71,12 @@ std::shared_ptr<const Snapshot> FixedSnapshot() {
     paused.uuid = "44444444-4444-4444-4444-444444444444";
     paused.state = DomainState::kPaused;
     paused.agent_error.clear();
-    lv.domains = {healthy, stepped, down, paused};
+    DomainObservation fresh = down;  // its first agent attempt has not finished
+    fresh.name = "new-1";
+    fresh.uuid = "55555555-5555-5555-5555-555555555555";
+    fresh.agent_attempted = false;
+    fresh.agent_error.clear();
+    lv.domains = {healthy, stepped, down, paused, fresh};
     obs.libvirt = lv;
     store.Apply(obs);
   }
@@ -105,6 +110,10 @@ Snapshot FullSnapshot() {
   s.collectors = {{"chrony", true, 0.01, 1'764'000'190 * kS, ""},
                   {"libvirt", true, 0.125, 1'764'000'190 * kS, ""}};
   s.reload = {true, 1'764'000'000 * kS, "<built-in>"};
+  scoring::HostReference host;
+  host.state = scoring::SyncState::kSynchronised;
+  host.source = "chrony";
+  s.host_reference = host;
   TimexObservation tx;
   tx.synchronised = true;
   tx.max_error_s = 0.25;
@@ -296,6 +305,108 @@ TEST(Exposition, RenderedFamiliesMatchDocsMetrics) {
   }
 }
 
+std::string VmLabels(const VmView& vm) {
+  return "{domain=\"" + vm.name + "\",uuid=\"" + vm.uuid + "\"}";
+}
+
+// vmtime_vm_agent_up: 1 up, 0 down, absent (JSON null) before the first
+// attempt finished.
+TEST(Exposition, AgentUpAbsentUntilAttempted) {
+  Snapshot s = FullSnapshot();
+  VmView down = s.vms[0], fresh = s.vms[0];
+  down.name = "down";
+  down.agent_up = false;
+  fresh.name = "fresh";
+  fresh.agent_up = false;
+  fresh.agent_attempted = false;
+  s.vms = {down, fresh, s.vms[0]};
+  const std::string text = exposition::RenderText(s);
+  EXPECT_NE(text.find("vmtime_vm_agent_up" + VmLabels(down) + " 0\n"), std::string::npos);
+  EXPECT_NE(text.find("vmtime_vm_agent_up" + VmLabels(s.vms[2]) + " 1\n"), std::string::npos);
+  EXPECT_EQ(text.find("vmtime_vm_agent_up{domain=\"fresh\""), std::string::npos) << text;
+  EXPECT_NE(text.find("vmtime_vm_health_score{domain=\"fresh\""), std::string::npos);
+  const auto j = exposition::RenderJson(s);
+  EXPECT_EQ(j["vms"][0]["agent_up"], false);
+  EXPECT_TRUE(j["vms"][1]["agent_up"].is_null());
+  EXPECT_EQ(j["vms"][2]["agent_up"], true);
+  const std::string page = exposition::RenderStatusPage(s, "/metrics");
+  EXPECT_NE(page.find("<td>not tried yet</td>"), std::string::npos);
+}
+
+// vmtime_vm_health_band is the Band's value; JSON "band" its name.
+TEST(Exposition, HealthBandGaugeAndJson) {
+  Snapshot s = FullSnapshot();
+  const VmView base = s.vms[0];
+  s.vms.clear();
+  for (auto band : {scoring::Band::kGood, scoring::Band::kDegraded, scoring::Band::kBad}) {
+    VmView vm = base;
+    vm.name = std::string(scoring::BandName(band));
+    vm.score.band = band;
+    s.vms.push_back(vm);
+  }
+  const std::string text = exposition::RenderText(s);
+  const auto j = exposition::RenderJson(s);
+  const std::string page = exposition::RenderStatusPage(s, "/metrics");
+  for (size_t i = 0; i < s.vms.size(); ++i) {
+    const VmView& vm = s.vms[i];
+    EXPECT_NE(text.find("vmtime_vm_health_band" + VmLabels(vm) + " " + std::to_string(i) + "\n"),
+              std::string::npos)
+        << vm.name << "\n"
+        << text;
+    EXPECT_EQ(j["vms"][i]["band"], vm.name);
+    EXPECT_NE(page.find("<td class=\"" + vm.name + "\">" + vm.name + "</td>"), std::string::npos)
+        << vm.name;
+  }
+  EXPECT_EQ(text.find("# TYPE vmtime_vm_health_band gauge"),
+            text.find("# TYPE vmtime_vm_health_band "));
+}
+
+// vmtime_host_synchronised{source}: 1 only for kSynchronised; absent (JSON
+// host.reference null) without a host reference.
+TEST(Exposition, HostSynchronisedFollowsHostReference) {
+  struct Case {
+    scoring::SyncState state;
+    std::string source;
+    const char* want;
+  };
+  for (const Case& c : {Case{scoring::SyncState::kSynchronised, "chrony", " 1\n"},
+                        Case{scoring::SyncState::kUnsynchronised, "kernel", " 0\n"},
+                        Case{scoring::SyncState::kUnknown, "kernel", " 0\n"}}) {
+    Snapshot s = FullSnapshot();
+    s.host_reference->state = c.state;
+    s.host_reference->source = c.source;
+    const std::string text = exposition::RenderText(s);
+    EXPECT_NE(text.find("vmtime_host_synchronised{source=\"" + c.source + "\"}" + c.want),
+              std::string::npos)
+        << text;
+    const auto j = exposition::RenderJson(s);
+    EXPECT_EQ(j["host"]["reference"]["source"], c.source);
+    EXPECT_EQ(j["host"]["reference"]["synchronised"], c.state == scoring::SyncState::kSynchronised);
+  }
+  Snapshot none = FullSnapshot();
+  none.host_reference.reset();
+  EXPECT_EQ(exposition::RenderText(none).find("# TYPE vmtime_host_synchronised "),
+            std::string::npos);
+  EXPECT_TRUE(exposition::RenderJson(none)["host"]["reference"].is_null());
+  EXPECT_NE(exposition::RenderStatusPage(none, "/metrics").find("host clock: unknown"),
+            std::string::npos);
+}
+
+// Every reason, by its ReasonName, on /metrics, in the JSON and on the page.
+TEST(Exposition, EveryReasonRendersEverywhere) {
+  const Snapshot s = FullSnapshot();
+  ASSERT_EQ(s.vms[0].score.reasons.size(), static_cast<size_t>(scoring::kReasonCount));
+  const std::string text = exposition::RenderText(s);
+  const auto j = exposition::RenderJson(s);
+  const std::string page = exposition::RenderStatusPage(s, "/metrics");
+  for (int r = 0; r < scoring::kReasonCount; ++r) {
+    const std::string name(scoring::ReasonName(static_cast<scoring::Reason>(r)));
+    EXPECT_NE(text.find(",reason=\"" + name + "\"} 1\n"), std::string::npos) << name;
+    EXPECT_EQ(j["vms"][0]["reasons"][r], name);
+    EXPECT_NE(page.find(name), std::string::npos) << name;
+  }
+}
+
 TEST(Exposition, VanishedDomainsDisappear) {
   Config config;
   Store store(config);
@@ -318,7 +429,7 @@ TEST(Exposition, VanishedDomainsDisappear) {
 
 TEST(Exposition, JsonViewMatchesDocs) {
   auto j = exposition::RenderJson(*FixedSnapshot());
-  ASSERT_EQ(j["vms"].size(), 4u);
+  ASSERT_EQ(j["vms"].size(), 5u);
   // Sorted by domain.
   EXPECT_EQ(j["vms"][0]["domain"], "batch-1");
   EXPECT_TRUE(j["vms"][0]["offset_seconds"].is_null());
