@@ -1,11 +1,8 @@
 // Renders vmtime_host_chrony_* from Snapshot::chrony (see the header).
 #include "exporter/exposition/chrony_metrics.h"
 
-#include <spdlog/spdlog.h>
-
 #include <cmath>
 #include <cstdio>
-#include <exception>
 #include <string>
 
 namespace vmtime::exposition {
@@ -155,13 +152,7 @@ const char* ChronySourceModeName(int mode) {
 }
 
 void AppendChronyMetrics(const Snapshot& s, FamilyBuilder& out) {
-  try {
-    Render(s, out);
-  } catch (const std::exception& e) {
-    spdlog::error("rendering chrony metrics failed: {}", e.what());
-  } catch (...) {
-    spdlog::error("rendering chrony metrics failed");
-  }
+  RenderGuarded("chrony metrics", [&] { Render(s, out); });
 }
 
 }  // namespace vmtime::exposition

@@ -1,6 +1,8 @@
 // FamilyBuilder and its Family handles (see the header).
 #include "exporter/exposition/families.h"
 
+#include <spdlog/spdlog.h>
+
 #include <utility>
 
 namespace vmtime::exposition {
@@ -52,5 +54,13 @@ void Family::Add(const Labels& labels, double value) const {
 }
 
 const std::string& Family::name() const { return owner_->families_[index_].name; }
+
+void LogRenderFailure(const char* what, const std::exception* e) {
+  if (e != nullptr) {
+    spdlog::error("rendering {} failed: {}", what, e->what());
+  } else {
+    spdlog::error("rendering {} failed", what);
+  }
+}
 
 }  // namespace vmtime::exposition

@@ -10,6 +10,7 @@
 #include <prometheus/metric_family.h>
 
 #include <cstddef>
+#include <exception>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -60,5 +61,23 @@ class FamilyBuilder {
   std::vector<prometheus::MetricFamily> families_;
   std::unordered_map<std::string, size_t> index_;  // name -> position in families_
 };
+
+// Logs a rendering failure of `what` (with the exception's text when there
+// is one).
+void LogRenderFailure(const char* what, const std::exception* e);
+
+// Runs `render`, logging and swallowing any exception: exposition must not
+// throw into civetweb or prometheus-cpp, and one failing section must not
+// take the others with it.
+template <typename F>
+void RenderGuarded(const char* what, F&& render) noexcept {
+  try {
+    render();
+  } catch (const std::exception& e) {
+    LogRenderFailure(what, &e);
+  } catch (...) {
+    LogRenderFailure(what, nullptr);
+  }
+}
 
 }  // namespace vmtime::exposition

@@ -1,9 +1,9 @@
+// Renders the exporter, host-verdict, timex and per-VM families of a Snapshot
+// (see metrics.h); chronyd and NTP sections live in their own files.
 #include "exporter/exposition/metrics.h"
 
 #include <prometheus/text_serializer.h>
-#include <spdlog/spdlog.h>
 
-#include <exception>
 #include <map>
 
 #include "exporter/core/build_info.h"
@@ -215,15 +215,9 @@ std::string RenderText(const Snapshot& s) {
 }
 
 std::vector<prometheus::MetricFamily> SnapshotCollectable::Collect() const {
-  try {
-    auto snap = holder_.Get();
-    return RenderFamilies(*snap);
-  } catch (const std::exception& e) {
-    spdlog::error("rendering metrics failed: {}", e.what());
-  } catch (...) {
-    spdlog::error("rendering metrics failed");
-  }
-  return {};
+  std::vector<prometheus::MetricFamily> families;
+  RenderGuarded("metrics", [&] { families = RenderFamilies(*holder_.Get()); });
+  return families;
 }
 
 }  // namespace vmtime::exposition

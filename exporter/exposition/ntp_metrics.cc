@@ -1,10 +1,7 @@
 // Renders vmtime_ntp_* from Snapshot::ntp (see the header).
 #include "exporter/exposition/ntp_metrics.h"
 
-#include <spdlog/spdlog.h>
-
 #include <cmath>
-#include <exception>
 
 namespace vmtime::exposition {
 namespace {
@@ -88,13 +85,7 @@ std::string NtpReferenceIdText(uint32_t reference_id, int stratum) {
 }
 
 void AppendNtpMetrics(const Snapshot& s, FamilyBuilder& out) {
-  try {
-    Render(s, out);
-  } catch (const std::exception& e) {
-    spdlog::error("rendering ntp metrics failed: {}", e.what());
-  } catch (...) {
-    spdlog::error("rendering ntp metrics failed");
-  }
+  RenderGuarded("ntp metrics", [&] { Render(s, out); });
 }
 
 }  // namespace vmtime::exposition

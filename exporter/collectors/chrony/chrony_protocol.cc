@@ -19,7 +19,7 @@ namespace c = candm;
 
 // Big-endian reader over one struct of a reply (the header, or the body after
 // cmd_reply::kData); offsets are the candm:: field offsets. Callers check the
-// length first (CheckReply / ParseReplyHeader).
+// length first (ReplyBody / ParseReplyHeader).
 class Reader {
  public:
   explicit Reader(std::span<const uint8_t> b) : b_(b) {}
@@ -32,6 +32,7 @@ class Reader {
            (static_cast<uint32_t>(b_[off + 2]) << 8) | static_cast<uint32_t>(b_[off + 3]);
   }
   double Float(size_t off) const { return DecodeFloat(U32(off)); }
+  std::span<const uint8_t> Bytes(size_t off, size_t n) const { return b_.subspan(off, n); }
   IpAddr Addr(size_t off) const {
     IpAddr a;
     std::memcpy(a.bytes, b_.data() + off + c::ip_addr::kAddr, c::ip_addr::kAddrBytes);
@@ -97,10 +98,10 @@ const char* ReplyName(uint16_t reply) {
   }
 }
 
-// Checks the header of a reply to `command` expecting `reply_code` and a
-// body of `length` bytes in total.
-Status CheckReply(std::span<const uint8_t> reply, uint16_t command, uint16_t reply_code,
-                  size_t length) {
+// Checks the header of a reply to `command` expecting `reply_code` and the
+// length of that reply; returns a reader over its body.
+Result<Reader> ReplyBody(std::span<const uint8_t> reply, uint16_t command, uint16_t reply_code) {
+  const size_t length = ReplyLengthOf(command);
   const std::string what = std::string("chrony ") + ReplyName(reply_code) + " reply";
   auto h = ParseReplyHeader(reply);
   if (!h) return Error{what + ": " + h.error().message};
@@ -127,7 +128,7 @@ Status CheckReply(std::span<const uint8_t> reply, uint16_t command, uint16_t rep
     return Error{what + ": truncated: " + std::to_string(reply.size()) + " bytes, expected " +
                  std::to_string(length)};
   }
-  return Status::Ok();
+  return Reader(reply.subspan(kReplyHeaderLength));
 }
 
 }  // namespace
@@ -328,11 +329,10 @@ std::vector<uint8_t> BuildNtpSourceNameRequest(uint32_t sequence, const IpAddr& 
 }
 
 Result<ChronyTracking> ParseTrackingReply(std::span<const uint8_t> reply) {
-  if (Status s = CheckReply(reply, kReqTracking, kRpyTracking, kTrackingReplyLength); !s) {
-    return s.error();
-  }
+  auto body = ReplyBody(reply, kReqTracking, kRpyTracking);
+  if (!body) return body.error();
   namespace f = c::rpy_tracking;
-  const Reader r(reply.subspan(kReplyHeaderLength));
+  const Reader& r = *body;
   ChronyTracking t;
   t.reference_id = r.U32(f::kRefId);
   t.reference_name = FormatIpAddr(r.Addr(f::kIpAddr));
@@ -358,18 +358,16 @@ Result<ChronyTracking> ParseTrackingReply(std::span<const uint8_t> reply) {
 }
 
 Result<uint32_t> ParseNSourcesReply(std::span<const uint8_t> reply) {
-  if (Status s = CheckReply(reply, kReqNSources, kRpyNSources, kNSourcesReplyLength); !s) {
-    return s.error();
-  }
-  return Reader(reply.subspan(kReplyHeaderLength)).U32(c::rpy_n_sources::kNSources);
+  auto body = ReplyBody(reply, kReqNSources, kRpyNSources);
+  if (!body) return body.error();
+  return body->U32(c::rpy_n_sources::kNSources);
 }
 
 Result<SourceData> ParseSourceDataReply(std::span<const uint8_t> reply) {
-  if (Status s = CheckReply(reply, kReqSourceData, kRpySourceData, kSourceDataReplyLength); !s) {
-    return s.error();
-  }
+  auto body = ReplyBody(reply, kReqSourceData, kRpySourceData);
+  if (!body) return body.error();
   namespace f = c::rpy_source_data;
-  const Reader r(reply.subspan(kReplyHeaderLength));
+  const Reader& r = *body;
   SourceData out;
   out.address = r.Addr(f::kIpAddr);
   ChronySource& s = out.source;
@@ -397,11 +395,10 @@ Result<SourceData> ParseSourceDataReply(std::span<const uint8_t> reply) {
 }
 
 Result<Sourcestats> ParseSourcestatsReply(std::span<const uint8_t> reply) {
-  if (Status s = CheckReply(reply, kReqSourcestats, kRpySourcestats, kSourcestatsReplyLength); !s) {
-    return s.error();
-  }
+  auto body = ReplyBody(reply, kReqSourcestats, kRpySourcestats);
+  if (!body) return body.error();
   namespace f = c::rpy_sourcestats;
-  const Reader r(reply.subspan(kReplyHeaderLength));
+  const Reader& r = *body;
   Sourcestats st;
   st.ref_id = r.U32(f::kRefId);
   st.address = r.Addr(f::kIpAddr);
@@ -417,17 +414,15 @@ Result<Sourcestats> ParseSourcestatsReply(std::span<const uint8_t> reply) {
 }
 
 Result<std::string> ParseNtpSourceNameReply(std::span<const uint8_t> reply) {
-  if (Status s = CheckReply(reply, kReqNtpSourceName, kRpyNtpSourceName, kNtpSourceNameReplyLength);
-      !s) {
-    return s.error();
-  }
+  auto body = ReplyBody(reply, kReqNtpSourceName, kRpyNtpSourceName);
+  if (!body) return body.error();
   namespace f = c::rpy_ntp_source_name;
-  const auto* name = reinterpret_cast<const char*>(reply.data() + kReplyHeaderLength + f::kName);
+  const auto* name = reinterpret_cast<const char*>(body->Bytes(f::kName, f::kNameBytes).data());
   const size_t len = strnlen(name, f::kNameBytes);
   if (len == f::kNameBytes) return Error{"chrony NTP_SOURCE_NAME reply: name not NUL-terminated"};
   std::string out(name, len);
-  for (char c : out) {
-    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) {
+  for (char ch : out) {
+    if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) > 0x7e) {
       return Error{"chrony NTP_SOURCE_NAME reply: name has a non-printable byte"};
     }
   }
