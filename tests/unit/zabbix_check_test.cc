@@ -37,7 +37,7 @@ constexpr const char* kDoc = R"({
      "drift_ratio": 2.6e-05, "clock_stopped": false,
      "steps_total": {"forward": 0, "backward": 1}, "agent_rtt_seconds": 0.0008,
      "last_sample_timestamp_seconds": 1764049995.5,
-     "guest": {"daemon": "chrony", "synchronised": true, "stratum": 3, "leap_status": 0},
+     "guest": {"daemon": "chrony", "synchronized": true, "stratum": 3, "leap_status": 0},
      "health_score": 97.4,
      "components": {"offset": 1.0, "sync_state": 1.0, "stratum": 1.0, "drift": 1.0,
                     "stability": 0.7, "freshness": 1.0, "host_reference": 1.0},
@@ -210,7 +210,7 @@ TEST(VmValue, EveryKeyOfAHealthyVm) {
   EXPECT_EQ(Value(doc, "web-1", "last_sample"), "1764049995.5");
   EXPECT_EQ(Value(doc, "web-1", "sample_age"), "5");
   EXPECT_EQ(Value(doc, "web-1", "guest_daemon"), "chrony");
-  EXPECT_EQ(Value(doc, "web-1", "guest_synchronised"), "1");
+  EXPECT_EQ(Value(doc, "web-1", "guest_synchronized"), "1");
   EXPECT_EQ(Value(doc, "web-1", "guest_stratum"), "3");
   EXPECT_EQ(Value(doc, "web-1", "guest_leap_status"), "0");
   EXPECT_EQ(Value(doc, "web-1", "uuid"), "6F1C0000-AAAA-BBBB-CCCC-000000000001");

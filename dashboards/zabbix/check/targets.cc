@@ -177,7 +177,7 @@ const std::vector<std::string>& KnownKeys() {
                                                  "last_sample",
                                                  "sample_age",
                                                  "guest_daemon",
-                                                 "guest_synchronised",
+                                                 "guest_synchronized",
                                                  "guest_stratum",
                                                  "guest_leap_status",
                                                  "uuid",
@@ -205,7 +205,7 @@ Lookup VmValue(const json& doc, const json& vm, std::string_view key) {
   if (key == "last_sample") return Number(vm, key, {"last_sample_timestamp_seconds"});
   if (key == "steps_forward") return Number(vm, key, {"steps_total", "forward"});
   if (key == "steps_backward") return Number(vm, key, {"steps_total", "backward"});
-  if (key == "guest_synchronised") return Number(vm, key, {"guest", "synchronised"});
+  if (key == "guest_synchronized") return Number(vm, key, {"guest", "synchronized"});
   if (key == "guest_stratum") return Number(vm, key, {"guest", "stratum"});
   if (key == "guest_leap_status") return Number(vm, key, {"guest", "leap_status"});
   if (key == "guest_daemon") return Text(vm, key, {"guest", "daemon"});
