@@ -2,9 +2,17 @@
 //
 // Detectors run over the VM's sample history (oldest first): stop and step
 // detection between consecutive samples, a step-robust least-squares drift
-// estimate over the drift window, and the age of the newest sample. Seven
+// estimate over the drift window, the lag left by an interruption (pause,
+// save/restore, migration) and the age of the newest sample. Seven
 // components in [0, 1] follow from them and from the optional guest and host
-// sync status; their weighted mean times 100 is then capped by the gates.
+// sync status; the weighted mean of the components that were measured, times
+// 100, is then capped by the gates. Every component that can lose points has
+// reasons that name the loss (docs/scoring.md "Explained scores").
+//
+// Score runs as named steps, each filling its part of the result through a
+// Tally (reasons raised, the lowest cap so far): freshness, agent, offset,
+// drift and stability over the window, stopped now, resumed behind, guest
+// status, host reference, and finally the weighted mean, gates and band.
 //
 // Units and signs: offsets are guest clock minus reference clock in seconds
 // (positive = guest ahead); drift is d(offset)/d(host monotonic time), a
@@ -44,24 +52,6 @@ double Lerp(double x, double x0, double y0, double x1, double y1) {
   return y0 + (y1 - y0) * (x - x0) / (x1 - x0);
 }
 
-// Offset component: piecewise linear in |offset| through the four knots.
-// Non-increasing because Validate requires increasing knots and
-// non-increasing values.
-double OffsetComponent(double abs_offset_s, const Params& p) {
-  if (abs_offset_s <= p.offset_full_s) return 1;
-  if (abs_offset_s <= p.offset_warning_s) {
-    return Lerp(abs_offset_s, p.offset_full_s, 1, p.offset_warning_s, p.offset_warning_value);
-  }
-  if (abs_offset_s <= p.offset_critical_s) {
-    return Lerp(abs_offset_s, p.offset_warning_s, p.offset_warning_value, p.offset_critical_s,
-                p.offset_critical_value);
-  }
-  if (abs_offset_s < p.offset_zero_s) {
-    return Lerp(abs_offset_s, p.offset_critical_s, p.offset_critical_value, p.offset_zero_s, 0);
-  }
-  return 0;  // also NaN
-}
-
 // Stratum component: 1 up to `full`, linear to 0 at `zero`.
 double StratumComponent(int stratum, int full, int zero) {
   if (stratum <= full) return 1;
@@ -96,34 +86,40 @@ Elapsed ElapsedBetween(const ClockSample& prev, const ClockSample& cur) {
           static_cast<double>(SaturatingSub(cur.guest_real_ns, prev.guest_real_ns)) * kNsToS};
 }
 
+// |guest elapsed| small against host elapsed, in either direction: a clock
+// that does not advance, or one that something keeps resetting to about the
+// same value (it then moves back and forth by fractions of a second).
 bool StoppedElapsed(const Elapsed& e, double stopped_ratio) {
-  // A guest clock that went backwards is a step, not a stop.
-  return e.host_s > 0 && e.guest_s >= 0 && e.guest_s < stopped_ratio * e.host_s;
+  return e.host_s > 0 && std::fabs(e.guest_s) < stopped_ratio * e.host_s;
 }
 
 // What the detectors need from one pair of consecutive samples, computed once.
 struct PairDelta {
-  double host_s;   // host monotonic elapsed
-  double guest_s;  // guest clock elapsed
-  bool stopped;    // StoppedElapsed
-  bool breaks;     // BreaksSegment: the drift fit starts a new segment here
+  double host_s;     // host monotonic elapsed
+  double guest_s;    // guest clock elapsed
+  bool interrupted;  // cur.after_interruption: neither a stop nor a step
+  bool stopped;      // StoppedElapsed, not interrupted
+  bool breaks;       // the drift fit starts a new segment here
 };
 
-// True when the offset change between two samples cannot belong to one
-// continuous, steadily drifting clock: a stop, disorder, or a jump of the
-// guest clock against host monotonic time (immune to host realtime steps) or
-// of the recorded offset (guest - host realtime).
+// A pair breaks the drift segment when its offset change cannot belong to one
+// continuous, steadily drifting clock: an interruption, a stop, disorder, or
+// a jump of the guest clock against host monotonic time (immune to host
+// realtime steps) or of the recorded offset (guest - host realtime).
 // Fills `d` field by field (building a temporary and copying it made the
-// compiler merge the two bool stores into a wider load: a store-forwarding
+// compiler merge the bool stores into a wider load: a store-forwarding
 // stall that cost more than the arithmetic, see bench/scoring_bench.cc).
 inline void FillDelta(const ClockSample& prev, const ClockSample& cur, const Params& p,
                       PairDelta& d) {
   const Elapsed e = ElapsedBetween(prev, cur);
-  const bool stopped = StoppedElapsed(e, p.stopped_ratio);
+  const bool interrupted = cur.after_interruption;
+  const bool stopped = !interrupted && StoppedElapsed(e, p.stopped_ratio);
   d.host_s = e.host_s;
   d.guest_s = e.guest_s;
+  d.interrupted = interrupted;
   d.stopped = stopped;
-  d.breaks = !(e.host_s > 0) || stopped || std::fabs(e.guest_s - e.host_s) > p.step_threshold_s ||
+  d.breaks = interrupted || !(e.host_s > 0) || stopped ||
+             std::fabs(e.guest_s - e.host_s) > p.step_threshold_s ||
              !(std::fabs(cur.offset_s - prev.offset_s) <= p.step_threshold_s);
 }
 
@@ -135,7 +131,7 @@ PairDelta DeltaBetween(const ClockSample& prev, const ClockSample& cur, const Pa
 
 // Step classification of one pair (see StepBetween).
 StepDirection StepOf(const PairDelta& d, double drift_ratio, double threshold_s) {
-  if (!(d.host_s > 0) || d.stopped) return StepDirection::kNone;
+  if (!(d.host_s > 0) || d.stopped || d.interrupted) return StepDirection::kNone;
   const double residual_s = (d.guest_s - d.host_s) - drift_ratio * d.host_s;
   if (residual_s > threshold_s) return StepDirection::kForward;
   if (residual_s < -threshold_s) return StepDirection::kBackward;
@@ -225,17 +221,302 @@ std::optional<DriftEstimate> FitDrift(std::span<const ClockSample> samples, cons
 // (a large history_samples) compute them twice instead.
 constexpr size_t kMaxStackPairs = 256;
 
+// What the steps of Score accumulate: the result being filled, the reasons
+// raised (one bit per Reason) and the lowest gate so far.
+struct Tally {
+  ScoreResult& r;
+  uint32_t reasons = 0;
+  double cap = 100;
+
+  void Raise(Reason x) { reasons |= 1u << static_cast<int>(x); }
+  // Raises `x` and caps the score at `max`: a gate always has its reason.
+  void Gate(Reason x, double max) {
+    Raise(x);
+    cap = std::min(cap, max);
+  }
+  void Set(Component c, double value) {
+    r.components[static_cast<int>(c)] = value;
+    r.measured[static_cast<int>(c)] = true;
+  }
+  // Not collected: holds 1, left out of the weighted mean.
+  void Unmeasured(Component c) {
+    r.components[static_cast<int>(c)] = 1;
+    r.measured[static_cast<int>(c)] = false;
+  }
+};
+
+// Freshness: age of the newest sample in poll intervals; `stale` beyond the
+// full knot, `no_data` without samples. Returns whether the newest is fresh.
+bool ScoreFreshness(const VmInput& in, const Params& p, Tally& t) {
+  if (in.samples.empty()) {
+    t.r.freshness_age_s = std::numeric_limits<double>::infinity();
+    t.Set(Component::kFreshness, 0);
+    t.Raise(Reason::kNoData);
+    return false;
+  }
+  const double full_s = p.freshness_full_intervals * in.poll_interval_s;
+  const double zero_s = p.freshness_zero_intervals * in.poll_interval_s;
+  const double age_s = std::max(
+      0.0,
+      static_cast<double>(SaturatingSub(in.now_mono_ns, in.samples.back().host_mono_ns)) * kNsToS);
+  t.r.freshness_age_s = age_s;
+  t.Set(Component::kFreshness, Ramp(age_s, full_s, zero_s));
+  const bool fresh = age_s <= full_s;  // Ramp is 1 exactly then
+  if (!fresh) t.Raise(Reason::kStale);
+  return fresh;
+}
+
+// Agent reachability: a reason whenever the last attempt failed (none before
+// the first attempt); a gate only when there is no fresh sample to score.
+void ScoreAgent(const VmInput& in, const Params& p, bool fresh, Tally& t) {
+  if (!in.agent_attempted || in.agent_reachable) return;
+  t.Raise(Reason::kAgentUnreachable);
+  if (!fresh) t.Gate(Reason::kAgentUnreachable, p.gate_agent_unreachable_max);
+}
+
+// Offset: the newest sample, against UTC when the host's offset is known.
+// offset_elevated up to the warning knot, offset_high (gate) beyond it,
+// offset_critical (gate) beyond the critical knot.
+void ScoreOffset(const VmInput& in, const Params& p, Tally& t) {
+  if (in.samples.empty()) {
+    t.Set(Component::kOffset, 0);  // named by no_data
+    return;
+  }
+  double offset_s = in.samples.back().offset_s;
+  if (in.host && in.host->offset_s) offset_s += *in.host->offset_s;
+  t.r.offset_used_s = offset_s;
+  const double abs_s =
+      std::isfinite(offset_s) ? std::fabs(offset_s) : std::numeric_limits<double>::infinity();
+  t.Set(Component::kOffset, OffsetComponent(abs_s, p));
+  if (abs_s > p.offset_warning_s) {
+    t.Gate(Reason::kOffsetHigh, p.gate_offset_high_max);
+  } else if (abs_s > p.offset_elevated_s) {
+    t.Raise(Reason::kOffsetElevated);
+  }
+  if (abs_s > p.offset_critical_s) t.Gate(Reason::kOffsetCritical, p.gate_offset_critical_max);
+}
+
+// The drift window: the suffix of samples taken at or after now - window
+// (samples are oldest first, host monotonic increasing, as the store keeps
+// them). Usually the whole history: one comparison, no search.
+std::span<const ClockSample> DriftWindow(const VmInput& in, const Params& p) {
+  const std::span<const ClockSample> all = in.samples;
+  const int64_t cutoff_ns = SaturatingSub(in.now_mono_ns, WindowNs(p.drift_window_s));
+  if (all.empty() || all.front().host_mono_ns >= cutoff_ns) return all;
+  const auto first = std::partition_point(
+      all.begin(), all.end(),
+      [cutoff_ns](const ClockSample& s) { return s.host_mono_ns < cutoff_ns; });
+  return all.subspan(static_cast<size_t>(first - all.begin()));
+}
+
+// Drift: step-robust slope, scored on |slope| less its uncertainty;
+// drift_high exactly when the component is below 1.
+void ScoreDrift(bool have_samples, const Params& p, Tally& t) {
+  if (!t.r.drift) {
+    // Too few samples to tell: no evidence of drift, unless there is no data.
+    t.Set(Component::kDrift, have_samples ? 1 : 0);
+    return;
+  }
+  const double scored = std::max(
+      0.0, std::fabs(t.r.drift->ratio) - p.drift_confidence_sigmas * t.r.drift->standard_error);
+  t.Set(Component::kDrift, Ramp(scored, p.drift_full_ratio, p.drift_zero_ratio));
+  if (!(scored <= p.drift_full_ratio)) t.Raise(Reason::kDriftHigh);
+}
+
+// Stability: steps and stops between consecutive samples of the window
+// (interrupted pairs are neither). Each event is named: step_forward,
+// step_backward, clock_stopped.
+void ScoreStability(std::span<const ClockSample> window, const PairDelta* deltas, bool have_samples,
+                    const Params& p, Tally& t) {
+  const double drift_ratio = t.r.drift ? t.r.drift->ratio : 0;
+  StepCounts& steps = t.r.steps_in_window;
+  int stops = 0;
+  for (size_t i = 1; i < window.size(); ++i) {
+    const PairDelta d =
+        deltas != nullptr ? deltas[i - 1] : DeltaBetween(window[i - 1], window[i], p);
+    if (d.stopped) {
+      ++stops;
+      continue;
+    }
+    switch (StepOf(d, drift_ratio, p.step_threshold_s)) {
+      case StepDirection::kForward:
+        ++steps.forward;
+        break;
+      case StepDirection::kBackward:
+        ++steps.backward;
+        break;
+      case StepDirection::kNone:
+        break;
+    }
+  }
+  t.r.stops_in_window = stops;
+  if (steps.forward > 0) t.Raise(Reason::kStepForward);
+  if (steps.backward > 0) t.Raise(Reason::kStepBackward);
+  if (stops > 0) t.Raise(Reason::kClockStopped);
+  const double events = steps.forward + stops + p.stability_backward_step_events * steps.backward;
+  t.Set(Component::kStability,
+        have_samples
+            ? Clamp01(1 - events / static_cast<double>(std::max(1, p.stability_zero_events)))
+            : 0);
+}
+
+// Drift and stability over the drift window, sharing one pass of pair deltas.
+void ScoreWindow(const VmInput& in, const Params& p, Tally& t) {
+  const std::span<const ClockSample> window = DriftWindow(in, p);
+  std::array<PairDelta, kMaxStackPairs> stack_deltas;
+  const bool keep = window.size() >= 2 && window.size() - 1 <= kMaxStackPairs;
+  t.r.drift = FitDrift(window, p, keep ? stack_deltas.data() : nullptr);
+  ScoreDrift(!in.samples.empty(), p, t);
+  ScoreStability(window, keep ? stack_deltas.data() : nullptr, !in.samples.empty(), p, t);
+}
+
+// Clock stopped now: the last two samples of a running domain (gate).
+void ScoreStoppedNow(const VmInput& in, const Params& p, Tally& t) {
+  const std::span<const ClockSample> all = in.samples;
+  if (in.running && all.size() >= 2 && StoppedBetween(all[all.size() - 2], all.back(), p)) {
+    t.r.clock_stopped = true;
+    t.Gate(Reason::kClockStopped, p.gate_clock_stopped_max);
+  }
+}
+
+// resumed_behind (gate): the guest lost more than offset_elevated_s across
+// the last interrupted pair, and every sample since, that one included, is
+// behind the host (offset_s, guest - host) by more than offset_elevated_s.
+// Walks back from the newest sample and stops at the first one that is not
+// behind: one comparison for a VM that is not behind.
+void ScoreResumedBehind(const VmInput& in, const Params& p, Tally& t) {
+  const std::span<const ClockSample> all = in.samples;
+  for (size_t i = all.size(); i-- > 0;) {
+    if (!(all[i].offset_s < -p.offset_elevated_s)) return;  // came back within (or NaN)
+    if (!all[i].after_interruption) continue;
+    if (i == 0) return;  // the interrupted pair is no longer in the history
+    const Elapsed e = ElapsedBetween(all[i - 1], all[i]);
+    if (e.host_s - e.guest_s > p.offset_elevated_s) {
+      t.Gate(Reason::kResumedBehind, p.gate_resumed_behind_max);
+    }
+    return;
+  }
+}
+
+// Guest daemon status (optional). Not collected: sync_state and stratum are
+// left out. Collected: unsynchronised zeroes both (its stratum is 16 by
+// definition); an unknown state scores sync_unknown_value (guest_sync_unknown);
+// a stratum above stratum_full is stratum_high, gated at stratum_zero (a
+// daemon serving its own clock); no stratum reported: stratum left out.
+void ScoreGuest(const VmInput& in, const Params& p, Tally& t) {
+  if (!in.guest) {
+    t.Unmeasured(Component::kSyncState);
+    t.Unmeasured(Component::kStratum);
+    return;
+  }
+  const GuestSyncStatus& g = *in.guest;
+  if (g.leap == LeapStatus::kInsertSecond || g.leap == LeapStatus::kDeleteSecond) {
+    t.Raise(Reason::kLeapPending);  // informational: no penalty
+  }
+  const bool stratum_unsynced = g.stratum && (*g.stratum <= 0 || *g.stratum >= 16);
+  if (g.state == SyncState::kUnsynchronised || g.leap == LeapStatus::kUnsynchronised ||
+      stratum_unsynced) {
+    t.Set(Component::kSyncState, 0);
+    t.Set(Component::kStratum, 0);
+    t.Raise(Reason::kUnsynchronised);
+    return;
+  }
+  if (g.state == SyncState::kSynchronised) {
+    t.Set(Component::kSyncState, 1);
+  } else {
+    t.Set(Component::kSyncState, p.sync_unknown_value);
+    t.Raise(Reason::kGuestSyncUnknown);
+  }
+  if (!g.stratum) {
+    t.Unmeasured(Component::kStratum);
+    return;
+  }
+  t.Set(Component::kStratum, StratumComponent(*g.stratum, p.stratum_full, p.stratum_zero));
+  if (*g.stratum > p.stratum_full) t.Raise(Reason::kStratumHigh);
+  if (*g.stratum >= p.stratum_zero) t.Gate(Reason::kStratumHigh, p.gate_stratum_max);
+}
+
+// Host reference (optional). Not collected or state unknown: left out.
+// Unsynchronised, or at stratum 0 or >= stratum_zero (a local clock):
+// 0, host_unsynchronised. Above host_stratum_full: host_stratum_high.
+void ScoreHost(const VmInput& in, const Params& p, Tally& t) {
+  if (!in.host || in.host->state == SyncState::kUnknown) {
+    t.Unmeasured(Component::kHostReference);
+    return;
+  }
+  const HostReference& h = *in.host;
+  const bool stratum_unsynced =
+      h.stratum && (*h.stratum <= 0 || *h.stratum >= std::min(16, p.stratum_zero));
+  if (h.state == SyncState::kUnsynchronised || stratum_unsynced) {
+    t.Set(Component::kHostReference, 0);
+    t.Raise(Reason::kHostUnsynchronised);
+    return;
+  }
+  if (!h.stratum) {
+    t.Set(Component::kHostReference, 1);  // e.g. kernel timex: synchronised, no stratum
+    return;
+  }
+  t.Set(Component::kHostReference,
+        StratumComponent(*h.stratum, p.host_stratum_full, p.stratum_zero));
+  if (*h.stratum > p.host_stratum_full) t.Raise(Reason::kHostStratumHigh);
+}
+
+// Weighted mean of the measured components, the gates, the band and the
+// reasons in enum order.
+void Combine(const Params& p, Tally& t) {
+  ScoreResult& r = t.r;
+  const double weights[kComponentCount] = {
+      p.weight_offset,    p.weight_sync_state, p.weight_stratum,        p.weight_drift,
+      p.weight_stability, p.weight_freshness,  p.weight_host_reference,
+  };
+  double sum_w = 0;
+  double sum = 0;
+  for (int i = 0; i < kComponentCount; ++i) {
+    r.components[i] = Clamp01(r.components[i]);
+    if (!r.measured[i]) continue;
+    sum_w += weights[i];
+    sum += weights[i] * r.components[i];
+  }
+  double score = sum_w > 0 ? 100 * sum / sum_w : 0;
+  score = std::min(score, t.cap);
+  r.score = std::isfinite(score) ? std::clamp(score, 0.0, 100.0) : 0;
+  r.band = r.score >= p.band_good_min       ? Band::kGood
+           : r.score >= p.band_degraded_min ? Band::kDegraded
+                                            : Band::kBad;
+  if (t.reasons != 0) {
+    r.reasons.reserve(static_cast<size_t>(std::popcount(t.reasons)));
+    for (int i = 0; i < kReasonCount; ++i) {
+      if (t.reasons & (1u << i)) r.reasons.push_back(static_cast<Reason>(i));
+    }
+  }
+}
+
 }  // namespace
 
+double OffsetComponent(double abs_offset_s, const Params& p) {
+  if (abs_offset_s <= p.offset_full_s) return 1;
+  if (abs_offset_s <= p.offset_warning_s) {
+    return Lerp(abs_offset_s, p.offset_full_s, 1, p.offset_warning_s, p.offset_warning_value);
+  }
+  if (abs_offset_s <= p.offset_critical_s) {
+    return Lerp(abs_offset_s, p.offset_warning_s, p.offset_warning_value, p.offset_critical_s,
+                p.offset_critical_value);
+  }
+  if (abs_offset_s < p.offset_zero_s) {
+    return Lerp(abs_offset_s, p.offset_critical_s, p.offset_critical_value, p.offset_zero_s, 0);
+  }
+  return 0;  // also NaN
+}
+
 bool StoppedBetween(const ClockSample& prev, const ClockSample& cur, const Params& params) {
-  return StoppedElapsed(ElapsedBetween(prev, cur), params.stopped_ratio);
+  return !cur.after_interruption && StoppedElapsed(ElapsedBetween(prev, cur), params.stopped_ratio);
 }
 
 StepDirection StepBetween(const ClockSample& prev, const ClockSample& cur, double drift_ratio,
                           const Params& params) {
   if (!std::isfinite(drift_ratio)) drift_ratio = 0;
   // Change of (guest clock - host monotonic) not explained by the drift;
-  // stops, duplicates and disorder are not steps.
+  // stops, interruptions, duplicates and disorder are not steps.
   return StepOf(DeltaBetween(prev, cur, params), drift_ratio, params.step_threshold_s);
 }
 
@@ -246,185 +527,16 @@ std::optional<DriftEstimate> EstimateDrift(std::span<const ClockSample> samples,
 
 ScoreResult Score(const VmInput& in, const Params& p) {
   ScoreResult r;
-  uint32_t reasons = 0;
-  auto set = [&reasons](Reason x) { reasons |= 1u << static_cast<int>(x); };
-  double cap = 100;
-
-  const std::span<const ClockSample> all = in.samples;
-  const bool have = !all.empty();
-  auto& c = r.components;
-
-  // Freshness: age of the newest sample in poll intervals.
-  const double fresh_full_s = p.freshness_full_intervals * in.poll_interval_s;
-  const double fresh_zero_s = p.freshness_zero_intervals * in.poll_interval_s;
-  bool fresh = false;
-  if (have) {
-    const double age_s = std::max(
-        0.0, static_cast<double>(SaturatingSub(in.now_mono_ns, all.back().host_mono_ns)) * kNsToS);
-    r.freshness_age_s = age_s;
-    c[static_cast<int>(Component::kFreshness)] = Ramp(age_s, fresh_full_s, fresh_zero_s);
-    fresh = age_s <= fresh_full_s;
-    if (!fresh) set(Reason::kStale);
-  } else {
-    r.freshness_age_s = std::numeric_limits<double>::infinity();
-    c[static_cast<int>(Component::kFreshness)] = 0;
-    set(Reason::kNoData);
-  }
-
-  // Agent reachability: a reason whenever the last attempt failed; a gate
-  // only when there is no fresh sample to score instead.
-  if (in.agent_attempted && !in.agent_reachable) {
-    set(Reason::kAgentUnreachable);
-    if (!fresh) cap = std::min(cap, p.gate_agent_unreachable_max);
-  }
-
-  // Offset: the newest sample, against UTC when the host's offset is known.
-  if (have) {
-    double offset_s = all.back().offset_s;
-    if (in.host && in.host->offset_s) offset_s += *in.host->offset_s;
-    r.offset_used_s = offset_s;
-    const double abs_s =
-        std::isfinite(offset_s) ? std::fabs(offset_s) : std::numeric_limits<double>::infinity();
-    c[static_cast<int>(Component::kOffset)] = OffsetComponent(abs_s, p);
-    if (abs_s > p.offset_warning_s) set(Reason::kOffsetHigh);
-    if (abs_s > p.offset_critical_s) {
-      set(Reason::kOffsetCritical);
-      cap = std::min(cap, p.gate_offset_critical_max);
-    }
-  } else {
-    c[static_cast<int>(Component::kOffset)] = 0;
-  }
-
-  // The drift window: the suffix of samples taken at or after now - window
-  // (samples are oldest first, host monotonic increasing, as the store
-  // keeps them). Usually the whole history: one comparison, no search.
-  const int64_t cutoff_ns = SaturatingSub(in.now_mono_ns, WindowNs(p.drift_window_s));
-  size_t first = 0;
-  if (have && all.front().host_mono_ns < cutoff_ns) {
-    first = static_cast<size_t>(std::partition_point(all.begin(), all.end(),
-                                                     [cutoff_ns](const ClockSample& s) {
-                                                       return s.host_mono_ns < cutoff_ns;
-                                                     }) -
-                                all.begin());
-  }
-  const std::span<const ClockSample> window = all.subspan(first);
-
-  // Drift: step-robust slope; scored on |slope| less its uncertainty.
-  std::array<PairDelta, kMaxStackPairs> stack_deltas;
-  const bool keep_deltas = window.size() >= 2 && window.size() - 1 <= kMaxStackPairs;
-  r.drift = FitDrift(window, p, keep_deltas ? stack_deltas.data() : nullptr);
-  if (r.drift) {
-    const double scored = std::max(
-        0.0, std::fabs(r.drift->ratio) - p.drift_confidence_sigmas * r.drift->standard_error);
-    c[static_cast<int>(Component::kDrift)] = Ramp(scored, p.drift_full_ratio, p.drift_zero_ratio);
-    if (scored > p.drift_full_ratio) set(Reason::kDriftHigh);
-  } else {
-    // Too few samples to tell: no evidence of drift, unless there is no data.
-    c[static_cast<int>(Component::kDrift)] = have ? 1 : 0;
-  }
-
-  // Stability: steps and stops between consecutive samples in the window.
-  const double drift_ratio = r.drift ? r.drift->ratio : 0;
-  int stops = 0;
-  for (size_t i = 1; i < window.size(); ++i) {
-    const PairDelta d =
-        keep_deltas ? stack_deltas[i - 1] : DeltaBetween(window[i - 1], window[i], p);
-    if (d.stopped) {
-      ++stops;
-      continue;
-    }
-    switch (StepOf(d, drift_ratio, p.step_threshold_s)) {
-      case StepDirection::kForward:
-        ++r.steps_in_window.forward;
-        break;
-      case StepDirection::kBackward:
-        ++r.steps_in_window.backward;
-        break;
-      case StepDirection::kNone:
-        break;
-    }
-  }
-  if (r.steps_in_window.forward > 0) set(Reason::kStepForward);
-  if (r.steps_in_window.backward > 0) set(Reason::kStepBackward);
-  const double events = r.steps_in_window.forward + stops +
-                        p.stability_backward_step_events * r.steps_in_window.backward;
-  c[static_cast<int>(Component::kStability)] =
-      have ? Clamp01(1 - events / static_cast<double>(std::max(1, p.stability_zero_events))) : 0;
-
-  // Clock stopped now: the last two samples of a running domain.
-  if (in.running && all.size() >= 2 && StoppedBetween(all[all.size() - 2], all.back(), p)) {
-    r.clock_stopped = true;
-    set(Reason::kClockStopped);
-    cap = std::min(cap, p.gate_clock_stopped_max);
-  }
-
-  // Guest sync state and stratum (optional). Unknown state scores
-  // sync_unknown_value; an unknown stratum is neutral (the missing guest
-  // status is already priced in by the sync state component).
-  double sync = p.sync_unknown_value;
-  double stratum = 1;
-  if (in.guest) {
-    const GuestSyncStatus& g = *in.guest;
-    const bool stratum_unsynced = g.stratum && (*g.stratum <= 0 || *g.stratum >= 16);
-    if (g.state == SyncState::kUnsynchronised || g.leap == LeapStatus::kUnsynchronised ||
-        stratum_unsynced) {
-      sync = 0;
-      stratum = 0;  // an unsynchronised daemon's stratum is 16 by definition
-      set(Reason::kUnsynchronised);
-    } else {
-      if (g.state == SyncState::kSynchronised) sync = 1;
-      if (g.stratum) {
-        stratum = StratumComponent(*g.stratum, p.stratum_full, p.stratum_zero);
-        if (*g.stratum > p.stratum_full) set(Reason::kStratumHigh);
-      }
-    }
-    if (g.leap == LeapStatus::kInsertSecond || g.leap == LeapStatus::kDeleteSecond) {
-      set(Reason::kLeapPending);  // informational: no penalty
-    }
-  }
-  c[static_cast<int>(Component::kSyncState)] = sync;
-  c[static_cast<int>(Component::kStratum)] = stratum;
-
-  // Host reference (optional): unknown scores sync_unknown_value.
-  double host = p.sync_unknown_value;
-  if (in.host && in.host->state != SyncState::kUnknown) {
-    const HostReference& h = *in.host;
-    const bool stratum_unsynced =
-        h.stratum && (*h.stratum <= 0 || *h.stratum >= std::min(16, p.stratum_zero));
-    if (h.state == SyncState::kUnsynchronised || stratum_unsynced) {
-      host = 0;
-      set(Reason::kHostUnsynchronised);
-    } else {
-      host = h.stratum ? StratumComponent(*h.stratum, p.host_stratum_full, p.stratum_zero) : 1;
-    }
-  }
-  c[static_cast<int>(Component::kHostReference)] = host;
-
-  // Weighted mean, then the gates.
-  const double weights[kComponentCount] = {
-      p.weight_offset,    p.weight_sync_state, p.weight_stratum,        p.weight_drift,
-      p.weight_stability, p.weight_freshness,  p.weight_host_reference,
-  };
-  double sum_w = 0;
-  double sum = 0;
-  for (int i = 0; i < kComponentCount; ++i) {
-    c[i] = Clamp01(c[i]);
-    sum_w += weights[i];
-    sum += weights[i] * c[i];
-  }
-  double score = sum_w > 0 ? 100 * sum / sum_w : 0;
-  score = std::min(score, cap);
-  r.score = std::isfinite(score) ? std::clamp(score, 0.0, 100.0) : 0;
-  r.band = r.score >= p.band_good_min       ? Band::kGood
-           : r.score >= p.band_degraded_min ? Band::kDegraded
-                                            : Band::kBad;
-
-  if (reasons != 0) {
-    r.reasons.reserve(static_cast<size_t>(std::popcount(reasons)));
-    for (int i = 0; i < kReasonCount; ++i) {
-      if (reasons & (1u << i)) r.reasons.push_back(static_cast<Reason>(i));
-    }
-  }
+  Tally t{r};
+  const bool fresh = ScoreFreshness(in, p, t);
+  ScoreAgent(in, p, fresh, t);
+  ScoreOffset(in, p, t);
+  ScoreWindow(in, p, t);
+  ScoreStoppedNow(in, p, t);
+  ScoreResumedBehind(in, p, t);
+  ScoreGuest(in, p, t);
+  ScoreHost(in, p, t);
+  Combine(p, t);
   return r;
 }
 

@@ -16,7 +16,7 @@
 
 namespace vmtime::scoring {
 
-// One bracketed guest-clock reading (DESIGN.md "Guest offset vs host").
+// One bracketed guest-clock reading (README "What it measures": guest offset vs host).
 struct ClockSample {
   int64_t host_mono_ns = 0;   // host monotonic at the bracket midpoint
   int64_t host_real_ns = 0;   // host realtime at the bracket midpoint
@@ -90,18 +90,18 @@ enum class Reason : int {
   kOffsetHigh,          // |offset| above warning
   kOffsetCritical,      // |offset| above critical
   kResumedBehind,       // behind since a pause/save/restore/migration
-  kClockStopped,
+  kClockStopped,        // stopped pair in the drift window (gate: stopped now)
   kStepBackward,
   kStepForward,
   kDriftHigh,
   kUnsynchronised,
   kGuestSyncUnknown,  // guest status collected, but the daemon's state is unknown
-  kStratumHigh,
+  kStratumHigh,       // guest synchronised above stratum_full (gate: >= stratum_zero)
   kLeapPending,
   kStale,
   kAgentUnreachable,
   kHostUnsynchronised,
-  kHostStratumHigh,
+  kHostStratumHigh,  // host synchronised above host_stratum_full, below stratum_zero
   kNoData,
   kCount
 };
@@ -128,10 +128,17 @@ struct ScoreResult {
   double score = 0;                                  // 0..100
   Band band = Band::kBad;                            // from score and Params band_*
   std::array<double, kComponentCount> components{};  // each 0..1
-  std::vector<Reason> reasons;                       // active reasons, in enum order, no duplicates
-  bool clock_stopped = false;
+  // False for a component whose input was not collected at all (no guest
+  // status: sync_state and stratum; no host sync state: host_reference; a
+  // guest status without a stratum: stratum). Such a component holds 1, is
+  // left out of the weighted mean (the other weights are renormalised) and
+  // its series is not exported.
+  std::array<bool, kComponentCount> measured{};
+  std::vector<Reason> reasons;          // active reasons, in enum order, no duplicates
+  bool clock_stopped = false;           // stopped now: the newest pair, domain running
   std::optional<DriftEstimate> drift;   // absent with fewer than min samples
-  StepCounts steps_in_window;           // steps seen in the samples given
+  StepCounts steps_in_window;           // steps seen in the drift window
+  int stops_in_window = 0;              // stopped pairs in the drift window
   std::optional<double> offset_used_s;  // the offset scored (UTC when host offset known)
   double freshness_age_s = 0;           // now - newest sample, or +inf-like if none
 };

@@ -6,6 +6,13 @@ the script and the JSON. Metric names: docs/metrics.md.
 
 Every query is checked against a real Prometheus scraping the exporter by
 tests/e2e/test_grafana.py.
+
+Model (docs/alerts.md, docs/scoring.md): the band of a VM is the exporter's
+own verdict (vmtime_vm_health_band: 0 good, 1 degraded, 2 bad; thresholds
+configurable in the exporter), shown with BAND_MAPPINGS; host sync state is
+one gauge, vmtime_host_synchronised{source}; reasons are listed generically
+from vmtime_vm_health_reason's `reason` label, so new reasons show up
+without a dashboard change.
 """
 
 import json
@@ -60,7 +67,7 @@ def target(expr, legend="", ref="A", instant=False, fmt="time_series"):
 
 def panel(ptype, title, targets, unit="", description="", thresholds=None, decimals=None,
           overrides=None, options=None, custom=None, mappings=None, links=None, transformations=None,
-          minv=None, maxv=None):
+          minv=None, maxv=None, no_value=None):
     defaults = {"unit": unit or "none", "color": {"mode": "thresholds" if thresholds else "palette-classic"}}
     if thresholds:
         defaults["thresholds"] = {"mode": "absolute",
@@ -77,6 +84,8 @@ def panel(ptype, title, targets, unit="", description="", thresholds=None, decim
         defaults["mappings"] = mappings
     if links:
         defaults["links"] = links
+    if no_value is not None:
+        defaults["noValue"] = no_value
     p = {"type": ptype, "title": title, "description": description, "datasource": DS,
          "targets": [dict(t, refId=chr(ord("A") + i)) for i, t in enumerate(targets)],
          "fieldConfig": {"defaults": defaults, "overrides": overrides or []},
@@ -86,7 +95,16 @@ def panel(ptype, title, targets, unit="", description="", thresholds=None, decim
     return p
 
 
-SCORE_THRESHOLDS = [(None, "red"), (50, "orange"), (80, "green")]
+# Colours at the exporter's default band thresholds (scoring.band_good_min
+# 90, band_degraded_min 60); the band panels show the exporter's own verdict.
+SCORE_THRESHOLDS = [(None, "red"), (60, "orange"), (90, "green")]
+BAND_COLORS = (("good", "green"), ("degraded", "orange"), ("bad", "red"))
+BAND_THRESHOLDS = [(None, "green"), (1, "orange"), (2, "red")]
+BAND_MAPPINGS = [{"type": "value", "options": {
+    str(i): {"text": name, "color": color, "index": i} for i, (name, color) in enumerate(BAND_COLORS)}}]
+SYNC_MAPPINGS = [{"type": "value", "options": {
+    "0": {"text": "unsynchronised", "color": "red", "index": 0},
+    "1": {"text": "synchronised", "color": "green", "index": 1}}}]
 OFFSET_THRESHOLDS = [(None, "green"), (30, "orange"), (300, "red")]
 STAT_OPTS = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
              "colorMode": "background", "graphMode": "area", "justifyMode": "auto",
@@ -145,10 +163,11 @@ def fleet():
     P.append(L.place(panel("stat", "VMs", [target("count(vmtime_vm_info{%s})" % SEL)],
                            description="Domains the exporters list (all states).",
                            options=dict(STAT_OPTS, colorMode="none")), 4, 4))
-    P.append(L.place(panel("stat", "VMs with score < 50",
-                           [target("count(vmtime_vm_health_score{%s} < 50) or vector(0)" % SEL)],
+    P.append(L.place(panel("stat", "VMs in the bad band",
+                           [target("count(vmtime_vm_health_band{%s} == 2) or vector(0)" % SEL)],
                            thresholds=[(None, "green"), (1, "red")], options=STAT_OPTS,
-                           description="Clocks that cannot be trusted (stopped, > 5 min off, no fresh sample)."), 4, 4))
+                           description="Clocks that cannot be trusted (the exporter's band: score below "
+                                       "band_degraded_min, default 60; stopped, > 5 min off, no fresh sample)."), 4, 4))
     P.append(L.place(panel("stat", "Worst |offset|",
                            [target("max(abs%s)" % (OFFSET % (SEL, SEL)))], unit="s",
                            thresholds=OFFSET_THRESHOLDS, options=STAT_OPTS,
@@ -162,23 +181,21 @@ def fleet():
                            thresholds=[(None, "green"), (1, "orange")], options=STAT_OPTS,
                            description="Running domains whose guest agent does not answer guest-get-time."), 4, 4))
     P.append(L.place(panel("stat", "Hypervisors unsynchronised",
-                           [target("count((vmtime_host_chrony_tracking_leap_status{%s} == 3) or "
-                                   "(vmtime_host_timex_sync_status{%s} == 0)) or vector(0)" % (SEL, SEL))],
-                           thresholds=[(None, "green"), (1, "red")], options=STAT_OPTS), 4, 4))
+                           [target("count(vmtime_host_synchronised{%s} == 0) or vector(0)" % SEL)],
+                           thresholds=[(None, "green"), (1, "red")], options=STAT_OPTS,
+                           description="The exporter's verdict (vmtime_host_synchronised): chronyd when it "
+                                       "answers, else the kernel (maxerror < 16 s)."), 4, 4))
 
-    bands = [
-        target("count(vmtime_vm_health_score{%s} >= 80) or vector(0)" % SEL, "good (>= 80)"),
-        target("count(vmtime_vm_health_score{%s} < 80 >= 50) or vector(0)" % SEL, "degraded (50-80)"),
-        target("count(vmtime_vm_health_score{%s} < 50) or vector(0)" % SEL, "bad (< 50)"),
-    ]
+    bands = [target("count(vmtime_vm_health_band{%s} == %d) or vector(0)" % (SEL, i), name)
+             for i, (name, _) in enumerate(BAND_COLORS)]
     band_colors = [{"matcher": {"id": "byName", "options": n},
                     "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": c}}]}
-                   for n, c in (("good (>= 80)", "green"), ("degraded (50-80)", "orange"), ("bad (< 50)", "red"))]
+                   for n, c in BAND_COLORS]
     P.append(L.place(panel("bargauge", "Score distribution", bands, overrides=band_colors,
                            options={"displayMode": "basic", "orientation": "horizontal",
                                     "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
                                     "showUnfilled": True, "valueMode": "color"},
-                           description="VMs per health score band, now."), 8, 8))
+                           description="VMs per health band (the exporter's vmtime_vm_health_band), now."), 8, 8))
     P.append(L.place(panel("timeseries", "Score bands over time", bands, overrides=band_colors,
                            custom=dict(TS_CUSTOM, drawStyle="line", fillOpacity=30,
                                        stacking={"mode": "normal", "group": "A"}),
@@ -186,27 +203,48 @@ def fleet():
                                     "tooltip": {"mode": "multi", "sort": "none"}}), 16, 8))
 
     P.append(L.row("Worst VMs"))
+    lowest = "bottomk(20, vmtime_vm_health_score{%s})" % SEL
     P.append(L.place(panel("table", "Lowest scores",
-                           [target("bottomk(20, vmtime_vm_health_score{%s})" % SEL, instant=True, fmt="table")],
-                           thresholds=SCORE_THRESHOLDS, options=dict(TABLE_OPTS, sortBy=[{"displayName": "Value", "desc": False}]),
+                           [target(lowest, instant=True, fmt="table"),
+                            target("vmtime_vm_health_band{%s} and on (job, instance, domain, uuid) %s" % (SEL, lowest),
+                                   instant=True, fmt="table")],
+                           thresholds=SCORE_THRESHOLDS, options=dict(TABLE_OPTS, sortBy=[{"displayName": "score", "desc": False}]),
                            custom={"align": "auto", "cellOptions": {"type": "color-background"}},
                            links=VM_LINK, decimals=1,
-                           transformations=[{"id": "organize", "options": {
-                               "excludeByName": {"Time": True, "__name__": True},
-                               "renameByName": {"Value": "score", "instance": "hypervisor"}}}],
-                           description="The 20 VMs with the lowest score; click for the VM detail."), 12, 10))
+                           overrides=[{"matcher": {"id": "byName", "options": "band"},
+                                       "properties": [{"id": "mappings", "value": BAND_MAPPINGS},
+                                                      {"id": "thresholds", "value": {
+                                                          "mode": "absolute",
+                                                          "steps": [{"color": c, "value": v} for v, c in BAND_THRESHOLDS]}},
+                                                      {"id": "decimals", "value": 0}]}],
+                           transformations=[{"id": "merge", "options": {}},
+                                            {"id": "organize", "options": {
+                                                "excludeByName": {"Time": True, "__name__": True},
+                                                "renameByName": {"Value #A": "score", "Value #B": "band",
+                                                                 "instance": "hypervisor"}}}],
+                           description="The 20 VMs with the lowest score and their band (the exporter's verdict); "
+                                       "click for the VM detail."), 12, 10))
     P.append(L.place(panel("table", "Active reasons",
                            [target("count by (reason) (vmtime_vm_health_reason{%s} == 1)" % SEL,
                                    instant=True, fmt="table")],
                            options=dict(TABLE_OPTS, sortBy=[{"displayName": "VMs", "desc": True}]),
                            transformations=[{"id": "organize", "options": {
                                "excludeByName": {"Time": True}, "renameByName": {"Value": "VMs"}}}],
-                           description="How many VMs each health reason is active for."), 6, 10))
+                           description="How many VMs each health reason is active for (docs/scoring.md: what "
+                                       "raises and clears each reason)."), 6, 10))
     P.append(L.place(panel("table", "VMs by state",
                            [target("count by (state) (vmtime_vm_info{%s})" % SEL, instant=True, fmt="table")],
                            options=TABLE_OPTS,
                            transformations=[{"id": "organize", "options": {
                                "excludeByName": {"Time": True}, "renameByName": {"Value": "VMs"}}}]), 6, 10))
+    P.append(L.place(panel("timeseries", "VMs per reason over time",
+                           [target("count by (reason) (vmtime_vm_health_reason{%s} == 1)" % SEL, "{{reason}}")],
+                           custom=dict(TS_CUSTOM, drawStyle="line", fillOpacity=10),
+                           options={"legend": {"displayMode": "table", "placement": "right", "showLegend": True,
+                                               "calcs": ["lastNotNull", "max"]},
+                                    "tooltip": {"mode": "multi", "sort": "desc"}},
+                           description="When each reason was active, and for how many VMs: a burst of "
+                                       "resumed_behind after a maintenance, offset_elevated creeping up, ..."), 24, 8))
 
     P.append(L.row("Offsets"))
     P.append(L.place(panel("timeseries", "Largest guest offsets (top 10 by |offset|)",
@@ -224,37 +262,51 @@ def fleet():
 
     P.append(L.row("Hypervisors"))
     host_table = [
+        target("vmtime_host_synchronised{%s}" % SEL, instant=True, fmt="table"),
         target("vmtime_host_chrony_tracking_stratum{%s}" % SEL, instant=True, fmt="table"),
-        target("vmtime_host_chrony_tracking_leap_status{%s}" % SEL, instant=True, fmt="table"),
         target("vmtime_host_chrony_tracking_system_time_seconds{%s}" % SEL, instant=True, fmt="table"),
-        target("vmtime_host_timex_sync_status{%s}" % SEL, instant=True, fmt="table"),
         target("vmtime_host_timex_maxerror_seconds{%s}" % SEL, instant=True, fmt="table"),
         target("count by (job, instance) (vmtime_vm_info{%s})" % SEL, instant=True, fmt="table"),
     ]
     P.append(L.place(panel("table", "Hypervisor clocks", host_table, options=TABLE_OPTS,
+                           overrides=[{"matcher": {"id": "byName", "options": "synchronised"},
+                                       "properties": [{"id": "mappings", "value": SYNC_MAPPINGS},
+                                                      {"id": "custom.cellOptions", "value": {"type": "color-text"}}]}],
                            transformations=[{"id": "merge", "options": {}},
                                             {"id": "organize", "options": {
                                                 "excludeByName": {"Time": True, "__name__": True},
                                                 "renameByName": {"instance": "hypervisor",
-                                                                 "Value #A": "chrony stratum",
-                                                                 "Value #B": "leap (3 = unsync)",
+                                                                 "Value #A": "synchronised",
+                                                                 "source": "decided by",
+                                                                 "Value #B": "chrony stratum",
                                                                  "Value #C": "chrony offset (s)",
-                                                                 "Value #D": "kernel synced",
-                                                                 "Value #E": "kernel maxerror (s)",
-                                                                 "Value #F": "VMs"}}}],
-                           description="chronyd tracking and kernel timex per hypervisor (offset: host clock minus true time, positive = host fast)."), 14, 9))
+                                                                 "Value #D": "kernel maxerror (s)",
+                                                                 "Value #E": "VMs"}}}],
+                           description="Per hypervisor: synchronised as the exporter decides it "
+                                       "(vmtime_host_synchronised; 'decided by' chrony when chronyd answers, else "
+                                       "kernel: maxerror < 16 s), chronyd tracking and the kernel's maximum error "
+                                       "(offset: host clock minus true time, positive = host fast)."), 12, 9))
+    P.append(L.place(panel("timeseries", "Hypervisor synchronised",
+                           [target("vmtime_host_synchronised{%s}" % SEL, "{{instance}} ({{source}})")],
+                           minv=0, maxv=1, mappings=SYNC_MAPPINGS,
+                           custom=dict(TS_CUSTOM, lineInterpolation="stepAfter"),
+                           options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                                    "tooltip": {"mode": "multi", "sort": "none"}},
+                           description="1 synchronised, 0 not, per hypervisor; the label says who decided "
+                                       "(chrony or kernel). The host alert uses this gauge only."), 6, 9))
     P.append(L.place(panel("timeseries", "Hypervisor offset (chronyd system time)",
                            [target("vmtime_host_chrony_tracking_system_time_seconds{%s}" % SEL, "{{instance}}")],
                            unit="s", custom=TS_CUSTOM,
                            options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
                                     "tooltip": {"mode": "multi", "sort": "none"}},
-                           description="Host clock minus chronyd's estimate of true time (positive = host fast)."), 10, 9))
+                           description="Host clock minus chronyd's estimate of true time (positive = host fast)."), 6, 9))
 
     P.append(L.row("Upstream sources"))
     P.append(L.place(panel("stat", "Usable upstream NTP sources",
                            [target("vmtime_ntp_usable_sources{%s}" % SEL, "{{instance}}")],
                            thresholds=[(None, "red"), (1, "orange"), (2, "green")], options=STAT_OPTS,
-                           description="Per hypervisor: configured servers that answer, synchronised, stratum 1..15."), 6, 8))
+                           description="Per hypervisor: configured servers that answer, synchronised, at stratum "
+                                       "1..ntp.max_stratum (default 9), as the exporter decides."), 6, 8))
     P.append(L.place(panel("timeseries", "Upstream server offset (server minus host)",
                            [target("vmtime_ntp_server_offset_seconds{%s}" % SEL, "{{instance}} {{server}}")],
                            unit="s", custom=TS_CUSTOM,
@@ -265,6 +317,25 @@ def fleet():
                            unit="s", custom=TS_CUSTOM,
                            options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
                                     "tooltip": {"mode": "multi", "sort": "none"}}), 9, 8))
+    P.append(L.place(panel("table", "Upstream NTP servers",
+                           [target("vmtime_ntp_server_usable{%s}" % SEL, instant=True, fmt="table"),
+                            target("vmtime_ntp_server_up{%s}" % SEL, instant=True, fmt="table"),
+                            target("vmtime_ntp_server_stratum{%s}" % SEL, instant=True, fmt="table"),
+                            target("vmtime_ntp_server_leap{%s}" % SEL, instant=True, fmt="table")],
+                           options=TABLE_OPTS,
+                           overrides=[{"matcher": {"id": "byName", "options": "usable"},
+                                       "properties": [{"id": "mappings", "value": [{"type": "value", "options": {
+                                           "0": {"text": "no", "color": "red", "index": 0},
+                                           "1": {"text": "yes", "color": "green", "index": 1}}}]},
+                                           {"id": "custom.cellOptions", "value": {"type": "color-text"}}]}],
+                           transformations=[{"id": "merge", "options": {}},
+                                            {"id": "organize", "options": {
+                                                "excludeByName": {"Time": True, "__name__": True, "job": True},
+                                                "renameByName": {"Value #A": "usable", "Value #B": "answers",
+                                                                 "Value #C": "stratum", "Value #D": "leap",
+                                                                 "instance": "hypervisor"}}}],
+                           description="Each upstream server the exporter probes: usable when it answers, is "
+                                       "synchronised (leap != 3) and its stratum is 1..ntp.max_stratum (default 9)."), 24, 7))
     P.append(L.place(panel("table", "chronyd sources",
                            [target("vmtime_host_chrony_sources_reachability_ratio{%s}" % SEL, instant=True, fmt="table"),
                             target("vmtime_host_chrony_sources_stratum{%s}" % SEL, instant=True, fmt="table"),
@@ -307,16 +378,26 @@ def vm_detail():
     P = []
     P.append(L.row("$vm"))
     P.append(L.place(panel("stat", "Health score", [target("vmtime_vm_health_score{%s}" % VM)],
-                           thresholds=SCORE_THRESHOLDS, decimals=1, minv=0, maxv=100, options=STAT_OPTS), 4, 5))
-    P.append(L.place(panel("stat", "Offset", [target(OFFSET % (VM, VM))], unit="s",
+                           thresholds=SCORE_THRESHOLDS, decimals=1, minv=0, maxv=100, options=STAT_OPTS,
+                           description="0..100 (docs/scoring.md); colours at the default band thresholds."), 3, 5))
+    P.append(L.place(panel("stat", "Band", [target("vmtime_vm_health_band{%s}" % VM)],
+                           thresholds=BAND_THRESHOLDS, mappings=BAND_MAPPINGS, decimals=0,
+                           options=dict(STAT_OPTS, graphMode="none"),
+                           description="The exporter's verdict (vmtime_vm_health_band): good, degraded or bad, "
+                                       "from the score and the configured band thresholds."), 3, 5))
+    P.append(L.place(panel("stat", "Offset vs host", [target("vmtime_vm_clock_offset_seconds{%s}" % VM)], unit="s",
                            options=STAT_OPTS, decimals=3,
                            thresholds=[(None, "red"), (-300, "orange"), (-30, "green"), (30, "orange"), (300, "red")],
-                           description="Guest clock minus UTC when known, else minus host (positive = guest ahead)."), 4, 5))
+                           description="Guest clock minus its hypervisor's clock (positive = guest ahead): what "
+                                       "VMClockOffsetWarning/Critical use. The offset vs UTC is in the graph below."), 4, 5))
     P.append(L.place(panel("stat", "State", [target("vmtime_vm_info{%s}" % VM, "{{state}}")],
-                           options=dict(STAT_OPTS, textMode="name", colorMode="none", graphMode="none")), 4, 5))
+                           options=dict(STAT_OPTS, textMode="name", colorMode="none", graphMode="none")), 3, 5))
     P.append(L.place(panel("stat", "Guest agent", [target("vmtime_vm_agent_up{%s}" % VM)],
                            thresholds=[(None, "red"), (1, "green")], options=dict(STAT_OPTS, graphMode="none"),
-                           mappings=[{"type": "value", "options": {"0": {"text": "down"}, "1": {"text": "up"}}}]), 4, 5))
+                           mappings=[{"type": "value", "options": {"0": {"text": "down"}, "1": {"text": "up"}}}],
+                           no_value="not tried yet",
+                           description="Whether the last guest-get-time succeeded; no value until the exporter "
+                                       "has tried the agent once (neither up nor down)."), 3, 5))
     P.append(L.place(panel("stat", "Clock", [target("vmtime_vm_clock_stopped{%s}" % VM)],
                            thresholds=[(None, "green"), (1, "red")], options=dict(STAT_OPTS, graphMode="none"),
                            mappings=[{"type": "value", "options": {"0": {"text": "advancing"},
@@ -350,7 +431,8 @@ def vm_detail():
                            transformations=[{"id": "organize", "options": {
                                "excludeByName": {"Time": True, "__name__": True, "Value": True, "job": True,
                                                  "instance": True, "uuid": True}}}],
-                           description="Why the score is below 100 (docs/metrics.md lists the reasons)."), 8, 9))
+                           description="Why the score is below 100 (docs/scoring.md: every reason, what raises "
+                                       "and clears it, its band)."), 8, 9))
 
     P.append(L.place(panel("timeseries", "Health score", [target("vmtime_vm_health_score{%s}" % VM, "score")],
                            minv=0, maxv=100, custom=TS_CUSTOM, thresholds=SCORE_THRESHOLDS,
@@ -365,6 +447,13 @@ def vm_detail():
                                     "showUnfilled": True, "valueMode": "color"},
                            description="Each component 0..1 (docs/scoring.md): weighted sum x 100, then gates."), 12, 8))
 
+    P.append(L.place(panel("timeseries", "Reasons over time",
+                           [target("vmtime_vm_health_reason{%s} == 1" % VM, "{{reason}}")],
+                           minv=0, maxv=1, custom=dict(TS_CUSTOM, lineInterpolation="stepAfter", lineWidth=4),
+                           options={"legend": {"displayMode": "list", "placement": "right", "showLegend": True},
+                                    "tooltip": {"mode": "multi", "sort": "none"}},
+                           description="When each reason was active (a line per reason): e.g. resumed_behind "
+                                       "from a resume until the lag is gone."), 24, 6))
     P.append(L.place(panel("timeseries", "Clock steps and stops", [
         target("increase(vmtime_vm_clock_steps_total{%s}[$__rate_interval])" % VM, "steps {{direction}}"),
         target("vmtime_vm_clock_stopped{%s}" % VM, "stopped"),
@@ -390,7 +479,7 @@ def vm_detail():
         description="Round trip of the kept virDomainGetTime call (the offset's error bound is half of it)."), 8, 8))
 
     P.append(L.place(panel("timeseries", "Guest time daemon", [
-        target("vmtime_vm_guest_synchronized{%s}" % VM, "synchronised"),
+        target("vmtime_vm_guest_synchronised{%s}" % VM, "synchronised"),
         target("vmtime_vm_guest_stratum{%s}" % VM, "stratum"),
         target("vmtime_vm_guest_leap_status{%s}" % VM, "leap status"),
         target("vmtime_vm_guest_status_error{%s} == 1" % VM, "error: {{error}}"),
@@ -402,10 +491,16 @@ def vm_detail():
     P.append(L.place(panel("timeseries", "Hypervisor reference", [
         target("vmtime_host_chrony_tracking_system_time_seconds{%s}" % SEL, "host chronyd offset"),
         target("vmtime_host_timex_maxerror_seconds{%s}" % SEL, "host kernel maxerror"),
+        target("vmtime_host_synchronised{%s}" % SEL, "host synchronised ({{source}})"),
     ], unit="s", custom=TS_CUSTOM,
+        overrides=[{"matcher": {"id": "byRegexp", "options": "host synchronised.*"},
+                    "properties": [{"id": "unit", "value": "none"}, {"id": "custom.axisPlacement", "value": "right"},
+                                   {"id": "custom.lineInterpolation", "value": "stepAfter"},
+                                   {"id": "min", "value": 0}, {"id": "max", "value": 1}]}],
         options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
                  "tooltip": {"mode": "multi", "sort": "none"}},
-        description="The host clock the VM offset is measured against (positive chronyd offset = host fast)."), 12, 7))
+        description="The host clock the VM offset is measured against (positive chronyd offset = host fast), "
+                    "and whether the exporter counts it synchronised (1/0, right axis; source chrony or kernel)."), 12, 7))
     return dashboard("vmtime-vm", "vmtime: VM detail",
                      "One VM's clock: offset with its error bound, score and components, reasons, steps, agent.",
                      P, True,

@@ -10,6 +10,12 @@ the per-VM items and triggers and differ only in how values are collected:
                                        (dashboards/zabbix/check/) from the
                                        server's or proxy's ExternalScripts dir.
 
+The model follows the Prometheus rules (docs/alerts.md): offsets against the
+host and against UTC are separate items and triggers, and only the UTC ones
+depend on (are suppressed by) the hypervisor's unsynchronised trigger; host
+sync state is the one gauge vmtime_host_synchronised with its source; bands
+are the exporter's (vmtime_vm_health_band), not recomputed from the score.
+
 Run it after changing the item list; commit both this script and the YAML.
 Usage: dashboards/zabbix/make_template.py [output.yaml]
 UUIDs are derived from names (stable across runs), in UUIDv4 form as
@@ -42,8 +48,6 @@ MACROS = [
      "Warning when |guest clock offset| exceeds this many seconds for 5 minutes (exporter default 30 s)."),
     ("{$VMTIME.OFFSET.CRIT}", "300",
      "High when |guest clock offset| exceeds this many seconds for 2 minutes (exporter default 300 s)."),
-    ("{$VMTIME.SCORE.WARN}", "80", "Warning when the health score stays below this for 15 minutes."),
-    ("{$VMTIME.SCORE.CRIT}", "50", "High when the health score stays below this for 5 minutes."),
     ("{$VMTIME.DRIFT.WARN}", "0.0001",
      "Warning when |drift| (ratio, 0.0001 = 100 ppm = 8.6 s/day) stays above this for 30 minutes."),
     ("{$VMTIME.NODATA}", "5m", "The exporter is reported unreachable after this long without data."),
@@ -51,9 +55,8 @@ MACROS = [
 
 VALUEMAPS = {
     "vmtime agent state": [("0", "Down"), ("1", "Up")],
+    "vmtime band": [("0", "Good"), ("1", "Degraded"), ("2", "Bad")],
     "vmtime clock stopped": [("0", "Advancing"), ("1", "Stopped")],
-    "vmtime leap status": [("0", "Normal"), ("1", "Insert second"), ("2", "Delete second"),
-                           ("3", "Unsynchronised")],
     "vmtime sync status": [("0", "Unsynchronised"), ("1", "Synchronised")],
     "vmtime up": [("0", "Down"), ("1", "Up")],
 }
@@ -91,18 +94,22 @@ VM_ITEMS = [
     dict(id="score", name="health score", vtype="FLOAT", units="",
          http=pattern("vmtime_vm_health_score"), check="score",
          desc="0..100 time health score (docs/scoring.md)."),
+    dict(id="band", name="health band", vtype="UNSIGNED", units="", valuemap="vmtime band",
+         http=pattern("vmtime_vm_health_band"), check="band",
+         desc="The exporter's verdict: 0 good, 1 degraded, 2 bad (thresholds scoring.band_good_min / "
+              "band_degraded_min, default 90 / 60). The band triggers use this item."),
     dict(id="offset.effective", name="clock offset", vtype="FLOAT", units="s",
          http=[{"type": "PROMETHEUS_TO_JSON",
                 "parameters": ['{__name__=~"vmtime_vm_clock_(utc_)?offset_seconds",uuid="{#VM.UUID}"}']},
                {"type": "JAVASCRIPT", "parameters": [EFFECTIVE_OFFSET_JS]}],
          check="effective_offset",
-         desc="Guest clock minus UTC when known, else guest minus host CLOCK_REALTIME (s, positive = guest ahead). Triggers use this item."),
+         desc="Guest clock minus UTC when known, else guest minus host CLOCK_REALTIME (s, positive = guest ahead). For graphs; the triggers use the two offsets below separately."),
     dict(id="offset", name="clock offset vs host", vtype="FLOAT", units="s",
          http=pattern("vmtime_vm_clock_offset_seconds"), check="offset", optional=True,
-         desc="Guest clock minus host CLOCK_REALTIME at the bracket midpoint (s)."),
+         desc="Guest clock minus host CLOCK_REALTIME at the bracket midpoint (s). The offset triggers use it; they do not depend on the hypervisor's sync state."),
     dict(id="offset.utc", name="clock offset vs UTC", vtype="FLOAT", units="s",
          http=pattern("vmtime_vm_clock_utc_offset_seconds"), check="utc_offset", optional=True,
-         desc="Guest clock minus UTC (s); absent while the host's own offset is unknown."),
+         desc="Guest clock minus UTC (s): the offset vs host plus the host's own offset from its chronyd; absent while that is unknown. The UTC offset triggers (HTTP template) use it and depend on the hypervisor being synchronised."),
     dict(id="offset.uncertainty", name="clock offset uncertainty", vtype="FLOAT", units="s",
          http=pattern("vmtime_vm_clock_offset_uncertainty_seconds"), check="uncertainty", optional=True,
          desc="Half the measurement round trip: the true offset lies within +/- this."),
@@ -113,8 +120,8 @@ VM_ITEMS = [
          http=pattern("vmtime_vm_clock_stopped"), check="stopped",
          desc="1 when the guest clock advanced less than 10% of host time between the last two samples."),
     dict(id="agent_up", name="guest agent", vtype="UNSIGNED", units="", valuemap="vmtime agent state",
-         http=pattern("vmtime_vm_agent_up"), check="agent_up",
-         desc="1 when the last guest-get-time through the QEMU guest agent succeeded."),
+         http=pattern("vmtime_vm_agent_up"), check="agent_up", optional=True,
+         desc="1 when the last guest-get-time through the QEMU guest agent succeeded; no value until the exporter has tried the agent once (neither up nor down)."),
     dict(id="agent_rtt", name="guest agent round trip", vtype="FLOAT", units="s",
          http=pattern("vmtime_vm_agent_rtt_seconds"), check="agent_rtt", optional=True,
          desc="Round trip of the kept virDomainGetTime call."),
@@ -127,6 +134,19 @@ VM_ITEMS = [
                {"type": "JAVASCRIPT", "parameters": [REASONS_JS]}],
          check="reasons",
          desc="Active health reasons, comma-separated (docs/metrics.md lists them)."),
+    dict(id="reason.resumed_behind", name="behind since a pause, restore or migration", vtype="UNSIGNED",
+         units="", http=[{"type": "PROMETHEUS_PATTERN",
+                          "parameters": ['vmtime_vm_health_reason{uuid="{#VM.UUID}",reason="resumed_behind"}',
+                                         "value", ""]}],
+         check="reason.resumed_behind", default="0",
+         desc="1 while the reason resumed_behind is active: the domain was paused, restored or migrated and its clock is still behind its host."),
+    dict(id="guest.synchronised", name="guest time daemon synchronised", vtype="UNSIGNED", units="",
+         valuemap="vmtime sync status", http=pattern("vmtime_vm_guest_synchronised"), check="guest_synchronised",
+         optional=True,
+         desc="1 when the guest's time daemon reports itself synchronised, 0 when not; no value when unknown or not collected (opt-in guest_status collector)."),
+    dict(id="guest.stratum", name="guest time daemon stratum", vtype="UNSIGNED", units="",
+         http=pattern("vmtime_vm_guest_stratum"), check="guest_stratum", optional=True,
+         desc="Stratum the guest's time daemon reports (10 and above: a free-running local clock)."),
     dict(id="steps.backward", name="backward clock steps", vtype="UNSIGNED", units="",
          http=[{"type": "PROMETHEUS_PATTERN",
                 "parameters": ['vmtime_vm_clock_steps_total{uuid="{#VM.UUID}",direction="backward"}',
@@ -142,15 +162,15 @@ HOST_ITEMS = [
          desc="Version of the exporter; nodata on this item means the exporter is unreachable."),
     dict(id="libvirt.up", name="libvirt connection", pattern="vmtime_libvirt_up", vtype="UNSIGNED",
          valuemap="vmtime up", desc="1 while the exporter's libvirt connection is open."),
-    dict(id="host.chrony.leap_status", name="hypervisor chronyd leap status",
-         pattern="vmtime_host_chrony_tracking_leap_status", vtype="UNSIGNED",
-         valuemap="vmtime leap status", optional=True,
-         desc="3 = hypervisor chronyd unsynchronised. Unsupported when chronyd is not polled."),
-    dict(id="host.timex.sync_status", name="hypervisor kernel clock sync", pattern="vmtime_host_timex_sync_status",
+    dict(id="host.synchronised", name="hypervisor clock synchronised", pattern="vmtime_host_synchronised",
          vtype="UNSIGNED", valuemap="vmtime sync status", optional=True,
-         desc="1 when the hypervisor kernel reports its clock synchronised (adjtimex)."),
+         desc="The exporter's verdict on the hypervisor clock (vmtime_host_synchronised): chronyd when it answers, else the kernel (maxerror < 16 s). The only host sync input of the triggers."),
+    dict(id="host.synchronised.source", name="hypervisor clock synchronised: decided by",
+         pattern="vmtime_host_synchronised", output=("label", "source"), vtype="CHAR", optional=True,
+         desc="Who decided the hypervisor's sync state: chrony or kernel."),
     dict(id="ntp.usable_sources", name="usable upstream NTP sources", pattern="vmtime_ntp_usable_sources",
-         vtype="UNSIGNED", optional=True, desc="Configured upstream servers that answer, synchronised, stratum 1..15."),
+         vtype="UNSIGNED", optional=True,
+         desc="Configured upstream servers that answer, synchronised, at stratum 1..ntp.max_stratum (default 9)."),
     dict(id="ntp.configured_sources", name="configured upstream NTP sources",
          pattern="vmtime_ntp_configured_sources", vtype="UNSIGNED", optional=True,
          desc="Upstream servers configured for SNTP probes."),
@@ -168,42 +188,90 @@ def k_ext(check_key):
     return 'vmtime_zabbix_check["{$VMTIME.URL}","{#VM.UUID}",%s]' % check_key
 
 
-def vm_trigger_prototypes(tname, key_of):
-    """Trigger prototypes over the per-VM items; key_of(item_id) -> item key."""
+def dep(trigger):
+    return {"name": trigger["name"], "expression": trigger["expression"]}
+
+
+def host_unsync_trigger(tname):
+    """The hypervisor sync trigger (HTTP template): the one gauge, and its
+    source item so the name can say who decided ({ITEM.LASTVALUE2})."""
+    T = "/%s/" % tname
+    return {
+        "name": "Hypervisor clock unsynchronised (decided by {ITEM.LASTVALUE2})",
+        "expression": "max(%svmtime.host.synchronised,10m)=0 and length(last(%svmtime.host.synchronised.source))>0"
+                      % (T, T),
+        "priority": "HIGH",
+        "description": "The exporter has found the hypervisor clock unsynchronised for 10 minutes (vmtime_host_synchronised: chronyd when it answers, else the kernel, maxerror < 16 s; STA_UNSYNC alone does not count). Guests that follow their host drift with it; the VMs' offsets against UTC are unknown, so the UTC offset triggers depend on this one. Offsets of VMs against this host, stopped clocks, steps and resumed lags still trigger. Runbook: docs/alerts.md#hypervisorclockunsynchronised",
+    }
+
+
+def vm_trigger_prototypes(tname, key_of, http):
+    """Trigger prototypes over the per-VM items; key_of(item_id) -> item key.
+    The UTC offset triggers exist in the HTTP template only, where the
+    hypervisor sync trigger they depend on exists."""
     T = "/%s/" % tname
     running = 'last(%s%s)="running"' % (T, key_of("state"))
-    off = T + key_of("offset.effective")
+
+    def beyond(item, macro, period, extra=""):
+        k = T + key_of(item)
+        return "(min(%s,%s)>%s or max(%s,%s)<-%s) and %s%s" % (k, period, macro, k, period, macro, running, extra)
+
     crit_off = {
-        "name": "VM {#VM.NAME}: clock offset beyond {$VMTIME.OFFSET.CRIT}s",
-        "expression": "(min(%s,2m)>{$VMTIME.OFFSET.CRIT} or max(%s,2m)<-{$VMTIME.OFFSET.CRIT}) and %s"
-                      % (off, off, running),
+        "name": "VM {#VM.NAME}: clock offset vs host beyond {$VMTIME.OFFSET.CRIT}s",
+        "expression": beyond("offset", "{$VMTIME.OFFSET.CRIT}", "2m"),
         "priority": "HIGH",
-        "description": "Guest clock more than {$VMTIME.OFFSET.CRIT} s from UTC (or from the hypervisor when UTC is unknown) for 2 minutes. Kerberos, TLS and TOTP fail. Runbook: docs/alerts.md#vmclockoffsetcritical",
+        "description": "Guest clock more than {$VMTIME.OFFSET.CRIT} s from its hypervisor's clock for 2 minutes. Kerberos, TLS and TOTP fail. Does not depend on the hypervisor's sync state. Runbook: docs/alerts.md#vmclockoffsetcritical",
     }
-    score = T + key_of("score")
-    crit_score = {
-        "name": "VM {#VM.NAME}: time health score below {$VMTIME.SCORE.CRIT}",
-        "expression": "max(%s,5m)<{$VMTIME.SCORE.CRIT} and %s" % (score, running),
+    warn_off = {
+        "name": "VM {#VM.NAME}: clock offset vs host beyond {$VMTIME.OFFSET.WARN}s",
+        "expression": beyond("offset", "{$VMTIME.OFFSET.WARN}", "5m"),
+        "priority": "WARNING",
+        "description": "Guest clock more than {$VMTIME.OFFSET.WARN} s from its hypervisor's clock for 5 minutes. Does not depend on the hypervisor's sync state. Runbook: docs/alerts.md#vmclockoffsetwarning",
+        "dependencies": [dep(crit_off)],
+    }
+    band = T + key_of("band")
+    # The agent item has no value until the exporter first attempted the
+    # agent: such a VM (no_data only) is neither up nor down, no trigger.
+    attempted = "last(%s%s)>=0" % (T, key_of("agent_up"))
+    bad = {
+        "name": "VM {#VM.NAME}: clock health bad",
+        "expression": "min(%s,5m)=2 and %s and %s" % (band, attempted, running),
         "priority": "HIGH",
-        "description": "The clock of this VM cannot be trusted (stopped, beyond 5 minutes off, or no fresh sample). See the reasons item. Runbook: docs/alerts.md#vmhealthscorecritical",
+        "description": "The exporter has put this VM in the bad band for 5 minutes: its clock cannot be trusted. The health reasons item says why. Runbook: docs/alerts.md#vmclockhealthbad",
     }
+    out = [warn_off, crit_off]
+    if http:
+        host = host_unsync_trigger(tname)
+        crit_utc = {
+            "name": "VM {#VM.NAME}: clock offset vs UTC beyond {$VMTIME.OFFSET.CRIT}s",
+            "expression": beyond("offset.utc", "{$VMTIME.OFFSET.CRIT}", "2m"),
+            "priority": "HIGH",
+            "description": "Guest clock more than {$VMTIME.OFFSET.CRIT} s from UTC (offset vs host plus the host's own offset) for 2 minutes. Suppressed while the hypervisor is unsynchronised or the offset vs host trigger fires. Runbook: docs/alerts.md#vmclockutcoffsetcritical",
+            "dependencies": [dep(host), dep(crit_off)],
+        }
+        out += [{
+            "name": "VM {#VM.NAME}: clock offset vs UTC beyond {$VMTIME.OFFSET.WARN}s",
+            "expression": beyond("offset.utc", "{$VMTIME.OFFSET.WARN}", "5m"),
+            "priority": "WARNING",
+            "description": "Guest clock more than {$VMTIME.OFFSET.WARN} s from UTC for 5 minutes. Suppressed while the hypervisor is unsynchronised or an offset vs host trigger fires. Runbook: docs/alerts.md#vmclockutcoffsetwarning",
+            "dependencies": [dep(crit_utc), dep(host), dep(warn_off)],
+        }, crit_utc]
     drift = T + key_of("drift")
     back = T + key_of("steps.backward")
-    return [
+    gsync = T + key_of("guest.synchronised")
+    gstratum = T + key_of("guest.stratum")
+    out += [
         {
-            "name": "VM {#VM.NAME}: clock offset beyond {$VMTIME.OFFSET.WARN}s",
-            "expression": "(min(%s,5m)>{$VMTIME.OFFSET.WARN} or max(%s,5m)<-{$VMTIME.OFFSET.WARN}) and %s"
-                          % (off, off, running),
+            "name": "VM {#VM.NAME}: behind since a pause, restore or migration",
+            "expression": "min(%s%s,5m)=1 and %s" % (T, key_of("reason.resumed_behind"), running),
             "priority": "WARNING",
-            "description": "Guest clock more than {$VMTIME.OFFSET.WARN} s from UTC (or from the hypervisor when UTC is unknown) for 5 minutes. Runbook: docs/alerts.md#vmclockoffsetwarning",
-            "dependencies": [{"name": crit_off["name"], "expression": crit_off["expression"]}],
+            "description": "The domain was paused, restored or migrated and its clock has been behind its host since, for 5 minutes (reason resumed_behind). Resync: virsh domtime <vm> --sync. Runbook: docs/alerts.md#vmclockresumedbehind",
         },
-        crit_off,
         {
             "name": "VM {#VM.NAME}: clock stopped",
             "expression": "min(%s%s,2m)=1 and %s" % (T, key_of("stopped"), running),
             "priority": "HIGH",
-            "description": "The guest clock advances less than 10% of host time while the domain runs. Runbook: docs/alerts.md#vmclockstopped",
+            "description": "The guest clock moves (either way) by less than 10% of host time while the domain runs. Runbook: docs/alerts.md#vmclockstopped",
         },
         {
             "name": "VM {#VM.NAME}: clock stepped backwards",
@@ -219,20 +287,35 @@ def vm_trigger_prototypes(tname, key_of):
             "description": "The guest clock rate differs from the host by more than {$VMTIME.DRIFT.WARN} (ratio) for 30 minutes. Runbook: docs/alerts.md#vmclockdrifthigh",
         },
         {
-            "name": "VM {#VM.NAME}: time health score below {$VMTIME.SCORE.WARN}",
-            "expression": "max(%s,15m)<{$VMTIME.SCORE.WARN} and %s" % (score, running),
+            "name": "VM {#VM.NAME}: clock health degraded",
+            "expression": 'min(%s,30m)>=1 and %s and %s and last(%s%s)<>"host_unsynchronised"'
+                          % (band, attempted, running, T, key_of("reasons")),
             "priority": "WARNING",
-            "description": "See the reasons item for why. Runbook: docs/alerts.md#vmhealthscorelow",
-            "dependencies": [{"name": crit_score["name"], "expression": crit_score["expression"]}],
+            "description": "The exporter has put this VM below the good band for 30 minutes; the health reasons item says why (a VM whose only reason is host_unsynchronised is left to the hypervisor trigger). Runbook: docs/alerts.md#vmclockhealthdegraded",
+            "dependencies": [dep(bad)],
         },
-        crit_score,
+        bad,
         {
             "name": "VM {#VM.NAME}: guest agent does not answer",
             "expression": "max(%s%s,10m)=0 and %s" % (T, key_of("agent_up"), running),
             "priority": "WARNING",
-            "description": "guest-get-time through the QEMU guest agent fails while the domain runs; its clock is not measured. Runbook: docs/alerts.md#vmguestagentdown",
+            "description": "guest-get-time through the QEMU guest agent fails while the domain runs; its clock is not measured. An agent not tried yet has no value and cannot trigger this. Runbook: docs/alerts.md#vmguestagentdown",
+        },
+        {
+            "name": "VM {#VM.NAME}: guest time daemon unsynchronised",
+            "expression": "max(%s,15m)=0 and %s" % (gsync, running),
+            "priority": "WARNING",
+            "description": "The guest's time daemon has reported itself unsynchronised for 15 minutes (opt-in guest_status collector). Runbook: docs/alerts.md#vmguesttimeunsynchronised",
+        },
+        {
+            "name": "VM {#VM.NAME}: guest follows a stratum {ITEM.LASTVALUE1} source",
+            "expression": "min(%s,15m)>=10 and max(%s,15m)<16 and last(%s)=1 and %s"
+                          % (gstratum, gstratum, gsync, running),
+            "priority": "WARNING",
+            "description": "The guest's time daemon claims to be synchronised at stratum 10 or more for 15 minutes: a server serving its own free-running clock (local stratum 10). Runbook: docs/alerts.md#vmgueststratumuntrusted",
         },
     ]
+    return out
 
 
 def host_triggers(tname):
@@ -250,26 +333,20 @@ def host_triggers(tname):
             "priority": "HIGH",
             "description": "The exporter cannot reach libvirtd; VM values are stale. Runbook: docs/alerts.md#vmtimecollectorfailing",
         },
-        {
-            "name": "Hypervisor clock unsynchronised",
-            "expression": "min(%svmtime.host.chrony.leap_status,10m)=3 or max(%svmtime.host.timex.sync_status,10m)=0"
-                          % (T, T),
-            "priority": "HIGH",
-            "description": "chronyd leap status 3 or the kernel reports the clock unsynchronised: every guest drifts with it. Runbook: docs/alerts.md#hypervisorclockunsynchronised",
-        },
+        host_unsync_trigger(tname),
         {
             "name": "Only one usable upstream NTP source left",
             "expression": "max(%svmtime.ntp.usable_sources,10m)=1 and last(%svmtime.ntp.configured_sources)>1"
                           % (T, T),
             "priority": "WARNING",
-            "description": "Runbook: docs/alerts.md#ntponeusablesourceleft",
+            "description": "Usable: answering, synchronised, stratum 1..ntp.max_stratum (default 9). Runbook: docs/alerts.md#ntponeusablesourceleft",
         },
         {
             "name": "No usable upstream NTP source",
             "expression": "max(%svmtime.ntp.usable_sources,5m)=0 and last(%svmtime.ntp.configured_sources)>0"
                           % (T, T),
             "priority": "HIGH",
-            "description": "Runbook: docs/alerts.md#ntpnousablesource",
+            "description": "Usable: answering, synchronised, stratum 1..ntp.max_stratum (default 9). Runbook: docs/alerts.md#ntpnousablesource",
         },
         {
             "name": "vmtime exporter: collector failing",
@@ -356,6 +433,11 @@ def vm_item(tname, it, http):
             # A series the exporter leaves out while unknown: keep the item
             # supported and simply store nothing.
             steps[-1]["error_handler"] = "DISCARD_VALUE"
+        if "default" in it:
+            # A series the exporter leaves out while false (an inactive
+            # reason): store the default.
+            steps[-1]["error_handler"] = "CUSTOM_VALUE"
+            steps[-1]["error_handler_params"] = it["default"]
         item["preprocessing"] = steps
         item["master_item"] = {"key": "vmtime.metrics"}
     item["tags"] = tags(("component", "vm"), ("vm", "{#VM.NAME}"))
@@ -419,7 +501,7 @@ def template(tname, http):
     # As Zabbix exports them: a trigger over one item sits under that item,
     # a trigger over several at the rule (prototypes) or top level.
     rule["trigger_prototypes"] = nest_triggers(
-        tname, [finish_trigger(tname, tr) for tr in vm_trigger_prototypes(tname, key_of)],
+        tname, [finish_trigger(tname, tr) for tr in vm_trigger_prototypes(tname, key_of, http)],
         rule["item_prototypes"], "trigger_prototypes")
     if http:
         rule["master_item"] = {"key": "vmtime.metrics"}

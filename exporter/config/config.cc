@@ -59,6 +59,7 @@ collectors:
   guest_status: {enabled: false, interval: 60s, timeout: 60s}
 scoring:
   offset_full_s: 10ms
+  offset_elevated_s: 50ms
   offset_warning_s: 30s
   offset_warning_value: 0.6
   offset_critical_s: 5m
@@ -88,7 +89,11 @@ scoring:
   weight_host_reference: 0.05
   gate_clock_stopped_max: 10
   gate_offset_critical_max: 20
+  gate_offset_high_max: 50
   gate_agent_unreachable_max: 50
+  gate_stratum_max: 89
+  gate_resumed_behind_max: 89
+  explain_min_points: 2
   band_good_min: 90
   band_degraded_min: 60
 )";
@@ -254,6 +259,7 @@ const std::vector<ScoringField>& ScoringFields() {
   using P = scoring::Params;
   static const std::vector<ScoringField> kFields = {
       {"offset_full_s", ScoringField::kDuration, &P::offset_full_s},
+      {"offset_elevated_s", ScoringField::kDuration, &P::offset_elevated_s},
       {"offset_warning_s", ScoringField::kDuration, &P::offset_warning_s},
       {"offset_warning_value", ScoringField::kNumber, &P::offset_warning_value},
       {"offset_critical_s", ScoringField::kDuration, &P::offset_critical_s},
@@ -283,7 +289,11 @@ const std::vector<ScoringField>& ScoringFields() {
       {"weight_host_reference", ScoringField::kNumber, &P::weight_host_reference},
       {"gate_clock_stopped_max", ScoringField::kNumber, &P::gate_clock_stopped_max},
       {"gate_offset_critical_max", ScoringField::kNumber, &P::gate_offset_critical_max},
+      {"gate_offset_high_max", ScoringField::kNumber, &P::gate_offset_high_max},
       {"gate_agent_unreachable_max", ScoringField::kNumber, &P::gate_agent_unreachable_max},
+      {"gate_stratum_max", ScoringField::kNumber, &P::gate_stratum_max},
+      {"gate_resumed_behind_max", ScoringField::kNumber, &P::gate_resumed_behind_max},
+      {"explain_min_points", ScoringField::kNumber, &P::explain_min_points},
       {"band_good_min", ScoringField::kNumber, &P::band_good_min},
       {"band_degraded_min", ScoringField::kNumber, &P::band_degraded_min},
   };

@@ -1,5 +1,5 @@
 // Per-VM guest status metrics beyond the four the main renderer writes
-// (vmtime_vm_guest_synchronized, _stratum, _leap_status, _status_source):
+// (vmtime_vm_guest_synchronised, _stratum, _leap_status, _status_source):
 // vmtime_vm_guest_status_error{domain,uuid,error}, 1 while the last probe
 // of the guest failed, with `error` one of a bounded set (exec_failed,
 // parse_failed, timeout, no_daemon); absent while the probe succeeds or
@@ -12,10 +12,11 @@
 
 namespace vmtime::exposition {
 
-// Declares the family (HELP/TYPE) once per scrape, before the VM loop.
-void DeclareGuestStatusMetrics(FamilyBuilder& out);
+// Declares the family once per scrape, before the VM loop.
+Family DeclareGuestStatusMetrics(FamilyBuilder& out);
 
-// Appends the series of one VM; `vm_labels` are its {domain, uuid}.
-void AppendGuestStatusMetrics(const VmView& vm, const Labels& vm_labels, FamilyBuilder& out);
+// Appends the series of one VM to `error` (the family Declare returned);
+// `vm_labels` are its {domain, uuid}.
+void AppendGuestStatusMetrics(const VmView& vm, const Labels& vm_labels, const Family& error);
 
 }  // namespace vmtime::exposition

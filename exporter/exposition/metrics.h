@@ -14,6 +14,9 @@
 namespace vmtime::exposition {
 
 void AppendSelfMetrics(const Snapshot& s, FamilyBuilder& out);
+// vmtime_host_synchronised{source}: the host sync state scoring used
+// (Snapshot::host_reference); nothing when it is absent.
+void AppendHostMetrics(const Snapshot& s, FamilyBuilder& out);
 void AppendTimexMetrics(const Snapshot& s, FamilyBuilder& out);
 void AppendVmMetrics(const Snapshot& s, FamilyBuilder& out);
 

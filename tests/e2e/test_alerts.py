@@ -2,9 +2,13 @@
 """Alert rules (alerts/): static checks and an end-to-end run.
 
 Static (no daemons): `promtool check rules`, `promtool test rules` over
-alerts/tests/*.yml, every alert covered by a firing and a quiet test case,
-labels/annotations/runbook anchors, metric names against docs/metrics.md,
-`amtool check-config` of alerts/alertmanager.yml.
+alerts/tests/*.yml, every alert covered by a firing and a quiet test case
+and listed in the healthy-hypervisor case, labels/annotations/runbook
+anchors, metric names against docs/metrics.md, no rule reading host timex
+status bits, `amtool check-config` of alerts/alertmanager.yml, and the
+inhibition rules evaluated for every alert of the rules: a hypervisor that
+is unsynchronised silences exactly the VM-vs-UTC offset alerts, never a
+VM-vs-host offset, stopped-clock, step or resumed-behind alert.
 
 End to end: a lab guest (tests/lab/vmlab.py, real QEMU + private libvirtd)
 stepped 10 minutes ahead, the real exporter reading it, a real Prometheus
@@ -15,8 +19,12 @@ the receivers' URLs pointed at a webhook receiver in this test:
   1. the critical offset alert reaches the webhook on the critical route;
   2. with the exporter reading a private chronyd that has no sources
      (`chronyd -x`, leap status 3: a real unsynchronised host reference, not
-     a synthetic series), HypervisorClockUnsynchronised fires and the
-     example inhibition suppresses the VM's offset alert (equal: instance).
+     a synthetic series; the exporter exports vmtime_host_synchronised 0 with
+     source "chrony"), HypervisorClockUnsynchronised fires; in Alertmanager's
+     API the VM's offset against UTC is suppressed by it (inhibitedBy names
+     the host alert), while the same VM's offset against its host (10
+     minutes) stays active and reaches the webhook: the pair issue 12 asks
+     for.
 """
 
 import glob
@@ -64,6 +72,16 @@ def test_promtool_test_rules():
     r = run(["promtool", "test", "rules", *tests], timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("SUCCESS") == len(tests), r.stdout
+
+
+def test_healthy_case_lists_every_alert():
+    """alerts/tests/healthy_test.yml: one healthy hypervisor, no alert may
+    fire; it must name every alert (a new alert is quiet on healthy data)."""
+    doc = yaml.safe_load(open(os.path.join(ALERTS, "tests", "healthy_test.yml")))
+    listed = {t["alertname"] for case in doc["tests"] for t in case["alert_rule_test"]
+              if not t.get("exp_alerts")}
+    names = {a["alert"] for a in load_alerts()}
+    assert names - listed == set(), f"healthy_test.yml does not check {sorted(names - listed)}"
 
 
 def test_every_alert_has_a_firing_and_a_quiet_test_case():
@@ -118,10 +136,55 @@ def test_rules_use_only_contract_metrics():
     for path in (RULES, RECORDING):
         for g in yaml.safe_load(open(path))["groups"]:
             for r in g["rules"]:
-                for name in re.findall(r"(?<![\w:])(vmtime_[a-z_]+)(?![\w:])", r["expr"]):
+                # The expression and the queries of the annotation templates.
+                text = r["expr"] + " ".join(r.get("annotations", {}).values())
+                for name in re.findall(r"(?<![\w:])(vmtime_[a-z_]+)(?![\w:])", text):
                     assert name in contract, f"{path}: {r.get('alert') or r.get('record')} uses {name}, not in docs/metrics.md"
                 for name in re.findall(r"(?<![\w:])([a-z]+:[a-z_]+(?::[a-z_]+)?)(?![\w:])", r["expr"]):
                     assert name in recorded, f"{path}: unknown recording rule {name}"
+
+
+def test_host_sync_comes_from_one_gauge():
+    """Issue 12: host sync truth is vmtime_host_synchronised (the exporter's
+    verdict); no rule reads the kernel's timex status bits or chronyd's leap
+    status to decide it."""
+    host = [a for a in load_alerts() if a["alert"] == "HypervisorClockUnsynchronised"]
+    assert host and "vmtime_host_synchronised" in host[0]["expr"], host
+    for path in (RULES, RECORDING):
+        for g in yaml.safe_load(open(path))["groups"]:
+            for r in g["rules"]:
+                for banned in ("vmtime_host_timex_status", "vmtime_host_timex_sync_status",
+                               "vmtime_host_chrony_tracking_leap_status"):
+                    assert banned not in r["expr"], f"{r.get('alert') or r.get('record')} reads {banned}"
+
+
+MATCHER_RE = re.compile(r'^\s*([a-zA-Z_]\w*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*$')
+
+
+def matches(matchers, labels):
+    """Alertmanager matcher list (`name op "value"`, regexes anchored) against
+    a label set."""
+    for m in matchers:
+        got = MATCHER_RE.match(m)
+        assert got, f"unsupported matcher {m!r}"
+        name, op, value = got.groups()
+        have = labels.get(name, "")
+        ok = {"=": have == value, "!=": have != value,
+              "=~": re.fullmatch(value, have) is not None,
+              "!~": re.fullmatch(value, have) is None}[op]
+        if not ok:
+            return False
+    return True
+
+
+def inhibited_by(cfg, source_alert):
+    """Alerts of the rules that an alert named source_alert can inhibit."""
+    out = set()
+    for rule in cfg["inhibit_rules"]:
+        if matches(rule["source_matchers"], {"alertname": source_alert}):
+            out |= {a["alert"] for a in load_alerts()
+                    if matches(rule["target_matchers"], {"alertname": a["alert"]})}
+    return out
 
 
 def test_alertmanager_config():
@@ -132,12 +195,26 @@ def test_alertmanager_config():
     cfg = yaml.safe_load(open(AM_CONFIG))
     routes = cfg["route"]["routes"]
     assert any('severity="critical"' in m for r in routes for m in r.get("matchers", []))
-    host_inhibits = [i for i in cfg["inhibit_rules"]
-                     if 'alertname="HypervisorClockUnsynchronised"' in i["source_matchers"]]
-    assert host_inhibits, "no inhibition from HypervisorClockUnsynchronised"
-    assert host_inhibits[0]["equal"] == ["instance"]
-    target = " ".join(host_inhibits[0]["target_matchers"])
-    assert "VMClockOffsetWarning" in target and "VMClockOffsetCritical" in target
+    names = {a["alert"] for a in load_alerts()}
+    for rule in cfg["inhibit_rules"]:
+        for m in rule["source_matchers"] + rule["target_matchers"]:
+            assert MATCHER_RE.match(m), m
+    # The host inhibits exactly the VM-vs-UTC offset alerts, per instance.
+    assert inhibited_by(cfg, "HypervisorClockUnsynchronised") == {
+        "VMClockUTCOffsetWarning", "VMClockUTCOffsetCritical"}
+    host_rules = [i for i in cfg["inhibit_rules"]
+                  if matches(i["source_matchers"], {"alertname": "HypervisorClockUnsynchronised"})]
+    assert all(i["equal"] == ["instance"] for i in host_rules), host_rules
+    # A guest's own problems are never silenced by any host-level alert.
+    own = {"VMClockOffsetWarning", "VMClockOffsetCritical", "VMClockStopped",
+           "VMClockSteppedBackward", "VMClockResumedBehind"}
+    assert own <= names
+    for source in names:
+        if source.startswith(("Hypervisor", "NTP")):
+            assert not inhibited_by(cfg, source) & own, (source, inhibited_by(cfg, source) & own)
+    # Within one VM a critical alert silences the same condition's warning.
+    assert "VMClockOffsetWarning" in inhibited_by(cfg, "VMClockOffsetCritical")
+    assert "VMClockHealthDegraded" in inhibited_by(cfg, "VMClockHealthBad")
     if not amtool:
         pytest.fail("amtool not installed (package prometheus-alertmanager): config only parsed")
 
@@ -147,7 +224,8 @@ def test_alertmanager_config():
 # `for:` durations of the generated test copy of the rules. The host alert is
 # faster than the VM offset alert so that, when both conditions start
 # together, the inhibiting alert is active before the inhibited one fires.
-SHORT_FOR = {"HypervisorClockUnsynchronised": "1s", "VMClockOffsetCritical": "8s"}
+SHORT_FOR = {"HypervisorClockUnsynchronised": "1s", "VMClockOffsetCritical": "8s",
+             "VMClockUTCOffsetCritical": "8s", "VMClockUTCOffsetWarning": "8s"}
 DEFAULT_SHORT_FOR = "4s"
 
 
@@ -295,7 +373,7 @@ def test_e2e_critical_offset_alert_reaches_webhook(lab, workdir):
         webhook.close()
 
 
-def test_e2e_host_unsynchronised_inhibits_vm_offset_alerts(lab, workdir):
+def test_e2e_host_unsynchronised_inhibits_only_vm_utc_offset_alerts(lab, workdir):
     webhook = Webhook()
     try:
         with sup.processes() as procs:
@@ -308,39 +386,56 @@ def test_e2e_host_unsynchronised_inhibits_vm_offset_alerts(lab, workdir):
                 procs, workdir, [base.split("//", 1)[1]], [short_rules(workdir), RECORDING],
                 alertmanager=am_base.split("//", 1)[1])
 
-            leap = sup.wait_until(
-                lambda: sup.prom_query(prom_base, "vmtime_host_chrony_tracking_leap_status"),
-                60, "the chrony leap status series")
-            assert float(leap[0]["value"][1]) == 3, leap
+            # The exporter's verdict on the host, from chronyd.
+            try:
+                synced = sup.wait_until(
+                    lambda: sup.prom_query(prom_base, "vmtime_host_synchronised"),
+                    60, "the vmtime_host_synchronised series")
+            except TimeoutError as e:
+                got = sorted({r["metric"]["__name__"] for r in sup.prom_query(prom_base, '{job="vmtime"}')})
+                raise TimeoutError(f"{e}\nseries present: {got}\nexporter log:\n{exporter.tail()}") from None
+            assert [(r["metric"].get("source"), float(r["value"][1])) for r in synced] == [("chrony", 0.0)], synced
 
             def state():
                 by_name = {}
                 for a in am_alerts(am_base):
                     by_name.setdefault(a["labels"].get("alertname"), []).append(a)
                 host = by_name.get("HypervisorClockUnsynchronised", [])
-                vm = by_name.get("VMClockOffsetCritical", [])
-                if host and vm and vm[0]["status"]["state"] == "suppressed":
-                    return host[0], vm[0]
+                vm_host = by_name.get("VMClockOffsetCritical", [])
+                vm_utc = by_name.get("VMClockUTCOffsetCritical", [])
+                if host and vm_host and vm_utc and vm_utc[0]["status"]["state"] == "suppressed":
+                    return host[0], vm_host[0], vm_utc[0]
                 return None
             try:
-                host, vm = sup.wait_until(state, 120, "the host alert and the inhibited VM offset alert")
+                host, vm_host, vm_utc = sup.wait_until(
+                    state, 120, "the host alert, the VM-vs-host alert and the inhibited VM-vs-UTC alert")
             except TimeoutError as e:
                 raise TimeoutError(f"{e}\nalertmanager: {am_alerts(am_base)}\n"
                                    f"prometheus alerts: {sup.prom_query(prom_base, 'ALERTS')}\n"
                                    f"exporter log:\n{exporter.tail()}") from None
-            assert vm["labels"]["instance"] == host["labels"]["instance"]
-            assert host["fingerprint"] in vm["status"]["inhibitedBy"]
-            assert vm["labels"]["domain"] == "g1"
+            assert host["labels"]["source"] == "chrony", host["labels"]
+            # Inhibited: the VM's offset against UTC, by the host alert
+            # (the first matching rule's source is what Alertmanager names).
+            assert vm_utc["labels"]["instance"] == host["labels"]["instance"]
+            assert vm_utc["labels"]["domain"] == "g1"
+            assert vm_utc["status"]["inhibitedBy"] == [host["fingerprint"]], vm_utc["status"]
+            # Not inhibited: the same VM 10 minutes off its host.
+            assert vm_host["labels"]["domain"] == "g1"
+            assert vm_host["labels"]["instance"] == host["labels"]["instance"]
+            assert vm_host["status"]["state"] == "active", vm_host["status"]
+            assert vm_host["status"]["inhibitedBy"] == [], vm_host["status"]
 
-            # The host alert is delivered, on the critical route...
-            sup.wait_until(lambda: [a for p, a in webhook.alerts()
-                                    if a["labels"].get("alertname") == "HypervisorClockUnsynchronised"
-                                    and p == "/vmtime/critical"],
-                           60, "HypervisorClockUnsynchronised at the webhook")
-            # ...the VM offset alerts of that instance are not (the host
+            # Both the host alert and the VM-vs-host alert are delivered, on
+            # the critical route...
+            for name in ("HypervisorClockUnsynchronised", "VMClockOffsetCritical"):
+                sup.wait_until(lambda: [a for p, a in webhook.alerts()
+                                        if a["labels"].get("alertname") == name
+                                        and p == "/vmtime/critical"],
+                               60, f"{name} at the webhook")
+            # ...the VM-vs-UTC alerts of that instance are not (the host
             # alert became active first: SHORT_FOR).
             leaked = [a["labels"]["alertname"] for _, a in webhook.alerts()
-                      if a["labels"].get("alertname", "").startswith("VMClockOffset")]
+                      if a["labels"].get("alertname", "").startswith("VMClockUTCOffset")]
             assert not leaked, f"inhibited alerts reached the webhook: {leaked}"
     finally:
         webhook.close()

@@ -19,6 +19,12 @@ real exporter:
   must return values, which are then substituted into the panel queries
   ($__rate_interval etc. by fixed durations); every panel target must parse
   and return data, except the few listed in MAY_BE_EMPTY with the reason.
+  Some values are checked for meaning: the band agrees with the score at
+  the default thresholds, the host chronyd (synchronised to the upstream
+  one) is shown synchronised with source "chrony", the upstream server at
+  `local stratum 2` is usable.
+- model (issue 12): host sync state only from vmtime_host_synchronised (no
+  timex status bits, no leap status), bands from vmtime_vm_health_band.
 """
 
 import json
@@ -121,20 +127,41 @@ def test_dashboard_json(name):
             for var in re.findall(r"\$\{?(\w+)", var_query(v)):
                 assert var in vs and list(vs).index(var) < list(vs).index(v["name"]), \
                     f"{name}: variable {v['name']} uses ${var} defined after it"
-    # Required panels (issue 8).
+    # Required panels (issue 8, issue 12).
     titles = " | ".join(p.get("title", "") for p in panels(d))
     if name == "vmtime-fleet.json":
-        for t in ("Score distribution", "Lowest scores", "offset", "Hypervisor", "Upstream"):
+        for t in ("Score distribution", "Lowest scores", "offset", "Hypervisor", "Upstream",
+                  "Hypervisor synchronised", "reason over time", "bad band"):
             assert t in titles, t
         assert "vm" not in vs
     else:
-        for t in ("uncertainty band", "Score components", "Active reasons", "steps", "round trip"):
+        for t in ("uncertainty band", "Score components", "Active reasons", "steps", "round trip",
+                  "Band", "Reasons over time", "Offset vs host"):
             assert t in titles, t
         assert "vm" in vs
         band = [p for p in panels(d) if "uncertainty band" in p.get("title", "")][0]
         fills = [o for o in band["fieldConfig"]["overrides"]
                  if any(pr["id"] == "custom.fillBelowTo" for pr in o["properties"])]
         assert fills, "uncertainty band has no fillBelowTo override"
+
+
+def exprs(d):
+    return [t["expr"] for p in panels(d) for t in p.get("targets", [])]
+
+
+@pytest.mark.parametrize("name", DASHBOARDS)
+def test_dashboards_follow_the_model(name):
+    """Host sync only from the exporter's verdict, bands only from the
+    exported band, the guest metric under its new name."""
+    d = load(name)
+    text = "\n".join(exprs(d))
+    for banned in ("vmtime_host_timex_sync_status", "vmtime_host_timex_status",
+                   "vmtime_host_chrony_tracking_leap_status", "vmtime_vm_guest_synchronized"):
+        assert banned not in text, f"{name} queries {banned}"
+    assert "vmtime_host_synchronised" in text, name
+    assert "vmtime_vm_health_band" in text, name
+    # No band recomputed from the score in a query.
+    assert not re.search(r"vmtime_vm_health_score[^)]*[<>]=?\s*\d", text), name
 
 
 def test_provisioning_points_at_dashboards():
@@ -180,8 +207,9 @@ def stack():
             _, prom = sup.start_prometheus(procs, workdir, [base.split("//", 1)[1]],
                                            [os.path.join(SRC, "alerts", "vmtime.recording.yml")])
 
-            wanted = ["vmtime_vm_health_score", "vmtime_host_chrony_sources_stratum",
-                      "vmtime_ntp_server_offset_seconds", "vmtime_vm_clock_utc_offset_seconds"]
+            wanted = ["vmtime_vm_health_score", "vmtime_vm_health_band", "vmtime_host_chrony_sources_stratum",
+                      "vmtime_ntp_server_offset_seconds", "vmtime_vm_clock_utc_offset_seconds",
+                      "vmtime_host_synchronised"]
             if LAB:
                 wanted += ["vmtime_vm_guest_stratum", "vmtime_vm_clock_drift_ratio"]
             try:
@@ -284,3 +312,37 @@ def test_selected_values_are_plausible(stack):
     off, lower, upper = (float(sup.prom_query(prom, substitute(t["expr"], values))[0]["value"][1])
                          for t in band[:3])
     assert lower <= off <= upper
+    # The band stat agrees with the score at the default thresholds (the
+    # stack runs the exporter's defaults: good >= 90, degraded >= 60); both
+    # read at one instant, so from the same scrape (one exporter snapshot).
+    at = time.time()
+    got_band = int(float(sup.prom_query(prom, substitute(by_title["Band"]["targets"][0]["expr"], values),
+                                        at=at)[0]["value"][1]))
+    s = float(sup.prom_query(prom, substitute(by_title["Health score"]["targets"][0]["expr"], values),
+                             at=at)[0]["value"][1])
+    assert got_band == (0 if s >= 90 else 1 if s >= 60 else 2), (got_band, s)
+    mapped = by_title["Band"]["fieldConfig"]["defaults"]["mappings"][0]["options"]
+    assert mapped[str(got_band)]["text"] in ("good", "degraded", "bad")
+
+
+def test_host_synchronised_and_upstream_values(stack):
+    """The fleet dashboard's host and upstream panels show the real state:
+    the host chronyd follows the upstream chronyd, so the exporter (asking
+    chronyd) says synchronised with source chrony; the upstream serves at
+    stratum 2, within ntp.max_stratum, so it is usable."""
+    prom, vm = stack
+    d = load("vmtime-fleet.json")
+    values = resolve_variables(prom, d, vm)
+    by_title = {p["title"]: p for p in panels(d) if p["type"] != "row"}
+    expr = substitute(by_title["Hypervisor synchronised"]["targets"][0]["expr"], values)
+
+    def synced():
+        r = sup.prom_query(prom, expr)
+        return r if r and float(r[0]["value"][1]) == 1 else None
+    r = sup.wait_until(synced, 90, "the host chronyd to synchronise to the upstream one "
+                                   "(vmtime_host_synchronised 1)")
+    assert [x["metric"]["source"] for x in r] == ["chrony"], r
+    unsync = sup.prom_query(prom, substitute(by_title["Hypervisors unsynchronised"]["targets"][0]["expr"], values))
+    assert float(unsync[0]["value"][1]) == 0, unsync
+    usable = sup.prom_query(prom, substitute(by_title["Upstream NTP servers"]["targets"][0]["expr"], values))
+    assert usable and float(usable[0]["value"][1]) == 1, usable

@@ -9,7 +9,7 @@ image: `gs-local10` (chronyd with `local stratum 10` as its only source),
 - enabled: /metrics and /api/v1/targets show stratum 10 and the reason
   `stratum_high` for gs-local10, unsynchronised (and the reason
   `unsynchronised`) for gs-unreach, and for gs-nodaemon an unknown status
-  (no `vmtime_vm_guest_synchronized` series, daemon `none`, error
+  (no `vmtime_vm_guest_synchronised` series, daemon `none`, error
   `no_daemon`) with neither reason: no false alarm.
 - disabled (explicitly, and by default): the exporter samples the guests'
   clocks but no guest-exec reaches any guest.
@@ -279,7 +279,7 @@ def test_disabled_makes_no_guest_exec(lab, workdir, config):
         for n in GUESTS:
             assert exp.vm(n)["guest"] is None, f"{n}: guest status present while disabled"
         text = exp.metrics_text()
-        assert "vmtime_vm_guest_synchronized{" not in text
+        assert "vmtime_vm_guest_synchronised{" not in text
         assert "vmtime_vm_guest_status_source{" not in text
     after = {n: exporter_execs(lab, n) for n in GUESTS}
     for n in GUESTS:
@@ -309,31 +309,31 @@ def test_enabled_reports_guest_daemons(lab, workdir):
         local = vms["gs-local10"]
         assert local["guest"]["daemon"] == "chrony", local["guest"]
         assert local["guest"]["stratum"] == 10, local["guest"]
-        assert local["guest"]["synchronized"] is True, local["guest"]
+        assert local["guest"]["synchronised"] is True, local["guest"]
         assert local["guest"]["error"] == "", local["guest"]
         assert "stratum_high" in local["reasons"], local
         assert "unsynchronised" not in local["reasons"], local
         assert series(metrics, "vmtime_vm_guest_stratum", domain="gs-local10") == [10.0]
-        assert series(metrics, "vmtime_vm_guest_synchronized", domain="gs-local10") == [1.0]
+        assert series(metrics, "vmtime_vm_guest_synchronised", domain="gs-local10") == [1.0]
         assert series(metrics, "vmtime_vm_guest_status_source",
                       domain="gs-local10", daemon="chrony") == [1.0]
 
         unr = vms["gs-unreach"]
         assert unr["guest"]["daemon"] == "chrony", unr["guest"]
-        assert unr["guest"]["synchronized"] is False, unr["guest"]
+        assert unr["guest"]["synchronised"] is False, unr["guest"]
         assert unr["guest"]["leap_status"] == 3, unr["guest"]
         assert "unsynchronised" in unr["reasons"], unr
-        assert series(metrics, "vmtime_vm_guest_synchronized", domain="gs-unreach") == [0.0]
+        assert series(metrics, "vmtime_vm_guest_synchronised", domain="gs-unreach") == [0.0]
         assert series(metrics, "vmtime_vm_guest_leap_status", domain="gs-unreach") == [3.0]
 
         none = vms["gs-nodaemon"]
         assert none["guest"]["daemon"] == "none", none["guest"]
-        assert none["guest"]["synchronized"] is None, none["guest"]
+        assert none["guest"]["synchronised"] is None, none["guest"]
         assert none["guest"]["stratum"] is None, none["guest"]
         assert none["guest"]["error"].startswith("no_daemon: "), none["guest"]
         assert "unsynchronised" not in none["reasons"], none
         assert "stratum_high" not in none["reasons"], none
-        assert series(metrics, "vmtime_vm_guest_synchronized", domain="gs-nodaemon") == []
+        assert series(metrics, "vmtime_vm_guest_synchronised", domain="gs-nodaemon") == []
         assert series(metrics, "vmtime_vm_guest_status_source",
                       domain="gs-nodaemon", daemon="none") == [1.0]
         assert "# HELP vmtime_vm_guest_status_error" in text
@@ -385,11 +385,11 @@ def test_hung_agent_does_not_stall_other_guests(lab, workdir):
                 err = g.get("error", "")
                 return err.startswith(("timeout: ", "exec_failed: ")) and g
             g = wait_for(f"{hung} reported failing", hung_reported, 120, exp)
-            assert g["synchronized"] is None, g  # unknown, not a verdict
+            assert g["synchronised"] is None, g  # unknown, not a verdict
             # Meanwhile the other guests were probed round after round.
             wait_for("gs-unreach probed again while the other agent hangs",
                      lambda: len(exporter_execs(lab, "gs-unreach")) >= before + 3, 60, exp)
-            assert exp.vm("gs-unreach")["guest"]["synchronized"] is False
+            assert exp.vm("gs-unreach")["guest"]["synchronised"] is False
             metrics = exp.metrics()
             errs = [dict(ls)["error"] for (n, ls), v in metrics.items()
                     if n == "vmtime_vm_guest_status_error" and dict(ls).get("domain") == hung]

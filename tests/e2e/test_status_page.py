@@ -146,6 +146,8 @@ def test_fleet_table_shows_the_vm_and_its_score(exporter, tmp_path):
     assert row["State"][0] == "running"
     assert row["Score"][0] == f"{vm['health_score']:.0f}", (row["Score"], vm["health_score"])
     assert "bad" in row["Score"][1].get("class", ""), "a score this low must be marked bad"
+    assert row["Band"][0] == vm["band"] == "bad", (row["Band"], vm["band"])
+    assert row["Agent"][0] == ("up" if vm["agent_up"] else "down"), (row["Agent"], vm["agent_up"])
     assert row["Offset vs host"][0] not in ("", "\u2013"), "the VM has a sample: offset shown"
     for reason in vm["reasons"]:
         assert reason in row["Reasons"][0]

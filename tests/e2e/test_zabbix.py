@@ -236,7 +236,48 @@ def test_template_keys_triggers_macros_valuemaps():
         # Thresholds equal the exporter's defaults (exporter/config, scoring/params.h).
         assert defaults["{$VMTIME.OFFSET.WARN}"] == "30"
         assert defaults["{$VMTIME.OFFSET.CRIT}"] == "300"
-        assert defaults["{$VMTIME.SCORE.WARN}"] == "80" and defaults["{$VMTIME.SCORE.CRIT}"] == "50"
+        # Bands are the exporter's verdict (the band item), never score
+        # thresholds repeated in the template.
+        assert not [m for m in defaults if "SCORE" in m], defaults
+        band_key = next(i["key"] for _, i in all_items(t) if i["name"].endswith(": health band"))
+        band_triggers = [tr for tr in triggers if band_key in tr["expression"]]
+        assert {tr["priority"] for tr in band_triggers} == {"HIGH", "WARNING"}, band_triggers
+        assert not [tr for tr in triggers if "score" in tr["expression"] and "<" in tr["expression"]]
+
+
+def test_template_follows_the_host_model():
+    """Issue 12: host sync state from vmtime_host_synchronised only (with its
+    source); the hypervisor trigger suppresses (is a dependency of) only
+    the VM-vs-UTC offset triggers; the resumed_behind trigger and the
+    renamed guest metric are there."""
+    text = open(TEMPLATE).read()
+    for banned in ("vmtime_host_timex_sync_status", "vmtime_host_timex_status",
+                   "vmtime_host_chrony_tracking_leap_status", "vmtime_vm_guest_synchronized",
+                   "guest_synchronized"):
+        assert banned not in text, banned
+    http_name, ext_name = "vmtime exporter by HTTP", "vmtime exporter by external check"
+    http = templates()[http_name]
+    patterns = {i["key"]: i["preprocessing"][0]["parameters"] for i in http["items"] if i.get("preprocessing")}
+    assert patterns["vmtime.host.synchronised"][:2] == ["vmtime_host_synchronised", "value"]
+    assert patterns["vmtime.host.synchronised.source"] == ["vmtime_host_synchronised", "label", "source"]
+    triggers = all_triggers(http_name)
+    host = [tr for tr in triggers if "vmtime.host.synchronised" in tr["expression"]]
+    assert len(host) == 1, host
+    dependants = {tr["name"] for tr in triggers
+                  if any(d["name"] == host[0]["name"] for d in tr.get("dependencies", []))}
+    assert dependants == {"VM {#VM.NAME}: clock offset vs UTC beyond {$VMTIME.OFFSET.WARN}s",
+                          "VM {#VM.NAME}: clock offset vs UTC beyond {$VMTIME.OFFSET.CRIT}s"}, dependants
+    for tname in (http_name, ext_name):
+        triggers = all_triggers(tname)
+        names = {tr["name"] for tr in triggers}
+        assert "VM {#VM.NAME}: behind since a pause, restore or migration" in names, tname
+        host_off = [tr for tr in triggers if tr["name"].startswith("VM {#VM.NAME}: clock offset vs host")]
+        assert len(host_off) == 2, tname
+        for tr in host_off:  # never suppressed by anything about the host
+            assert all(d["name"].startswith("VM {#VM.NAME}: clock offset vs host")
+                       for d in tr.get("dependencies", [])), tr
+        items = [i for _, i in all_items(templates()[tname])]
+        assert any(i["name"].endswith("guest time daemon synchronised") for i in items), tname
 
 
 def test_lld_macros_come_from_discovery():

@@ -1,14 +1,19 @@
-// Exposition: a golden file for a fixed snapshot, the JSON view, the status
-// page, and snapshot swaps under concurrent scrapes.
+// Exposition: a golden file for a fixed snapshot, the names of every family
+// and label (prometheus-cpp's own checks, and docs/metrics.md as the
+// contract), the JSON view, the status page, and snapshot swaps under
+// concurrent scrapes.
 //
 // Regenerate the golden file after an intended change with:
 //   VMTIME_UPDATE_GOLDEN=1 build/tests/exposition_test
 #include <gtest/gtest.h>
+#include <prometheus/check_names.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -33,8 +38,8 @@ scoring::ClockSample Sample(int64_t mono_s, double offset_s) {
   return s;
 }
 
-// A fixed store: three VMs (healthy, stepped back 8 minutes, agent down),
-// timex, and collector runs. Everything is built from constants.
+// A fixed store: five VMs (healthy, stepped back 8 minutes, agent down,
+// paused, agent not tried yet), timex, and collector runs. Everything is built from constants.
 std::shared_ptr<const Snapshot> FixedSnapshot() {
   Config config;
   config.collectors["libvirt"].enabled = true;
@@ -66,7 +71,12 @@ std::shared_ptr<const Snapshot> FixedSnapshot() {
     paused.uuid = "44444444-4444-4444-4444-444444444444";
     paused.state = DomainState::kPaused;
     paused.agent_error.clear();
-    lv.domains = {healthy, stepped, down, paused};
+    DomainObservation fresh = down;  // its first agent attempt has not finished
+    fresh.name = "new-1";
+    fresh.uuid = "55555555-5555-5555-5555-555555555555";
+    fresh.agent_attempted = false;
+    fresh.agent_error.clear();
+    lv.domains = {healthy, stepped, down, paused, fresh};
     obs.libvirt = lv;
     store.Apply(obs);
   }
@@ -87,6 +97,121 @@ std::shared_ptr<const Snapshot> FixedSnapshot() {
   store.RecordRun({"timex", true, 0.0001, 1'764'000'190 * kS, ""});
   store.SetReload({true, 1'764'000'000 * kS, "<built-in>"});
   return store.Build(190 * kS, 1'764'000'190 * kS);
+}
+
+// A snapshot with every section populated, so that every family and label
+// the exposition can write is rendered: collectors, reload, timex, chronyd
+// (tracking, a source with sourcestats), NTP (a reachable server and a
+// kiss-o'-death), libvirt and a VM with a sample, a UTC offset, drift, guest
+// status with an error, every component and every reason.
+Snapshot FullSnapshot() {
+  Snapshot s;
+  s.built_real_ns = 1'764'000'200 * kS;
+  s.collectors = {{"chrony", true, 0.01, 1'764'000'190 * kS, ""},
+                  {"libvirt", true, 0.125, 1'764'000'190 * kS, ""}};
+  s.reload = {true, 1'764'000'000 * kS, "<built-in>"};
+  scoring::HostReference host;
+  host.state = scoring::SyncState::kSynchronised;
+  host.source = "chrony";
+  s.host_reference = host;
+  TimexObservation tx;
+  tx.synchronised = true;
+  tx.max_error_s = 0.25;
+  s.timex = tx;
+  s.timex_kvm_artifacts_total = 1;
+  s.chrony_up = true;
+  ChronyObservation chrony;
+  chrony.tracking.reference_id = 0xC0000201;
+  chrony.tracking.reference_name = "192.0.2.1";
+  chrony.tracking.stratum = 3;
+  ChronySource src;
+  src.address = src.name = "192.0.2.1";
+  src.reachability = 0xff;
+  src.poll_log2 = 6;
+  src.stats_frequency_ppm = 0.01;
+  src.stats_skew_ppm = 0.1;
+  src.stats_std_dev_s = 1e-5;
+  chrony.sources = {src};
+  s.chrony = chrony;
+  NtpServerObservation up;
+  up.server = "192.0.2.1:123";
+  up.reachable = up.usable = true;
+  up.stratum = 2;
+  up.reference_id = 0xC0000202;
+  NtpServerObservation kissed;
+  kissed.server = "192.0.2.2:123";
+  kissed.kiss_code = "RATE";
+  s.ntp = NtpObservation{{up, kissed}};
+  s.ntp_configured = 2;
+  s.libvirt_enabled = s.libvirt_connected = true;
+  VmView vm;
+  vm.name = "web-1";
+  vm.uuid = "11111111-1111-1111-1111-111111111111";
+  vm.state = DomainState::kRunning;
+  vm.agent_up = vm.agent_attempted = true;
+  vm.last_sample = Sample(100, 0.002);
+  vm.rtt_s = 0.0008;
+  vm.utc_offset_s = 0.0021;
+  vm.steps_total = {1, 2};
+  GuestStatusObservation guest;
+  guest.daemon = "chrony";
+  guest.status.state = scoring::SyncState::kSynchronised;
+  guest.status.stratum = 4;
+  guest.status.leap = scoring::LeapStatus::kNormal;
+  guest.error = "timeout: chronyc -c tracking: still running at the deadline";
+  vm.guest = guest;
+  vm.score.score = 42;
+  vm.score.measured.fill(true);  // every component series
+  vm.score.drift = scoring::DriftEstimate{2.6e-5, 1e-6, 8};
+  for (int r = 0; r < scoring::kReasonCount; ++r) {
+    vm.score.reasons.push_back(static_cast<scoring::Reason>(r));
+  }
+  s.vms = {vm};
+  return s;
+}
+
+// One row of a metric table in docs/metrics.md.
+struct DocumentedMetric {
+  std::string type;
+  std::set<std::string> labels;
+};
+
+std::vector<std::string> Cells(const std::string& row) {
+  std::vector<std::string> cells;
+  std::stringstream in(row);
+  std::string cell;
+  std::getline(in, cell, '|');  // before the first '|'
+  while (std::getline(in, cell, '|')) {
+    const auto b = cell.find_first_not_of(" `");
+    const auto e = cell.find_last_not_of(" `");
+    cells.push_back(b == std::string::npos ? "" : cell.substr(b, e - b + 1));
+  }
+  return cells;
+}
+
+// The metric tables of docs/metrics.md: name -> type and labels. A table
+// without a `labels` column documents unlabelled metrics.
+std::map<std::string, DocumentedMetric> DocumentedMetrics() {
+  std::ifstream in(std::string(VMTIME_SOURCE_DIR) + "/docs/metrics.md");
+  std::map<std::string, DocumentedMetric> out;
+  std::vector<std::string> header;
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("| metric |")) header = Cells(line);
+    if (!line.starts_with("| `vmtime_")) continue;
+    const auto cells = Cells(line);
+    DocumentedMetric m;
+    for (size_t i = 1; i < cells.size() && i < header.size(); ++i) {
+      if (header[i] == "type") m.type = cells[i];
+      if (header[i] != "labels") continue;
+      std::stringstream labels(cells[i]);
+      for (std::string l; std::getline(labels, l, ',');) {
+        l.erase(0, l.find_first_not_of(' '));
+        if (!l.empty()) m.labels.insert(l);
+      }
+    }
+    out[cells[0]] = m;
+  }
+  return out;
 }
 
 std::string Normalise(std::string text) {
@@ -127,6 +252,162 @@ TEST(Exposition, VmSeriesFollowTheContract) {
   EXPECT_EQ(text.find("vmtime_vm_clock_offset_seconds{domain=\"batch-1\""), std::string::npos);
 }
 
+// prometheus-cpp's own name checks over every family and label name the
+// exposition can write; each name once per scrape, each label once per series.
+TEST(Exposition, EveryNamePassesPrometheusCppChecks) {
+  const auto families = exposition::RenderFamilies(FullSnapshot());
+  ASSERT_GT(families.size(), 60u);
+  std::set<std::string> seen;
+  for (const auto& f : families) {
+    EXPECT_TRUE(prometheus::CheckMetricName(f.name)) << f.name;
+    EXPECT_TRUE(seen.insert(f.name).second) << "family rendered twice: " << f.name;
+    EXPECT_FALSE(f.help.empty()) << f.name;
+    EXPECT_FALSE(f.metric.empty()) << "family without samples rendered: " << f.name;
+    if (f.type == prometheus::MetricType::Counter) {
+      EXPECT_TRUE(f.name.ends_with("_total")) << f.name;
+    }
+    for (const auto& m : f.metric) {
+      std::set<std::string> labels;
+      for (const auto& l : m.label) {
+        EXPECT_TRUE(prometheus::CheckLabelName(l.name)) << f.name << " label " << l.name;
+        EXPECT_TRUE(labels.insert(l.name).second) << f.name << " repeats label " << l.name;
+      }
+    }
+  }
+  // The checks themselves reject what they should (the test can fail).
+  EXPECT_FALSE(prometheus::CheckMetricName("vmtime-vm"));
+  EXPECT_FALSE(prometheus::CheckLabelName("__reserved"));
+}
+
+// docs/metrics.md is the contract: every family the full snapshot renders is
+// documented with its type and label names, and every documented metric is
+// rendered.
+TEST(Exposition, RenderedFamiliesMatchDocsMetrics) {
+  const auto documented = DocumentedMetrics();
+  ASSERT_GT(documented.size(), 60u) << "docs/metrics.md tables not found";
+  std::set<std::string> rendered;
+  for (const auto& f : exposition::RenderFamilies(FullSnapshot())) {
+    rendered.insert(f.name);
+    const auto it = documented.find(f.name);
+    if (it == documented.end()) {
+      ADD_FAILURE() << f.name << " is rendered but not in docs/metrics.md";
+      continue;
+    }
+    const char* type = f.type == prometheus::MetricType::Counter ? "counter" : "gauge";
+    EXPECT_EQ(it->second.type, type) << f.name;
+    for (const auto& m : f.metric) {
+      std::set<std::string> labels;
+      for (const auto& l : m.label) labels.insert(l.name);
+      EXPECT_EQ(labels, it->second.labels) << f.name;
+    }
+  }
+  for (const auto& [name, doc] : documented) {
+    EXPECT_TRUE(rendered.contains(name)) << name << " is documented but never rendered";
+  }
+}
+
+std::string VmLabels(const VmView& vm) {
+  return "{domain=\"" + vm.name + "\",uuid=\"" + vm.uuid + "\"}";
+}
+
+// vmtime_vm_agent_up: 1 up, 0 down, absent (JSON null) before the first
+// attempt finished.
+TEST(Exposition, AgentUpAbsentUntilAttempted) {
+  Snapshot s = FullSnapshot();
+  VmView down = s.vms[0], fresh = s.vms[0];
+  down.name = "down";
+  down.agent_up = false;
+  fresh.name = "fresh";
+  fresh.agent_up = false;
+  fresh.agent_attempted = false;
+  s.vms = {down, fresh, s.vms[0]};
+  const std::string text = exposition::RenderText(s);
+  EXPECT_NE(text.find("vmtime_vm_agent_up" + VmLabels(down) + " 0\n"), std::string::npos);
+  EXPECT_NE(text.find("vmtime_vm_agent_up" + VmLabels(s.vms[2]) + " 1\n"), std::string::npos);
+  EXPECT_EQ(text.find("vmtime_vm_agent_up{domain=\"fresh\""), std::string::npos) << text;
+  EXPECT_NE(text.find("vmtime_vm_health_score{domain=\"fresh\""), std::string::npos);
+  const auto j = exposition::RenderJson(s);
+  EXPECT_EQ(j["vms"][0]["agent_up"], false);
+  EXPECT_TRUE(j["vms"][1]["agent_up"].is_null());
+  EXPECT_EQ(j["vms"][2]["agent_up"], true);
+  const std::string page = exposition::RenderStatusPage(s, "/metrics");
+  EXPECT_NE(page.find("<td>not tried yet</td>"), std::string::npos);
+}
+
+// vmtime_vm_health_band is the Band's value; JSON "band" its name.
+TEST(Exposition, HealthBandGaugeAndJson) {
+  Snapshot s = FullSnapshot();
+  const VmView base = s.vms[0];
+  s.vms.clear();
+  for (auto band : {scoring::Band::kGood, scoring::Band::kDegraded, scoring::Band::kBad}) {
+    VmView vm = base;
+    vm.name = std::string(scoring::BandName(band));
+    vm.score.band = band;
+    s.vms.push_back(vm);
+  }
+  const std::string text = exposition::RenderText(s);
+  const auto j = exposition::RenderJson(s);
+  const std::string page = exposition::RenderStatusPage(s, "/metrics");
+  for (size_t i = 0; i < s.vms.size(); ++i) {
+    const VmView& vm = s.vms[i];
+    EXPECT_NE(text.find("vmtime_vm_health_band" + VmLabels(vm) + " " + std::to_string(i) + "\n"),
+              std::string::npos)
+        << vm.name << "\n"
+        << text;
+    EXPECT_EQ(j["vms"][i]["band"], vm.name);
+    EXPECT_NE(page.find("<td class=\"" + vm.name + "\">" + vm.name + "</td>"), std::string::npos)
+        << vm.name;
+  }
+  EXPECT_EQ(text.find("# TYPE vmtime_vm_health_band gauge"),
+            text.find("# TYPE vmtime_vm_health_band "));
+}
+
+// vmtime_host_synchronised{source}: 1 only for kSynchronised; absent (JSON
+// host.reference null) without a host reference.
+TEST(Exposition, HostSynchronisedFollowsHostReference) {
+  struct Case {
+    scoring::SyncState state;
+    std::string source;
+    const char* want;
+  };
+  for (const Case& c : {Case{scoring::SyncState::kSynchronised, "chrony", " 1\n"},
+                        Case{scoring::SyncState::kUnsynchronised, "kernel", " 0\n"},
+                        Case{scoring::SyncState::kUnknown, "kernel", " 0\n"}}) {
+    Snapshot s = FullSnapshot();
+    s.host_reference->state = c.state;
+    s.host_reference->source = c.source;
+    const std::string text = exposition::RenderText(s);
+    EXPECT_NE(text.find("vmtime_host_synchronised{source=\"" + c.source + "\"}" + c.want),
+              std::string::npos)
+        << text;
+    const auto j = exposition::RenderJson(s);
+    EXPECT_EQ(j["host"]["reference"]["source"], c.source);
+    EXPECT_EQ(j["host"]["reference"]["synchronised"], c.state == scoring::SyncState::kSynchronised);
+  }
+  Snapshot none = FullSnapshot();
+  none.host_reference.reset();
+  EXPECT_EQ(exposition::RenderText(none).find("# TYPE vmtime_host_synchronised "),
+            std::string::npos);
+  EXPECT_TRUE(exposition::RenderJson(none)["host"]["reference"].is_null());
+  EXPECT_NE(exposition::RenderStatusPage(none, "/metrics").find("host clock: unknown"),
+            std::string::npos);
+}
+
+// Every reason, by its ReasonName, on /metrics, in the JSON and on the page.
+TEST(Exposition, EveryReasonRendersEverywhere) {
+  const Snapshot s = FullSnapshot();
+  ASSERT_EQ(s.vms[0].score.reasons.size(), static_cast<size_t>(scoring::kReasonCount));
+  const std::string text = exposition::RenderText(s);
+  const auto j = exposition::RenderJson(s);
+  const std::string page = exposition::RenderStatusPage(s, "/metrics");
+  for (int r = 0; r < scoring::kReasonCount; ++r) {
+    const std::string name(scoring::ReasonName(static_cast<scoring::Reason>(r)));
+    EXPECT_NE(text.find(",reason=\"" + name + "\"} 1\n"), std::string::npos) << name;
+    EXPECT_EQ(j["vms"][0]["reasons"][r], name);
+    EXPECT_NE(page.find(name), std::string::npos) << name;
+  }
+}
+
 TEST(Exposition, VanishedDomainsDisappear) {
   Config config;
   Store store(config);
@@ -149,7 +430,7 @@ TEST(Exposition, VanishedDomainsDisappear) {
 
 TEST(Exposition, JsonViewMatchesDocs) {
   auto j = exposition::RenderJson(*FixedSnapshot());
-  ASSERT_EQ(j["vms"].size(), 4u);
+  ASSERT_EQ(j["vms"].size(), 5u);
   // Sorted by domain.
   EXPECT_EQ(j["vms"][0]["domain"], "batch-1");
   EXPECT_TRUE(j["vms"][0]["offset_seconds"].is_null());
@@ -158,7 +439,7 @@ TEST(Exposition, JsonViewMatchesDocs) {
   EXPECT_EQ(j["vms"][1]["steps_total"]["backward"], 1);
   EXPECT_TRUE(j["vms"][1]["health_score"].is_number());
   EXPECT_TRUE(j["vms"][1]["components"].contains("offset"));
-  EXPECT_TRUE(j["host"]["timex"]["synchronized"].get<bool>());
+  EXPECT_TRUE(j["host"]["timex"]["synchronised"].get<bool>());
   EXPECT_TRUE(j["host"]["chrony"].is_null());
 }
 

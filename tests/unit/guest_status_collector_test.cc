@@ -628,15 +628,15 @@ TEST(GuestStatusCollectorTest, DisabledMakesNoCollector) {
 
 TEST(GuestStatusMetricsTest, ErrorSeriesOnlyWhileFailing) {
   exposition::FamilyBuilder out;
-  exposition::DeclareGuestStatusMetrics(out);
+  const exposition::Family error = exposition::DeclareGuestStatusMetrics(out);
   VmView ok, failing, absent;
   ok.guest = GuestStatusObservation{};
   failing.guest = GuestStatusObservation{};
   failing.guest->error = "timeout: chronyc -c tracking: still running at the deadline";
   const exposition::Labels l = {{"domain", "d"}, {"uuid", "u"}};
-  exposition::AppendGuestStatusMetrics(ok, l, out);
-  exposition::AppendGuestStatusMetrics(absent, l, out);
-  exposition::AppendGuestStatusMetrics(failing, l, out);
+  exposition::AppendGuestStatusMetrics(ok, l, error);
+  exposition::AppendGuestStatusMetrics(absent, l, error);
+  exposition::AppendGuestStatusMetrics(failing, l, error);
   auto fams = out.Take();
   ASSERT_EQ(fams.size(), 1u);
   EXPECT_EQ(fams[0].name, "vmtime_vm_guest_status_error");

@@ -1,6 +1,6 @@
 // Unit tests of the scoring detectors used on their own (StepBetween,
-// StoppedBetween, EstimateDrift), of Validate(Params) and of the stable
-// component and reason names.
+// StoppedBetween, EstimateDrift; with interrupted pairs and held clocks), of
+// Validate(Params) and of the stable component and reason names.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -27,6 +27,12 @@ ClockSample At(double t_s, double offset_s) {
   s.host_real_ns = 1'767'225'600 * kS + HistoryBuilder::Ns(t_s);
   s.guest_real_ns = s.host_real_ns + HistoryBuilder::Ns(offset_s);
   s.offset_s = static_cast<double>(s.guest_real_ns - s.host_real_ns) / 1e9;
+  return s;
+}
+
+// The same sample, marked as taken after a pause, save/restore or migration.
+ClockSample Interrupted(ClockSample s) {
+  s.after_interruption = true;
   return s;
 }
 
@@ -80,6 +86,23 @@ TEST(StepBetween, StopsDuplicatesAndDisorderAreNotSteps) {
   EXPECT_EQ(StepBetween(a, frozen, 0, p), StepDirection::kNone);
   EXPECT_EQ(StepBetween(a, a, 0, p), StepDirection::kNone);
   EXPECT_EQ(StepBetween(At(15, 5), At(0, 0), 0, p), StepDirection::kNone);
+  // A held clock reset back by 0.1 s over 15 s of host time: a stop, not a
+  // backward step (it was a backward step before issue 12).
+  EXPECT_EQ(StepBetween(a, At(15, -15.1), 0, p), StepDirection::kNone);
+  EXPECT_EQ(StepBetween(a, At(15, -14.9), 0, p), StepDirection::kNone);
+  // Moving back by more than stopped_ratio x host elapsed is a step again.
+  EXPECT_EQ(StepBetween(a, At(15, -16.6), 0, p), StepDirection::kBackward);
+}
+
+TEST(StepBetween, InterruptedPairsAreNotSteps) {
+  const Params p;
+  // Paused 20.9 s between two 15 s polls: the guest clock advanced 15 s of 35.9.
+  EXPECT_EQ(StepBetween(At(0, 0), At(35.9, -20.9), 0, p), StepDirection::kBackward);
+  EXPECT_EQ(StepBetween(At(0, 0), Interrupted(At(35.9, -20.9)), 0, p), StepDirection::kNone);
+  // Whatever the guest clock did across it.
+  EXPECT_EQ(StepBetween(At(0, 0), Interrupted(At(15, 600)), 0, p), StepDirection::kNone);
+  // Only the later sample's mark counts: the pair after it is judged again.
+  EXPECT_EQ(StepBetween(Interrupted(At(0, 0)), At(15, 5), 0, p), StepDirection::kForward);
 }
 
 // --- StoppedBetween --------------------------------------------------------
@@ -90,9 +113,29 @@ TEST(StoppedBetween, RatioOfGuestToHostElapsed) {
   EXPECT_TRUE(StoppedBetween(At(0, 0), At(15, -14), p));    // 1/15 = 0.067
   EXPECT_FALSE(StoppedBetween(At(0, 0), At(15, -13), p));   // 2/15 = 0.13
   EXPECT_FALSE(StoppedBetween(At(0, 0), At(15, 0), p));     // running
-  EXPECT_FALSE(StoppedBetween(At(0, 0), At(15, -480), p));  // went backwards: a step
+  EXPECT_FALSE(StoppedBetween(At(0, 0), At(15, -480), p));  // went far backwards: a step
   EXPECT_FALSE(StoppedBetween(At(0, 0), At(0, -1), p));     // no host time elapsed
   EXPECT_FALSE(StoppedBetween(At(15, 0), At(0, 0), p));     // out of order
+}
+
+TEST(StoppedBetween, SmallMovementInEitherDirection) {
+  const Params p;  // |guest elapsed| < 1.5 s over 15 s
+  // Held near a value by something that keeps resetting it: back by 0.1 s
+  // (was "went backwards", not a stop, before issue 12).
+  EXPECT_TRUE(StoppedBetween(At(0, 0), At(15, -15.1), p));
+  EXPECT_TRUE(StoppedBetween(At(0, 0), At(15, -16.4), p));   // back 1.4 s
+  EXPECT_FALSE(StoppedBetween(At(0, 0), At(15, -16.6), p));  // back 1.6 s: a step
+  EXPECT_TRUE(StoppedBetween(At(0, 0), At(15, -13.6), p));   // forward 1.4 s
+  // Over a long gap the bound grows with host time: 10 s back over 600 s.
+  EXPECT_TRUE(StoppedBetween(At(0, 0), At(600, -610), p));
+}
+
+TEST(StoppedBetween, InterruptedPairIsNotAStop) {
+  const Params p;
+  // Paused 10 minutes: the guest clock advanced 15 s of 615.
+  EXPECT_TRUE(StoppedBetween(At(0, 0), At(615, -600), p));
+  EXPECT_FALSE(StoppedBetween(At(0, 0), Interrupted(At(615, -600)), p));
+  EXPECT_FALSE(StoppedBetween(At(0, 0), Interrupted(At(15, -15)), p));
 }
 
 TEST(StoppedBetween, UsesGuestAndHostMonotonicNotOffsets) {
@@ -174,6 +217,22 @@ TEST(EstimateDrift, StepsDoNotReadAsDrift) {
   EXPECT_NEAR(d2->ratio, 0, 1e-9);
 }
 
+TEST(EstimateDrift, InterruptionStartsANewSegment) {
+  const Params p;
+  // 40 ppm drift, paused 0.8 s in the middle (below the step threshold, so
+  // only the mark breaks the segment): the lost 0.8 s does not read as drift.
+  auto h = HistoryBuilder(0).Drift(40e-6).Steady(30).Pause(0.8).Steady(30);
+  const auto d = EstimateDrift(h.samples(), p);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_NEAR(d->ratio, 40e-6, 1e-8);
+  EXPECT_EQ(d->samples, 60);
+  // The same pause unmarked is fitted as part of the segment: a biased slope.
+  auto missed = HistoryBuilder(0).Drift(40e-6).Steady(30).Pause(0.8, false).Steady(30);
+  const auto biased = EstimateDrift(missed.samples(), p);
+  ASSERT_TRUE(biased.has_value());
+  EXPECT_LT(biased->ratio, 0);
+}
+
 TEST(EstimateDrift, AllIntervalsBrokenMeansNoEstimate) {
   const Params p;
   auto h = HistoryBuilder(0).Steady(1).Step(5).Steady(1).Step(5).Steady(1).Step(5).Steady(1);
@@ -195,6 +254,9 @@ TEST(Validate, NamesTheBadField) {
   nan_storage = nan;
   const BadParams cases[] = {
       {"offset_full_s", [](Params& p) { p.offset_full_s = -1; }},
+      {"offset_elevated_s", [](Params& p) { p.offset_elevated_s = 0.001; }},
+      {"offset_elevated_s", [](Params& p) { p.offset_elevated_s = 40; }},
+      {"offset_elevated_s", [](Params& p) { p.offset_elevated_s = 5; }},  // 3.8 silent points
       {"offset_warning_s", [](Params& p) { p.offset_warning_s = p.offset_full_s; }},
       {"offset_critical_s", [](Params& p) { p.offset_critical_s = 10; }},
       {"offset_zero_s", [](Params& p) { p.offset_zero_s = 300; }},
@@ -227,6 +289,15 @@ TEST(Validate, NamesTheBadField) {
       {"gate_clock_stopped_max", [](Params& p) { p.gate_clock_stopped_max = 101; }},
       {"gate_offset_critical_max", [](Params& p) { p.gate_offset_critical_max = -1; }},
       {"gate_agent_unreachable_max", [](Params& p) { p.gate_agent_unreachable_max = nan_storage; }},
+      {"gate_offset_high_max", [](Params& p) { p.gate_offset_high_max = 120; }},
+      {"gate_stratum_max", [](Params& p) { p.gate_stratum_max = -5; }},
+      {"gate_resumed_behind_max", [](Params& p) { p.gate_resumed_behind_max = nan_storage; }},
+      {"explain_min_points", [](Params& p) { p.explain_min_points = -1; }},
+      {"weight_*",
+       [](Params& p) {
+         p.weight_offset = p.weight_drift = p.weight_stability = p.weight_freshness = 0;
+       }},
+      {"band_good_min", [](Params& p) { p.band_good_min = 50; }},
   };
   for (const auto& c : cases) {
     Params p;
@@ -245,6 +316,17 @@ TEST(Validate, AcceptsReasonableTuning) {
   p.weight_host_reference = 0;    // a zero weight drops the component
   p.stratum_full = 2;
   p.stratum_zero = 16;
+  EXPECT_EQ(Validate(p), "");
+  // A looser offset_elevated_s with a matching explain_min_points.
+  p = Params{};
+  p.offset_elevated_s = 1;
+  EXPECT_EQ(Validate(p), "");
+  p.offset_elevated_s = 5;
+  p.explain_min_points = 4;
+  EXPECT_EQ(Validate(p), "");
+  // Only the always-measured weights: guest and host status cost nothing.
+  p = Params{};
+  p.weight_sync_state = p.weight_stratum = p.weight_host_reference = 0;
   EXPECT_EQ(Validate(p), "");
 }
 

@@ -1,7 +1,7 @@
 // Test helper: builds synthetic clock-sample histories with fixed timestamps
 // (no clock reads) for the scoring tests. The host's monotonic and realtime
 // clocks advance together; the guest clock advances at (1 + drift) of host
-// time unless frozen, and can be stepped. Offsets are guest - host realtime
+// time unless frozen, paused or held, and can be stepped. Offsets are guest - host realtime
 // in seconds, computed from the integer nanosecond clocks exactly as the
 // libvirt collector does.
 #pragma once
@@ -44,9 +44,26 @@ class HistoryBuilder {
     guest_real_ += Ns(jump_s);
     return *this;
   }
-  // Host time passes without samples; the guest clock is frozen (pause, save).
-  HistoryBuilder& Pause(double seconds) {
+  // Host time passes without samples; the guest clock is frozen (pause,
+  // save/restore, migration downtime). The next sample is marked
+  // after_interruption, as the libvirt collector marks it from lifecycle
+  // events; `marked` false is a pause the collector did not see.
+  HistoryBuilder& Pause(double seconds, bool marked = true) {
     Advance(Ns(seconds), true);
+    interrupted_ = interrupted_ || marked;
+    return *this;
+  }
+  // `n` samples, one per interval, of a clock that something keeps resetting
+  // to the value it has now: each reads that value plus `wobble_s` on every
+  // other sample (so it moves back and forth between samples).
+  HistoryBuilder& Hold(int n, double wobble_s) {
+    const int64_t held = guest_real_;
+    for (int i = 0; i < n; ++i) {
+      Advance(interval_ns_, true);
+      guest_real_ = held + (i % 2 == 0 ? Ns(wobble_s) : 0);
+      Take();
+    }
+    guest_real_ = held;
     return *this;
   }
   // Host time passes without samples; the guest clock runs (agent silent).
@@ -87,6 +104,8 @@ class HistoryBuilder {
     s.guest_real_ns = guest_real_;
     s.offset_s = static_cast<double>(guest_real_ - host_real_) / 1e9;
     s.uncertainty_s = 0.0004;
+    s.after_interruption = interrupted_;
+    interrupted_ = false;
     samples_.push_back(s);
   }
 
@@ -95,6 +114,7 @@ class HistoryBuilder {
   int64_t guest_real_;
   int64_t interval_ns_;
   double drift_ = 0;
+  bool interrupted_ = false;  // mark the next sample after_interruption
   std::vector<ClockSample> samples_;
 };
 

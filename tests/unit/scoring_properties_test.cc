@@ -1,16 +1,24 @@
 // Property tests of the scoring engine over randomised inputs (fixed seeds,
 // bounded counts, std::mt19937): the score stays in 0..100, never rises as
-// |offset| grows with all else fixed, is deterministic, and does not depend
-// on the origin of the timestamps.
+// |offset| grows with all else fixed, is deterministic, does not depend on
+// the origin of the timestamps, agrees with the public detectors, and every
+// lost point is explained (tests/unit/scoring_explain.h) under the default
+// Params and under randomised valid Params. Pauses are neither stops nor
+// steps, and a clock that moves little against host time, in either
+// direction, is stopped.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "scoring/score.h"
+#include "tests/unit/scoring_explain.h"
 
 namespace vmtime::scoring {
 namespace {
@@ -18,8 +26,9 @@ namespace {
 constexpr int kCases = 2000;
 constexpr int64_t kSecond = 1'000'000'000;
 
-// A random VM: history with drift, noise, steps, stops and gaps; random
-// optional guest and host status; random reachability and evaluation time.
+// A random VM: history with drift, noise, steps, stops, held clocks,
+// interruptions (marked pauses, some unmarked) and gaps; random optional
+// guest and host status; random reachability and evaluation time.
 struct RandomVm {
   std::vector<ClockSample> samples;
   VmInput input;
@@ -41,24 +50,38 @@ RandomVm MakeRandomVm(std::mt19937& rng, int max_samples = 80) {
   int64_t mono = static_cast<int64_t>(uniform(1, 1e6)) * kSecond;
   int64_t real = 1'700'000'000 * kSecond + static_cast<int64_t>(uniform(0, 1e8)) * kSecond;
   int64_t guest = real + static_cast<int64_t>(uniform(-2000, 2000) * 1e9);
+  const bool held_vm = chance(0.1);  // something keeps resetting the clock
   for (int i = 0; i < n; ++i) {
     int64_t dt = static_cast<int64_t>(interval_s * uniform(0.9, 1.1) * 1e9);
     if (chance(0.03)) dt += static_cast<int64_t>(uniform(0, 3600) * 1e9);  // gap
-    mono += dt;
-    real += dt;
-    if (!chance(0.04)) guest += dt + static_cast<int64_t>(drift * static_cast<double>(dt));
+    bool interrupted = false;
+    int64_t frozen_ns = 0;
+    if (chance(0.05)) {           // pause, save/restore or migration: the guest clock lost time
+      interrupted = chance(0.8);  // the collector saw it (else: a missed event)
+      frozen_ns = static_cast<int64_t>(uniform(0, chance(0.5) ? 2 : 900) * 1e9);
+    }
+    mono += dt + frozen_ns;
+    real += dt + frozen_ns;
+    const bool held = held_vm && chance(0.6);
+    if (!held && !chance(0.04)) {
+      guest += dt + static_cast<int64_t>(drift * static_cast<double>(dt));
+    }
     if (chance(0.04)) guest += static_cast<int64_t>(uniform(-600, 600) * 1e9);  // step
+    if (chance(0.03)) guest += static_cast<int64_t>(uniform(-0.5, 0.5) * 1e9);  // slew, small step
+    const double jitter_s = held ? uniform(-0.2, 0.2) : uniform(-0.002, 0.002);
     ClockSample s;
     s.host_mono_ns = mono;
     s.host_real_ns = real;
-    s.guest_real_ns = guest + static_cast<int64_t>(uniform(-0.002, 0.002) * 1e9);  // noise
+    s.guest_real_ns = guest + static_cast<int64_t>(jitter_s * 1e9);
     s.offset_s = static_cast<double>(s.guest_real_ns - s.host_real_ns) / 1e9;
     s.uncertainty_s = uniform(0, 0.01);
+    s.after_interruption = interrupted;
     vm.samples.push_back(s);
   }
   VmInput& in = vm.input;
   in.running = chance(0.9);
   in.agent_reachable = chance(0.8);
+  in.agent_attempted = chance(0.95);
   in.poll_interval_s = interval_s;
   in.now_mono_ns = mono + static_cast<int64_t>(uniform(0, chance(0.8) ? 60 : 5000) * 1e9);
   if (chance(0.5)) {
@@ -84,7 +107,10 @@ RandomVm MakeRandomVm(std::mt19937& rng, int max_samples = 80) {
 void ExpectSameResult(const ScoreResult& a, const ScoreResult& b) {
   EXPECT_EQ(a.score, b.score);
   EXPECT_EQ(a.components, b.components);
+  EXPECT_EQ(a.measured, b.measured);
+  EXPECT_EQ(a.band, b.band);
   EXPECT_EQ(a.reasons, b.reasons);
+  EXPECT_EQ(a.stops_in_window, b.stops_in_window);
   EXPECT_EQ(a.clock_stopped, b.clock_stopped);
   EXPECT_EQ(a.drift.has_value(), b.drift.has_value());
   if (a.drift && b.drift) {
@@ -240,7 +266,9 @@ TEST(ScoringProperties, AgreesWithDetectorsOnTheWindow) {
       ASSERT_EQ(r.drift->ratio, drift->ratio) << "case " << i;
     }
     StepCounts expected;
+    int stops = 0;
     for (size_t k = 1; k < window.size(); ++k) {
+      if (StoppedBetween(window[k - 1], window[k], params)) ++stops;
       switch (StepBetween(window[k - 1], window[k], drift ? drift->ratio : 0, params)) {
         case StepDirection::kForward:
           ++expected.forward;
@@ -258,8 +286,190 @@ TEST(ScoringProperties, AgreesWithDetectorsOnTheWindow) {
         vm.input.running && vm.samples.size() >= 2 &&
         StoppedBetween(vm.samples[vm.samples.size() - 2], vm.samples.back(), params);
     ASSERT_EQ(r.clock_stopped, stopped_now) << "case " << i;
+    ASSERT_EQ(r.stops_in_window, stops) << "case " << i;
+    const bool named =
+        std::find(r.reasons.begin(), r.reasons.end(), Reason::kClockStopped) != r.reasons.end();
+    ASSERT_EQ(named, stops > 0 || stopped_now) << "case " << i;
   }
   EXPECT_GT(long_windows, 10);
+}
+
+// Random valid Params around the defaults: every weight, threshold and
+// gate moves. Returns nullopt when the draw is not valid (Validate).
+std::optional<Params> RandomParams(std::mt19937& rng) {
+  auto uniform = [&rng](double lo, double hi) {
+    return std::uniform_real_distribution<double>(lo, hi)(rng);
+  };
+  auto chance = [&rng](double p) { return std::bernoulli_distribution(p)(rng); };
+  auto pick = [&rng](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  auto weight = [&] { return chance(0.15) ? 0.0 : uniform(0, 1); };
+  Params p;
+  p.offset_full_s = uniform(0.001, 0.05);
+  p.offset_elevated_s = p.offset_full_s * uniform(1, 40);
+  p.offset_warning_s = uniform(5, 60);
+  p.offset_warning_value = uniform(0.2, 1);
+  p.offset_critical_value = p.offset_warning_value * uniform(0, 1);
+  p.offset_critical_s = p.offset_warning_s * uniform(2, 20);
+  p.offset_zero_s = p.offset_critical_s * uniform(1.5, 5);
+  p.stratum_full = pick(1, 6);
+  p.stratum_zero = pick(p.stratum_full + 1, 16);
+  p.host_stratum_full = pick(0, p.stratum_zero - 1);
+  p.sync_unknown_value = uniform(0, 1);
+  p.drift_full_ratio = uniform(1e-6, 100e-6);
+  p.drift_zero_ratio = p.drift_full_ratio * uniform(1.5, 20);
+  p.drift_confidence_sigmas = uniform(0, 3);
+  p.step_threshold_s = uniform(0.2, 5);
+  p.stopped_ratio = uniform(0.01, 0.5);
+  p.stability_zero_events = pick(1, 6);
+  p.stability_backward_step_events = uniform(0, 3);
+  p.freshness_full_intervals = uniform(0.5, 4);
+  p.freshness_zero_intervals = p.freshness_full_intervals * uniform(1.5, 10);
+  p.weight_offset = weight();
+  p.weight_sync_state = weight();
+  p.weight_stratum = weight();
+  p.weight_drift = weight();
+  p.weight_stability = weight();
+  p.weight_freshness = weight();
+  p.weight_host_reference = weight();
+  p.gate_clock_stopped_max = uniform(0, 100);
+  p.gate_offset_critical_max = uniform(0, 100);
+  p.gate_offset_high_max = uniform(0, 100);
+  p.gate_agent_unreachable_max = uniform(0, 100);
+  p.gate_stratum_max = uniform(0, 100);
+  p.gate_resumed_behind_max = uniform(0, 100);
+  p.explain_min_points = uniform(0.1, 5);
+  p.band_degraded_min = uniform(0, 80);
+  p.band_good_min = uniform(p.band_degraded_min, 100);
+  if (!Validate(p).empty()) return std::nullopt;
+  return p;
+}
+
+// The measured flags follow what was collected: offset, drift, stability and
+// freshness always; sync_state with guest status; stratum with a reported
+// stratum or an unsynchronised daemon; host_reference with a known host state.
+void ExpectMeasuredAsCollected(const VmInput& in, const ScoreResult& r, int i) {
+  auto m = [&r](Component c) { return r.measured[static_cast<int>(c)]; };
+  ASSERT_TRUE(m(Component::kOffset) && m(Component::kDrift) && m(Component::kStability) &&
+              m(Component::kFreshness))
+      << "case " << i;
+  ASSERT_EQ(m(Component::kSyncState), in.guest.has_value()) << "case " << i;
+  if (in.guest && in.guest->stratum) {
+    ASSERT_TRUE(m(Component::kStratum)) << "case " << i;
+  }
+  if (!in.guest) {
+    ASSERT_FALSE(m(Component::kStratum)) << "case " << i;
+  }
+  ASSERT_EQ(m(Component::kHostReference), in.host && in.host->state != SyncState::kUnknown)
+      << "case " << i;
+}
+
+TEST(ScoringProperties, EveryLostPointIsNamed) {
+  std::mt19937 rng(7);
+  const Params params;
+  // Every component must be seen losing more than explain_min_points at
+  // least once, or the property would not have been exercised.
+  std::array<int, kComponentCount> losing{};
+  for (int i = 0; i < kCases * 2; ++i) {
+    RandomVm vm = MakeRandomVm(rng);
+    const ScoreResult r = Score(vm.input, params);
+    ASSERT_EQ(testing::Unexplained(r, params), "") << "case " << i;
+    ExpectMeasuredAsCollected(vm.input, r, i);
+    for (int c = 0; c < kComponentCount; ++c) {
+      if (testing::PointsLost(r, params, static_cast<Component>(c)) > params.explain_min_points) {
+        ++losing[c];
+      }
+    }
+  }
+  for (int c = 0; c < kComponentCount; ++c) {
+    EXPECT_GT(losing[c], 10) << ComponentName(static_cast<Component>(c));
+  }
+}
+
+TEST(ScoringProperties, EveryLostPointIsNamedUnderRandomParams) {
+  std::mt19937 rng(8);
+  int valid = 0;
+  std::array<int, kComponentCount> losing{};
+  for (int i = 0; i < kCases * 2; ++i) {
+    const std::optional<Params> params = RandomParams(rng);
+    RandomVm vm = MakeRandomVm(rng);
+    if (!params) continue;
+    ++valid;
+    const ScoreResult r = Score(vm.input, *params);
+    ASSERT_EQ(testing::Unexplained(r, *params), "") << "case " << i;
+    ASSERT_GE(r.score, 0);
+    ASSERT_LE(r.score, 100);
+    for (int c = 0; c < kComponentCount; ++c) {
+      if (testing::PointsLost(r, *params, static_cast<Component>(c)) > params->explain_min_points) {
+        ++losing[c];
+      }
+    }
+  }
+  EXPECT_GT(valid, kCases / 2);
+  for (int c = 0; c < kComponentCount; ++c) {
+    EXPECT_GT(losing[c], 10) << ComponentName(static_cast<Component>(c));
+  }
+}
+
+// Validate refuses an offset_elevated_s below which the offset component
+// could lose more than explain_min_points silently; the bound is tight.
+TEST(ScoringProperties, ValidateBoundsTheSilentOffsetLoss) {
+  Params p;
+  // Defaults: 0.40 / (0.40 + 0.15 + 0.05 + 0.10) of 40 points over 10 ms..30 s.
+  const double per_s = 100 * 0.40 / 0.70 * 0.4 / (30 - 0.010);
+  const double limit_s = 0.010 + p.explain_min_points / per_s;
+  p.offset_elevated_s = limit_s * 0.999;
+  EXPECT_EQ(Validate(p), "");
+  p.offset_elevated_s = limit_s * 1.001;
+  EXPECT_EQ(Validate(p).rfind("offset_elevated_s:", 0), 0u) << Validate(p);
+  p.explain_min_points = 2.1;
+  EXPECT_EQ(Validate(p), "");
+}
+
+// A pair across an interruption is neither a stop nor a step, whatever the
+// clocks did.
+TEST(ScoringProperties, InterruptedPairsAreNeitherStopsNorSteps) {
+  std::mt19937 rng(9);
+  const Params params;
+  int pairs = 0;
+  for (int i = 0; i < kCases / 4; ++i) {
+    RandomVm vm = MakeRandomVm(rng);
+    for (size_t k = 1; k < vm.samples.size(); ++k) {
+      ClockSample cur = vm.samples[k];
+      cur.after_interruption = true;
+      ASSERT_FALSE(StoppedBetween(vm.samples[k - 1], cur, params)) << "case " << i;
+      ASSERT_EQ(StepBetween(vm.samples[k - 1], cur, 0, params), StepDirection::kNone);
+      ++pairs;
+    }
+  }
+  EXPECT_GT(pairs, 10000);
+}
+
+// |guest elapsed| < stopped_ratio x host elapsed is a stop in either
+// direction (and never a step); beyond it, not a stop.
+TEST(ScoringProperties, SmallMovementEitherWayIsAStop) {
+  std::mt19937 rng(10);
+  std::uniform_real_distribution<double> unit(0, 1);
+  const Params params;
+  for (int i = 0; i < kCases; ++i) {
+    const double host_s = 1 + unit(rng) * 600;
+    const double bound_s = params.stopped_ratio * host_s;
+    const double sign = unit(rng) < 0.5 ? -1 : 1;
+    ClockSample a;
+    a.host_mono_ns = 5'000 * kSecond;
+    a.host_real_ns = 1'767'225'600 * kSecond;
+    a.guest_real_ns = a.host_real_ns;
+    ClockSample b = a;
+    b.host_mono_ns += static_cast<int64_t>(host_s * 1e9);
+    b.host_real_ns += static_cast<int64_t>(host_s * 1e9);
+    b.guest_real_ns += static_cast<int64_t>(sign * unit(rng) * bound_s * 0.999 * 1e9);
+    b.offset_s = static_cast<double>(b.guest_real_ns - b.host_real_ns) / 1e9;
+    ASSERT_TRUE(StoppedBetween(a, b, params)) << host_s << " " << b.offset_s;
+    ASSERT_EQ(StepBetween(a, b, 0, params), StepDirection::kNone);
+    ClockSample c = b;
+    c.guest_real_ns = a.guest_real_ns + static_cast<int64_t>(sign * bound_s * 1.001 * 1e9);
+    c.offset_s = static_cast<double>(c.guest_real_ns - c.host_real_ns) / 1e9;
+    ASSERT_FALSE(StoppedBetween(a, c, params)) << host_s << " " << c.offset_s;
+  }
 }
 
 }  // namespace

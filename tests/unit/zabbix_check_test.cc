@@ -28,7 +28,8 @@ constexpr const char* kDoc = R"({
      "offset_seconds": null, "offset_uncertainty_seconds": null, "utc_offset_seconds": null,
      "drift_ratio": null, "clock_stopped": false, "steps_total": {"forward": 0, "backward": 0},
      "agent_rtt_seconds": null, "last_sample_timestamp_seconds": null, "guest": null,
-     "health_score": 50, "components": {"offset": 0, "sync_state": 0.5, "stratum": 0.5,
+     "health_score": 50, "band": "bad",
+     "components": {"offset": 0, "sync_state": 0.5, "stratum": 0.5,
      "drift": 1, "stability": 1, "freshness": 0, "host_reference": 1},
      "reasons": ["agent_unreachable", "no_data"]},
     {"domain": "web-1", "uuid": "6F1C0000-AAAA-BBBB-CCCC-000000000001", "state": "running",
@@ -37,8 +38,8 @@ constexpr const char* kDoc = R"({
      "drift_ratio": 2.6e-05, "clock_stopped": false,
      "steps_total": {"forward": 0, "backward": 1}, "agent_rtt_seconds": 0.0008,
      "last_sample_timestamp_seconds": 1764049995.5,
-     "guest": {"daemon": "chrony", "synchronized": true, "stratum": 3, "leap_status": 0},
-     "health_score": 97.4,
+     "guest": {"daemon": "chrony", "synchronised": true, "stratum": 3, "leap_status": 0},
+     "health_score": 97.4, "band": "good",
      "components": {"offset": 1.0, "sync_state": 1.0, "stratum": 1.0, "drift": 1.0,
                     "stability": 0.7, "freshness": 1.0, "host_reference": 1.0},
      "reasons": ["step_backward"]}
@@ -191,6 +192,7 @@ TEST(DiscoveryJson, OneRowPerVmWithMacros) {
 TEST(VmValue, EveryKeyOfAHealthyVm) {
   json doc = Doc();
   EXPECT_EQ(Value(doc, "web-1", "score"), "97.4");
+  EXPECT_EQ(Value(doc, "web-1", "band"), "0");
   EXPECT_EQ(Value(doc, "web-1", "offset"), "-0.0123");
   EXPECT_EQ(Value(doc, "web-1", "utc_offset"), "-0.0122");
   EXPECT_EQ(Value(doc, "web-1", "effective_offset"), "-0.0122");
@@ -210,7 +212,7 @@ TEST(VmValue, EveryKeyOfAHealthyVm) {
   EXPECT_EQ(Value(doc, "web-1", "last_sample"), "1764049995.5");
   EXPECT_EQ(Value(doc, "web-1", "sample_age"), "5");
   EXPECT_EQ(Value(doc, "web-1", "guest_daemon"), "chrony");
-  EXPECT_EQ(Value(doc, "web-1", "guest_synchronized"), "1");
+  EXPECT_EQ(Value(doc, "web-1", "guest_synchronised"), "1");
   EXPECT_EQ(Value(doc, "web-1", "guest_stratum"), "3");
   EXPECT_EQ(Value(doc, "web-1", "guest_leap_status"), "0");
   EXPECT_EQ(Value(doc, "web-1", "uuid"), "6F1C0000-AAAA-BBBB-CCCC-000000000001");
@@ -233,8 +235,10 @@ TEST(VmValue, UnknownValuesAndKeysAreDistinctFailures) {
   EXPECT_EQ(Value(doc, "new-vm", "reasons"), "agent_unreachable,no_data");
   EXPECT_EQ(Value(doc, "new-vm", "agent_error"), "Guest agent is not responding");
   EXPECT_EQ(Value(doc, "new-vm", "score"), "50");
+  EXPECT_EQ(Value(doc, "new-vm", "band"), "2");
 
-  for (const char* key : {"bogus", "component.bogus", "reason.bogus", "", "component."}) {
+  for (const char* key :
+       {"bogus", "component.bogus", "reason.bogus", "", "component.", "guest_synchronized"}) {
     Lookup l = VmValue(doc, *vm, key);
     EXPECT_FALSE(l.ok) << key;
     EXPECT_EQ(l.failure.kind, LookupError::kUnknownKey) << key;
@@ -247,6 +251,47 @@ TEST(VmValue, EffectiveOffsetFallsBackToHostOffset) {
       R"({"vms": [{"domain": "x", "uuid": "u", "offset_seconds": -600, "utc_offset_seconds": null}]})");
   ASSERT_TRUE(doc.ok());
   EXPECT_EQ(Value(*doc, "x", "effective_offset"), "-600");
+}
+
+TEST(VmValue, BandAsTheExportedNumber) {
+  auto doc = ParseTargets(R"({"vms": [
+      {"domain": "a", "uuid": "1", "band": "degraded"},
+      {"domain": "b", "uuid": "2", "band": "awful"},
+      {"domain": "c", "uuid": "3", "band": 2},
+      {"domain": "d", "uuid": "4"}]})");
+  ASSERT_TRUE(doc.ok());
+  EXPECT_EQ(Value(*doc, "a", "band"), "1");
+  Lookup l = VmValue(*doc, *FindVm(*doc, "b"), "band");
+  EXPECT_EQ(l.failure.kind, LookupError::kBadDocument);
+  EXPECT_NE(l.failure.message.find("band is 'awful'"), std::string::npos) << l.failure.message;
+  EXPECT_EQ(VmValue(*doc, *FindVm(*doc, "c"), "band").failure.kind, LookupError::kBadDocument);
+  // An exporter without bands: unknown, not an error of the document.
+  EXPECT_EQ(VmValue(*doc, *FindVm(*doc, "d"), "band").failure.kind, LookupError::kUnknownValue);
+}
+
+TEST(VmValue, GuestSynchronisedReadsTheOldFieldNameToo) {
+  auto doc = ParseTargets(R"({"vms": [
+      {"domain": "old", "uuid": "1", "guest": {"synchronized": false}},
+      {"domain": "new", "uuid": "2", "guest": {"synchronised": true}},
+      {"domain": "none", "uuid": "3", "guest": {"synchronised": null}}]})");
+  ASSERT_TRUE(doc.ok());
+  EXPECT_EQ(Value(*doc, "old", "guest_synchronised"), "0");
+  EXPECT_EQ(Value(*doc, "new", "guest_synchronised"), "1");
+  EXPECT_EQ(VmValue(*doc, *FindVm(*doc, "none"), "guest_synchronised").failure.kind,
+            LookupError::kUnknownValue);
+}
+
+TEST(VmValue, EveryContractReasonIsAKey) {
+  json doc = Doc();
+  for (const char* r :
+       {"offset_elevated", "offset_high", "offset_critical", "resumed_behind", "clock_stopped",
+        "step_backward", "step_forward", "drift_high", "unsynchronised", "guest_sync_unknown",
+        "stratum_high", "leap_pending", "stale", "agent_unreachable", "host_unsynchronised",
+        "host_stratum_high", "no_data"}) {
+    const std::string key = std::string("reason.") + r;
+    EXPECT_TRUE(IsKnownKey(key)) << key;
+    EXPECT_EQ(Value(doc, "web-1", key), r == std::string("step_backward") ? "1" : "0") << key;
+  }
 }
 
 TEST(VmValue, WrongTypesAreBadDocuments) {
@@ -267,8 +312,9 @@ TEST(IsKnownKey, AcceptsEveryDocumentedKey) {
     EXPECT_TRUE(IsKnownKey(k)) << k;
   }
   // Every key the template uses is listed (the list is what --help prints).
-  for (const char* k : {"score", "effective_offset", "offset", "utc_offset", "uncertainty", "drift",
-                        "stopped", "agent_up", "agent_rtt", "state", "reasons", "steps_backward"}) {
+  for (const char* k : {"score", "band", "effective_offset", "offset", "utc_offset", "uncertainty",
+                        "drift", "stopped", "agent_up", "agent_rtt", "state", "reasons",
+                        "steps_backward", "guest_synchronised", "guest_stratum"}) {
     EXPECT_NE(std::find(KnownKeys().begin(), KnownKeys().end(), k), KnownKeys().end()) << k;
   }
   EXPECT_TRUE(IsKnownKey("component.host_reference"));

@@ -15,10 +15,15 @@ using nlohmann::json;
 
 constexpr std::array<std::string_view, 7> kComponents = {
     "offset", "sync_state", "stratum", "drift", "stability", "freshness", "host_reference"};
-constexpr std::array<std::string_view, 13> kReasons = {
-    "offset_high",       "offset_critical",     "clock_stopped", "step_backward", "step_forward",
-    "drift_high",        "unsynchronised",      "stratum_high",  "leap_pending",  "stale",
-    "agent_unreachable", "host_unsynchronised", "no_data"};
+// The reason names of the contract (scoring/types.h, docs/metrics.md).
+constexpr std::array<std::string_view, 17> kReasons = {
+    "offset_elevated", "offset_high",        "offset_critical",     "resumed_behind",
+    "clock_stopped",   "step_backward",      "step_forward",        "drift_high",
+    "unsynchronised",  "guest_sync_unknown", "stratum_high",        "leap_pending",
+    "stale",           "agent_unreachable",  "host_unsynchronised", "host_stratum_high",
+    "no_data"};
+// Band names in the order of their vmtime_vm_health_band value (0, 1, 2).
+constexpr std::array<std::string_view, 3> kBands = {"good", "degraded", "bad"};
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() &&
@@ -160,6 +165,7 @@ std::string DiscoveryJson(const json& doc) {
 
 const std::vector<std::string>& KnownKeys() {
   static const std::vector<std::string> kKeys = {"score",
+                                                 "band",
                                                  "effective_offset",
                                                  "offset",
                                                  "utc_offset",
@@ -177,7 +183,7 @@ const std::vector<std::string>& KnownKeys() {
                                                  "last_sample",
                                                  "sample_age",
                                                  "guest_daemon",
-                                                 "guest_synchronized",
+                                                 "guest_synchronised",
                                                  "guest_stratum",
                                                  "guest_leap_status",
                                                  "uuid",
@@ -189,6 +195,17 @@ const std::vector<std::string>& KnownKeys() {
 
 Lookup VmValue(const json& doc, const json& vm, std::string_view key) {
   if (key == "score") return Number(vm, key, {"health_score"});
+  if (key == "band") {
+    // The JSON name as the number vmtime_vm_health_band exports.
+    Lookup name = Text(vm, key, {"band"});
+    if (!name.ok) return name;
+    auto it = std::find(kBands.begin(), kBands.end(), name.value);
+    if (it == kBands.end()) {
+      return Fail(LookupError::kBadDocument, "VM '" + VmName(vm) + "': band is '" + name.value +
+                                                 "', expected good, degraded or bad");
+    }
+    return Ok(std::to_string(it - kBands.begin()));
+  }
   if (key == "offset") return Number(vm, key, {"offset_seconds"});
   if (key == "utc_offset") return Number(vm, key, {"utc_offset_seconds"});
   if (key == "effective_offset") {
@@ -205,7 +222,13 @@ Lookup VmValue(const json& doc, const json& vm, std::string_view key) {
   if (key == "last_sample") return Number(vm, key, {"last_sample_timestamp_seconds"});
   if (key == "steps_forward") return Number(vm, key, {"steps_total", "forward"});
   if (key == "steps_backward") return Number(vm, key, {"steps_total", "backward"});
-  if (key == "guest_synchronized") return Number(vm, key, {"guest", "synchronized"});
+  if (key == "guest_synchronised") {
+    // Exporters before the spelling change name the field "synchronized".
+    if (Path(vm, {"guest", "synchronised"}) == nullptr &&
+        Path(vm, {"guest", "synchronized"}) != nullptr)
+      return Number(vm, key, {"guest", "synchronized"});
+    return Number(vm, key, {"guest", "synchronised"});
+  }
   if (key == "guest_stratum") return Number(vm, key, {"guest", "stratum"});
   if (key == "guest_leap_status") return Number(vm, key, {"guest", "leap_status"});
   if (key == "guest_daemon") return Text(vm, key, {"guest", "daemon"});

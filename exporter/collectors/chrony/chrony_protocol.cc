@@ -15,7 +15,11 @@ namespace {
 constexpr int kFloatExpBits = 7;
 constexpr int kFloatCoefBits = 32 - kFloatExpBits;  // 25
 
-// Bounds-checked big-endian reader over a reply; offsets are absolute.
+namespace c = candm;
+
+// Big-endian reader over one struct of a reply (the header, or the body after
+// cmd_reply::kData); offsets are the candm:: field offsets. Callers check the
+// length first (ReplyBody / ParseReplyHeader).
 class Reader {
  public:
   explicit Reader(std::span<const uint8_t> b) : b_(b) {}
@@ -28,11 +32,21 @@ class Reader {
            (static_cast<uint32_t>(b_[off + 2]) << 8) | static_cast<uint32_t>(b_[off + 3]);
   }
   double Float(size_t off) const { return DecodeFloat(U32(off)); }
+  std::span<const uint8_t> Bytes(size_t off, size_t n) const { return b_.subspan(off, n); }
   IpAddr Addr(size_t off) const {
     IpAddr a;
-    std::memcpy(a.bytes, b_.data() + off, 16);
-    a.family = U16(off + 16);
+    std::memcpy(a.bytes, b_.data() + off + c::ip_addr::kAddr, c::ip_addr::kAddrBytes);
+    a.family = U16(off + c::ip_addr::kFamily);
     return a;
+  }
+  // Timespec as Unix seconds (TV_NOHIGHSEC: the high word is absent).
+  double Time(size_t off) const {
+    uint32_t sec_high = U32(off + c::time_spec::kSecHigh);
+    if (sec_high == c::kTvNoHighSec) sec_high = 0;
+    const uint32_t sec_low = U32(off + c::time_spec::kSecLow);
+    const uint32_t nsec = U32(off + c::time_spec::kNsec);
+    const double sec = static_cast<double>((static_cast<uint64_t>(sec_high) << 32) | sec_low);
+    return sec + static_cast<double>(nsec) * 1e-9;
   }
 
  private:
@@ -84,10 +98,10 @@ const char* ReplyName(uint16_t reply) {
   }
 }
 
-// Checks the header of a reply to `command` expecting `reply_code` and a
-// body of `length` bytes in total.
-Status CheckReply(std::span<const uint8_t> reply, uint16_t command, uint16_t reply_code,
-                  size_t length) {
+// Checks the header of a reply to `command` expecting `reply_code` and the
+// length of that reply; returns a reader over its body.
+Result<Reader> ReplyBody(std::span<const uint8_t> reply, uint16_t command, uint16_t reply_code) {
+  const size_t length = ReplyLengthOf(command);
   const std::string what = std::string("chrony ") + ReplyName(reply_code) + " reply";
   auto h = ParseReplyHeader(reply);
   if (!h) return Error{what + ": " + h.error().message};
@@ -114,7 +128,7 @@ Status CheckReply(std::span<const uint8_t> reply, uint16_t command, uint16_t rep
     return Error{what + ": truncated: " + std::to_string(reply.size()) + " bytes, expected " +
                  std::to_string(length)};
   }
-  return Status::Ok();
+  return Reader(reply.subspan(kReplyHeaderLength));
 }
 
 }  // namespace
@@ -262,12 +276,12 @@ Result<ReplyHeader> ParseReplyHeader(std::span<const uint8_t> reply) {
   }
   Reader r(reply);
   ReplyHeader h;
-  h.version = r.U8(0);
-  h.pkt_type = r.U8(1);
-  h.command = r.U16(4);
-  h.reply = r.U16(6);
-  h.status = r.U16(8);
-  h.sequence = r.U32(16);
+  h.version = r.U8(c::cmd_reply::kVersion);
+  h.pkt_type = r.U8(c::cmd_reply::kPktType);
+  h.command = r.U16(c::cmd_reply::kCommand);
+  h.reply = r.U16(c::cmd_reply::kReply);
+  h.status = r.U16(c::cmd_reply::kStatus);
+  h.sequence = r.U32(c::cmd_reply::kSequence);
   return h;
 }
 
@@ -276,12 +290,12 @@ std::vector<uint8_t> BuildRequest(uint16_t command, uint32_t sequence, uint16_t 
   const size_t unpadded = kRequestHeaderLength + data.size();
   const size_t length = std::max(unpadded, ReplyLengthOf(command));
   std::vector<uint8_t> v(length, 0);
-  v[0] = kProtocolVersion;
-  v[1] = kPktTypeRequest;
-  PutU16(v, 4, command);
-  PutU16(v, 6, attempt);
-  PutU32(v, 8, sequence);
-  if (!data.empty()) std::memcpy(v.data() + kRequestHeaderLength, data.data(), data.size());
+  v[c::cmd_request::kVersion] = kProtocolVersion;
+  v[c::cmd_request::kPktType] = kPktTypeRequest;
+  PutU16(v, c::cmd_request::kCommand, command);
+  PutU16(v, c::cmd_request::kAttempt, attempt);
+  PutU32(v, c::cmd_request::kSequence, sequence);
+  if (!data.empty()) std::memcpy(v.data() + c::cmd_request::kData, data.data(), data.size());
   return v;
 }
 
@@ -294,54 +308,48 @@ std::vector<uint8_t> BuildNSourcesRequest(uint32_t sequence, uint16_t attempt) {
 }
 
 std::vector<uint8_t> BuildSourceDataRequest(uint32_t sequence, int32_t index, uint16_t attempt) {
-  std::vector<uint8_t> d(4);
-  PutU32(d, 0, static_cast<uint32_t>(index));
+  std::vector<uint8_t> d(c::req_source_data::kEor);
+  PutU32(d, c::req_source_data::kIndex, static_cast<uint32_t>(index));
   return BuildRequest(kReqSourceData, sequence, attempt, d);
 }
 
 std::vector<uint8_t> BuildSourcestatsRequest(uint32_t sequence, uint32_t index, uint16_t attempt) {
-  std::vector<uint8_t> d(4);
-  PutU32(d, 0, index);
+  std::vector<uint8_t> d(c::req_sourcestats::kEor);
+  PutU32(d, c::req_sourcestats::kIndex, index);
   return BuildRequest(kReqSourcestats, sequence, attempt, d);
 }
 
 std::vector<uint8_t> BuildNtpSourceNameRequest(uint32_t sequence, const IpAddr& addr,
                                                uint16_t attempt) {
-  std::vector<uint8_t> d(20, 0);
-  std::memcpy(d.data(), addr.bytes, 16);
-  PutU16(d, 16, addr.family);
+  namespace f = c::req_ntp_source_name;
+  std::vector<uint8_t> d(f::kEor, 0);
+  std::memcpy(d.data() + f::kIpAddr + c::ip_addr::kAddr, addr.bytes, c::ip_addr::kAddrBytes);
+  PutU16(d, f::kIpAddr + c::ip_addr::kFamily, addr.family);
   return BuildRequest(kReqNtpSourceName, sequence, attempt, d);
 }
 
 Result<ChronyTracking> ParseTrackingReply(std::span<const uint8_t> reply) {
-  if (Status s = CheckReply(reply, kReqTracking, kRpyTracking, kTrackingReplyLength); !s) {
-    return s.error();
-  }
-  Reader r(reply);
-  constexpr size_t d = kReplyHeaderLength;
+  auto body = ReplyBody(reply, kReqTracking, kRpyTracking);
+  if (!body) return body.error();
+  namespace f = c::rpy_tracking;
+  const Reader& r = *body;
   ChronyTracking t;
-  t.reference_id = r.U32(d + 0);
-  const IpAddr addr = r.Addr(d + 4);
-  t.reference_name = FormatIpAddr(addr);
-  t.stratum = r.U16(d + 24);
-  t.leap_status = r.U16(d + 26);
-  uint32_t sec_high = r.U32(d + 28);
-  if (sec_high == 0x7fffffffU) sec_high = 0;  // TV_NOHIGHSEC
-  const uint32_t sec_low = r.U32(d + 32);
-  const uint32_t nsec = r.U32(d + 36);
-  const double sec = static_cast<double>((static_cast<uint64_t>(sec_high) << 32) | sec_low);
-  t.ref_time_real_s = sec + static_cast<double>(nsec) * 1e-9;
+  t.reference_id = r.U32(f::kRefId);
+  t.reference_name = FormatIpAddr(r.Addr(f::kIpAddr));
+  t.stratum = r.U16(f::kStratum);
+  t.leap_status = r.U16(f::kLeapStatus);
+  t.ref_time_real_s = r.Time(f::kRefTime);
   // chronyd sends the correction it still has to apply (positive = clock
   // slow); local - true is its negation.
-  t.system_time_offset_s = -r.Float(d + 40);
-  t.last_offset_s = r.Float(d + 44);
-  t.rms_offset_s = r.Float(d + 48);
-  t.frequency_ppm = r.Float(d + 52);
-  t.residual_frequency_ppm = r.Float(d + 56);
-  t.skew_ppm = r.Float(d + 60);
-  t.root_delay_s = r.Float(d + 64);
-  t.root_dispersion_s = r.Float(d + 68);
-  t.update_interval_s = r.Float(d + 72);
+  t.system_time_offset_s = -r.Float(f::kCurrentCorrection);
+  t.last_offset_s = r.Float(f::kLastOffset);
+  t.rms_offset_s = r.Float(f::kRmsOffset);
+  t.frequency_ppm = r.Float(f::kFreqPpm);
+  t.residual_frequency_ppm = r.Float(f::kResidFreqPpm);
+  t.skew_ppm = r.Float(f::kSkewPpm);
+  t.root_delay_s = r.Float(f::kRootDelay);
+  t.root_dispersion_s = r.Float(f::kRootDispersion);
+  t.update_interval_s = r.Float(f::kLastUpdateInterval);
   if (t.leap_status > 3) {
     return Error{"chrony TRACKING reply: leap status " + std::to_string(t.leap_status) +
                  " out of range 0..3"};
@@ -350,33 +358,31 @@ Result<ChronyTracking> ParseTrackingReply(std::span<const uint8_t> reply) {
 }
 
 Result<uint32_t> ParseNSourcesReply(std::span<const uint8_t> reply) {
-  if (Status s = CheckReply(reply, kReqNSources, kRpyNSources, kNSourcesReplyLength); !s) {
-    return s.error();
-  }
-  return Reader(reply).U32(kReplyHeaderLength);
+  auto body = ReplyBody(reply, kReqNSources, kRpyNSources);
+  if (!body) return body.error();
+  return body->U32(c::rpy_n_sources::kNSources);
 }
 
 Result<SourceData> ParseSourceDataReply(std::span<const uint8_t> reply) {
-  if (Status s = CheckReply(reply, kReqSourceData, kRpySourceData, kSourceDataReplyLength); !s) {
-    return s.error();
-  }
-  Reader r(reply);
-  constexpr size_t d = kReplyHeaderLength;
+  auto body = ReplyBody(reply, kReqSourceData, kRpySourceData);
+  if (!body) return body.error();
+  namespace f = c::rpy_source_data;
+  const Reader& r = *body;
   SourceData out;
-  out.address = r.Addr(d + 0);
+  out.address = r.Addr(f::kIpAddr);
   ChronySource& s = out.source;
   s.address = FormatIpAddr(out.address);
   s.name = s.address;
-  s.poll_log2 = static_cast<int16_t>(r.U16(d + 20));
-  s.stratum = r.U16(d + 22);
-  s.state = r.U16(d + 24);
-  s.mode = r.U16(d + 26);
-  // flags at d + 28 (unused)
-  s.reachability = r.U16(d + 30);
-  s.since_sample_s = r.U32(d + 32);
-  s.orig_latest_offset_s = r.Float(d + 36);
-  s.latest_offset_s = r.Float(d + 40);
-  s.latest_error_s = r.Float(d + 44);
+  s.poll_log2 = static_cast<int16_t>(r.U16(f::kPoll));
+  s.stratum = r.U16(f::kStratum);
+  s.state = r.U16(f::kState);
+  s.mode = r.U16(f::kMode);
+  // f::kFlags (noselect, prefer, ...) is not used.
+  s.reachability = r.U16(f::kReachability);
+  s.since_sample_s = r.U32(f::kSinceSample);
+  s.orig_latest_offset_s = r.Float(f::kOrigLatestMeas);
+  s.latest_offset_s = r.Float(f::kLatestMeas);
+  s.latest_error_s = r.Float(f::kLatestMeasErr);
   if (s.state > 5) {
     return Error{"chrony SOURCE_DATA reply: source state " + std::to_string(s.state) +
                  " out of range 0..5"};
@@ -389,36 +395,34 @@ Result<SourceData> ParseSourceDataReply(std::span<const uint8_t> reply) {
 }
 
 Result<Sourcestats> ParseSourcestatsReply(std::span<const uint8_t> reply) {
-  if (Status s = CheckReply(reply, kReqSourcestats, kRpySourcestats, kSourcestatsReplyLength); !s) {
-    return s.error();
-  }
-  Reader r(reply);
-  constexpr size_t d = kReplyHeaderLength;
+  auto body = ReplyBody(reply, kReqSourcestats, kRpySourcestats);
+  if (!body) return body.error();
+  namespace f = c::rpy_sourcestats;
+  const Reader& r = *body;
   Sourcestats st;
-  st.ref_id = r.U32(d + 0);
-  st.address = r.Addr(d + 4);
-  st.samples = r.U32(d + 24);
-  st.runs = r.U32(d + 28);
-  st.span_s = r.U32(d + 32);
-  st.std_dev_s = r.Float(d + 36);
-  st.resid_freq_ppm = r.Float(d + 40);
-  st.skew_ppm = r.Float(d + 44);
-  st.est_offset_s = r.Float(d + 48);
-  st.est_offset_err_s = r.Float(d + 52);
+  st.ref_id = r.U32(f::kRefId);
+  st.address = r.Addr(f::kIpAddr);
+  st.samples = r.U32(f::kNSamples);
+  st.runs = r.U32(f::kNRuns);
+  st.span_s = r.U32(f::kSpanSeconds);
+  st.std_dev_s = r.Float(f::kSd);
+  st.resid_freq_ppm = r.Float(f::kResidFreqPpm);
+  st.skew_ppm = r.Float(f::kSkewPpm);
+  st.est_offset_s = r.Float(f::kEstOffset);
+  st.est_offset_err_s = r.Float(f::kEstOffsetErr);
   return st;
 }
 
 Result<std::string> ParseNtpSourceNameReply(std::span<const uint8_t> reply) {
-  if (Status s = CheckReply(reply, kReqNtpSourceName, kRpyNtpSourceName, kNtpSourceNameReplyLength);
-      !s) {
-    return s.error();
-  }
-  const auto* name = reinterpret_cast<const char*>(reply.data() + kReplyHeaderLength);
-  const size_t len = strnlen(name, 256);
-  if (len == 256) return Error{"chrony NTP_SOURCE_NAME reply: name not NUL-terminated"};
+  auto body = ReplyBody(reply, kReqNtpSourceName, kRpyNtpSourceName);
+  if (!body) return body.error();
+  namespace f = c::rpy_ntp_source_name;
+  const auto* name = reinterpret_cast<const char*>(body->Bytes(f::kName, f::kNameBytes).data());
+  const size_t len = strnlen(name, f::kNameBytes);
+  if (len == f::kNameBytes) return Error{"chrony NTP_SOURCE_NAME reply: name not NUL-terminated"};
   std::string out(name, len);
-  for (char c : out) {
-    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) {
+  for (char ch : out) {
+    if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) > 0x7e) {
       return Error{"chrony NTP_SOURCE_NAME reply: name has a non-printable byte"};
     }
   }
