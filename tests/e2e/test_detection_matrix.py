@@ -44,7 +44,8 @@ at once). /metrics is scraped every SCRAPE_PERIOD_S; the collectors run every
 intervals by construction and scale with the configured intervals.
 
 The measured table is written to $VMTIME_BINARY_DIR/detection_matrix.md (or
-the system temp dir) and printed with any failure; docs/scoring.md
+the system temp dir; next to it the exporter's log and every scrape's
+offsets, reasons and bands as JSON) and printed with any failure; docs/scoring.md
 ("Scenarios on real guests") holds a copy.
 
 What the exporter reported BEFORE the detection work of issue 12 (main at
@@ -490,14 +491,16 @@ def resync(rig: Rig, g: str, attempts: int = 5) -> None:
 
 def run_scenario(rig: Rig, name: str, guest: str, inject: Callable[[], Tuple[float, dict]],
                  expected: Callable[[dict, Obs], FrozenSet[str]], bands: Tuple[str, ...],
-                 reset: Optional[Callable[[], None]], *, timeout: float = 60,
+                 reset: Optional[Callable[[], None]], *, timeout: float = 20,
                  forbidden: FrozenSet[str] = frozenset(), transit_subset: bool = False,
                  persist: FrozenSet[str] = frozenset(), persist_s: float = 0.0,
                  final_band: Optional[str] = None,
                  clear_timeout: float = 0.0, baseline: FrozenSet[str] = BASELINE,
                  precondition: Optional[Callable[[], None]] = None) -> bool:
     """Runs one scenario on a clean guest: inject, wait for the exact expected
-    set (bounded), check the band of that same scrape, keep the fault for
+    set (bounded by timeout: a few collector intervals, well inside the
+    detector window, so a wrong extra reason cannot pass by ageing out),
+    check the band of that same scrape, keep the fault for
     persist_s while every scrape must still show `persist` (and the band must
     reach final_band: evidence of drift grows with time), reset, wait until
     clean again. expected(info, obs) is the full set for that scrape (info:
@@ -641,10 +644,13 @@ def track_hold(rig: Rig) -> None:
         resync(rig, g)
 
     # A held clock falls behind by one second per second: the offset reason
-    # is the one the exported offset of that scrape calls for.
+    # is the one the exported offset of that scrape calls for. It never runs
+    # backwards by more than the fraction of a second the hold truncates, so
+    # it is stopped, not a series of backward steps (issue 12 item 3).
     if not run_scenario(rig, "held_still", g, hold,
                         lambda i, o: BASELINE | {"clock_stopped"} | offset_reasons(o.offset_s or 0),
-                        ("bad",), release, persist=frozenset({"clock_stopped"}), persist_s=10):
+                        ("bad",), release, persist=frozenset({"clock_stopped"}), persist_s=10,
+                        forbidden=frozenset({"step_backward"})):
         return not_run(rig, ["drifting"], g, "guest not clean")
 
     def drift():
@@ -661,7 +667,7 @@ def track_hold(rig: Rig) -> None:
     # ten times drift_zero_ratio).
     run_scenario(rig, "drifting", g, drift,
                  lambda i, o: BASELINE | {"drift_high"} | offset_reasons(o.offset_s or 0),
-                 ("good", "degraded"), undrift, timeout=90, persist=frozenset({"drift_high"}),
+                 ("good", "degraded"), undrift, timeout=30, persist=frozenset({"drift_high"}),
                  persist_s=20, final_band="degraded")
 
 
@@ -707,7 +713,7 @@ def track_life(rig: Rig) -> None:
         return t0, {"offset": off, "note": f"down {t0 - ts:.1f} s, lag {off:+.1f} s"}
 
     run_scenario(rig, "saved_restored", g, save_restore, lag_reasons, ("degraded",),
-                 lambda: resync(rig, g), forbidden=frozenset({"clock_stopped"}), timeout=90)
+                 lambda: resync(rig, g), forbidden=frozenset({"clock_stopped"}))
 
 
 def track_agent(rig: Rig) -> None:
@@ -767,7 +773,7 @@ def chronyd_scenario(rig: Rig, name: str, g: str, reason: str, ready: Callable[[
     # The daemon's status replaces guest_sync_unknown. No reset: the guest
     # keeps its chronyd until the lab goes.
     run_scenario(rig, name, g, start_chronyd, lambda i, o: frozenset({reason}), ("degraded",),
-                 None, precondition=precondition, timeout=90)
+                 None, precondition=precondition, timeout=30)
 
 
 def track_chrony(rig: Rig) -> None:
@@ -832,7 +838,7 @@ def host_scenario(rig: Rig) -> None:
 
     run_scenario(rig, "host_unsynchronised", CLEAN, inject,
                  lambda i, o: BASELINE | {"host_unsynchronised"}, ("degraded",), restore,
-                 clear_timeout=60)
+                 timeout=15, clear_timeout=30)
     r = rig.results["host_unsynchronised"]
     # The same scrape must say where the host truth came from.
     if r.obs is not None:
@@ -964,6 +970,8 @@ def matrix():
         with open(os.path.join(out_dir, "detection_matrix.md"), "w") as f:
             f.write(text + "\n")
         dump_series(rig, os.path.join(out_dir, "detection_matrix_series.json"))
+        with open(os.path.join(out_dir, "detection_matrix_exporter.log"), "w") as f:
+            f.write(exp.log() + "\n")
         print("\n" + text, file=sys.stderr)
         rig.report = text
         rig.stuck = stuck
