@@ -16,7 +16,7 @@ track one after the other, each starting from the guest's clean state):
 | dm-clean | none | watched untouched for 5 minutes; then the host chronyd loses sync (`chronyc local off`) |
 | dm-step | none | healthy; stepped back 8 min; stepped forward 2 min |
 | dm-hold | none | held still; drifting |
-| dm-life | none | paused 20 s and resumed; saved and restored |
+| dm-life | none | paused 20 s and resumed; saved, 10 s later restored |
 | dm-agent | none | agent hung (SIGSTOP 40 s); agent killed (restarted after 25 s) |
 | dm-local10 | local stratum 10 | chronyd stopped before the exporter starts, started again: stratum 10 |
 | dm-unreach | server 192.0.2.1 | same: chronyd that never synchronises |
@@ -142,6 +142,7 @@ OFFSET_ELEVATED_S = 0.050
 OFFSET_WARNING_S = 30.0
 OFFSET_CRITICAL_S = 300.0
 DRIFT_PPM = 5000.0
+SAVED_S = 10.0  # time between virDomainSave and virDomainRestore
 CLEAN_WATCH_S = 300.0
 HOST_STRATUM = 2
 
@@ -703,6 +704,7 @@ def track_life(rig: Rig) -> None:
         try:
             lab.domain(g).save(path)
             rig.event(g, "saved")
+            time.sleep(SAVED_S)
             lab.conn.restore(path)
         finally:
             with contextlib.suppress(FileNotFoundError):
