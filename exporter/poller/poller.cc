@@ -89,6 +89,9 @@ Poller::Poller(const Clock& clock, Store& store, Publish publish)
 Poller::~Poller() { Stop(); }
 
 void Poller::Configure(std::vector<PollerEntry> entries) {
+  // Replaced collectors are released after the lock: the last reference
+  // runs the collector's destructor, which shuts its own pool down.
+  std::map<std::string, Slot> replaced;
   {
     std::lock_guard lock(mu_);
     const int64_t now = clock_.MonotonicNs();
@@ -112,6 +115,7 @@ void Poller::Configure(std::vector<PollerEntry> entries) {
         next.emplace(name, std::move(slot));
       }
     }
+    replaced.swap(slots_);
     slots_ = std::move(next);
     ResizePoolLocked();
   }

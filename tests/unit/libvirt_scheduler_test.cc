@@ -485,9 +485,22 @@ TEST_F(LibvirtSchedulerTest, InterruptionEventsMarkTheFirstSampleAfterThem) {
   ASSERT_TRUE(h["a"].sample.has_value());
   EXPECT_TRUE(h["a"].sample->after_interruption);
 
+  // A marked sample replaced by a newer one before it is handed out passes
+  // its mark on (the consumer never saw the marked one).
+  api_->Fire("uuid-a", "a", DomainEvent::kSuspended);
+  api_->Fire("uuid-a", "a", DomainEvent::kResumed);
+  ASSERT_TRUE(api_->WaitCalls("uuid-a", 5));
+  ASSERT_TRUE(Idle());
+  api_->Fire("uuid-a", "a", DomainEvent::kAgentConnected);  // a second sample, not marked itself
+  ASSERT_TRUE(api_->WaitCalls("uuid-a", 6));
+  ASSERT_TRUE(Idle());
+  h = Harvest();
+  ASSERT_TRUE(h["a"].sample.has_value());
+  EXPECT_TRUE(h["a"].sample->after_interruption);
+
   // An agent reconnecting is not an interruption of the guest clock.
   api_->Fire("uuid-a", "a", DomainEvent::kAgentConnected);
-  ASSERT_TRUE(api_->WaitCalls("uuid-a", 5));
+  ASSERT_TRUE(api_->WaitCalls("uuid-a", 7));
   ASSERT_TRUE(Idle());
   h = Harvest();
   ASSERT_TRUE(h["a"].sample.has_value());
@@ -675,6 +688,20 @@ TEST_F(LibvirtSchedulerTest, PollerPublishesRoutineSampleWithoutWaitingForTheInt
   ASSERT_TRUE(Eventually(behind));
   EXPECT_EQ(api_->Lists(), 1);
   poller.Stop();
+}
+
+// Destroying the collector while a guest call hangs is bounded; the call,
+// when it returns later, touches nothing of the destroyed scheduler.
+TEST_F(LibvirtSchedulerTest, DestroyWithHungCallLeavesItBehind) {
+  Make(/*concurrency=*/1);
+  SetDomains({Dom("hung")});
+  api_->SetBehavior("uuid-hung", {.hang = true});
+  Collect();
+  ASSERT_TRUE(api_->WaitCalls("uuid-hung", 1));
+  collector_.reset();  // grace period, then the blocked worker is left behind
+  api_->Release("uuid-hung");
+  // The fake API (co-owned by the late job) is released once it is done.
+  ASSERT_TRUE(Eventually([&] { return api_.use_count() == 1; }));
 }
 
 }  // namespace

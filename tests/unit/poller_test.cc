@@ -375,5 +375,73 @@ TEST_F(PollerTest, HarvestWaitsForARunInFlight) {
   EXPECT_EQ(c->harvests(), 1);
 }
 
+// A collector stuck in a call that ignores the stop token (a hung libvirt
+// call). Shared state lives in a shared_ptr so it outlives the poller.
+struct StuckState {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false;
+  bool released = false;
+  bool returned = false;
+};
+class StuckCollector final : public Collector {
+ public:
+  explicit StuckCollector(std::shared_ptr<StuckState> st) : st_(std::move(st)) {}
+  std::string_view Name() const override { return "libvirt"; }
+  Status Collect(const CollectContext&, Observations& out) override {
+    std::unique_lock lock(st_->mu);
+    st_->entered = true;
+    st_->cv.notify_all();
+    st_->cv.wait(lock, [&] { return st_->released; });
+    st_->returned = true;
+    st_->cv.notify_all();
+    out.timex = TimexObservation{};
+    return Status::Ok();
+  }
+
+ private:
+  std::shared_ptr<StuckState> st_;
+};
+
+// Stop() is bounded with a run blocked for good, and the run, when it
+// finally returns after the poller (and its store) are gone, touches
+// neither: it holds only the collector it co-owns.
+TEST(PollerShutdownTest, StuckRunIsLeftBehindAndTouchesNothingAfterwards) {
+  auto st = std::make_shared<StuckState>();
+  auto publishes_after_stop = std::make_shared<std::atomic<int>>(0);
+  auto stopped = std::make_shared<std::atomic<bool>>(false);
+  {
+    FakeClock clock;
+    auto store = std::make_unique<Store>(Config{});
+    auto poller = std::make_unique<Poller>(clock, *store, [=](auto) {
+      if (*stopped) ++*publishes_after_stop;
+    });
+    poller->Configure({{std::make_shared<StuckCollector>(st), Cfg(15, 5, 0, 1), ""}});
+    poller->Start(/*threaded=*/false);
+    poller->RunOnce();
+    {
+      std::unique_lock lock(st->mu);
+      ASSERT_TRUE(st->cv.wait_for(lock, std::chrono::seconds(10), [&] { return st->entered; }));
+    }
+    poller->Stop();  // grace period, then the blocked worker is left behind
+    *stopped = true;
+    poller.reset();
+    store.reset();
+  }
+  {
+    std::unique_lock lock(st->mu);
+    st->released = true;
+    st->cv.notify_all();
+    ASSERT_TRUE(st->cv.wait_for(lock, std::chrono::seconds(10), [&] { return st->returned; }));
+  }
+  // The worker leaves right after Collect returns; give it a bounded moment
+  // to try (it must find its lease refused and publish nothing).
+  for (int i = 0; i < 100 && st.use_count() > 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(st.use_count(), 1);  // the job and its collector are gone
+  EXPECT_EQ(*publishes_after_stop, 0);
+}
+
 }  // namespace
 }  // namespace vmtime

@@ -285,6 +285,9 @@ std::function<void()> AgentScheduler::Impl::FinishLocked(const Plan& plan, const
     d.next_retry_mono_ns = 0;
     scoring::ClockSample s = SampleFromBracket(out.best);
     s.after_interruption = ConsumeInterruption(d, out.best.t1_mono_ns);
+    // A marked sample not handed out yet is replaced by this one: the mark
+    // moves on, since the store's previous sample is still before the gap.
+    if (d.sample && d.sample->after_interruption) s.after_interruption = true;
     d.sample = s;
     d.rtt_s = NsToSeconds(out.best.RoundTripNs());
   } else {
