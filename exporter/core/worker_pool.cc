@@ -55,6 +55,7 @@ struct WorkerPool::Core {
   std::list<std::shared_ptr<Worker>> workers;  // not abandoned (exited ones until reaped)
   int stuck = 0;
   int leases = 0;
+  int ticks_in_callbacks = 0;  // Tick() calls running on_abandon callbacks
   std::atomic<bool> closing{false};
   bool closed = false;  // no more leases
   bool clean_shutdown = true;
@@ -235,6 +236,7 @@ void WorkerPool::Tick() {
     }
     reaped = c.ReapLocked();
     c.EnsureWorkersLocked(core_);
+    if (!fired.empty()) ++c.ticks_in_callbacks;  // Shutdown waits for them
   }
   for (auto& t : reaped) {
     if (t.joinable()) t.join();
@@ -250,6 +252,7 @@ void WorkerPool::Tick() {
   }
   std::lock_guard lock(c.mu);
   for (auto& [w, fn] : fired) w->abandon_pending = false;
+  --c.ticks_in_callbacks;
   c.state_cv.notify_all();
 }
 
@@ -308,9 +311,9 @@ bool WorkerPool::Shutdown(std::chrono::milliseconds grace) {
     c.workers.clear();
     c.clean_shutdown = clean;
     c.closed = true;
-    // Leases are short (bookkeeping only): after this nothing of the owner's
-    // is touched by a pool thread.
-    c.state_cv.wait(lock, [&] { return c.leases == 0; });
+    // Leases and abandon callbacks are short (bookkeeping only): after this
+    // nothing of the owner's is touched by a pool thread.
+    c.state_cv.wait(lock, [&] { return c.leases == 0 && c.ticks_in_callbacks == 0; });
   }
   for (auto& t : joinable) {
     if (t.joinable()) t.join();
