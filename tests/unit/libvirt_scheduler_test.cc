@@ -669,7 +669,8 @@ TEST_F(LibvirtSchedulerTest, PollerPublishesRoutineSampleWithoutWaitingForTheInt
   ASSERT_TRUE(Eventually(sampled));
   EXPECT_EQ(api_->Lists(), 1);  // the first run listed; the samples came by harvest
   EXPECT_GE(poller.publishes(), 2u);
-  for (const auto& v : holder.Get()->vms) {
+  const auto snap = holder.Get();  // held: a range-for would drop the temporary
+  for (const auto& v : snap->vms) {
     EXPECT_TRUE(v.agent_attempted) << v.name;
     EXPECT_TRUE(v.agent_up) << v.name;
   }
@@ -678,7 +679,8 @@ TEST_F(LibvirtSchedulerTest, PollerPublishesRoutineSampleWithoutWaitingForTheInt
   api_->Fire("uuid-a", "a", DomainEvent::kResumed);
   auto behind = [&] {
     clock_.Advance(50'000'000);
-    for (const auto& v : holder.Get()->vms) {
+    const auto snap = holder.Get();
+    for (const auto& v : snap->vms) {
       if (v.name == "a" && v.last_sample && v.last_sample->offset_s < -6.9) {
         return v.last_sample->after_interruption;
       }
