@@ -144,12 +144,14 @@ struct Segment {
   double origin_offset_s = 0;
   int n = 0;
   double sx = 0, sy = 0, sxx = 0, sxy = 0, syy = 0;
+  double suu = 0;  // sum of squared sample uncertainties
 
   void Start(const ClockSample& s) {
     *this = Segment{};
     origin_mono_ns = s.host_mono_ns;
     origin_offset_s = s.offset_s;
     n = 1;  // (0, 0) adds nothing to the sums
+    suu = s.uncertainty_s * s.uncertainty_s;
   }
   void Add(const ClockSample& s) {
     const double x = static_cast<double>(SaturatingSub(s.host_mono_ns, origin_mono_ns)) * kNsToS;
@@ -160,12 +162,14 @@ struct Segment {
     sxx += x * x;
     sxy += x * y;
     syy += y * y;
+    suu += s.uncertainty_s * s.uncertainty_s;
   }
 };
 
 // Pooled ("within-segment") sums: one common slope, one intercept per segment.
 struct Pooled {
   double sxx = 0, sxy = 0, syy = 0;
+  double suu = 0;
   int samples = 0;
   int segments = 0;
 
@@ -175,6 +179,7 @@ struct Pooled {
     sxx += s.sxx - s.sx * s.sx / n;
     sxy += s.sxy - s.sx * s.sy / n;
     syy += s.syy - s.sy * s.sy / n;
+    suu += s.suu;
     samples += s.n;
     ++segments;
   }
@@ -211,7 +216,13 @@ std::optional<DriftEstimate> FitDrift(std::span<const ClockSample> samples, cons
   DriftEstimate d;
   d.ratio = pooled.sxy / pooled.sxx;
   const double ssr = std::max(0.0, pooled.syy - d.ratio * pooled.sxy);
-  d.standard_error = std::sqrt(ssr / dof / pooled.sxx);
+  // The slope is no better known than the samples allow: with each offset
+  // uncertain by u (half its bracket round trip), the slope's standard error
+  // is at least rms(u) / sqrt(Sxx). A few samples seconds apart with tens of
+  // milliseconds of uncertainty (a loaded TCG host, an agent's first answer)
+  // fit thousands of ppm by chance, and their residuals alone need not say so.
+  const double measurement_se = std::sqrt(pooled.suu / pooled.samples / pooled.sxx);
+  d.standard_error = std::max(std::sqrt(ssr / dof / pooled.sxx), measurement_se);
   d.samples = pooled.samples;
   if (!std::isfinite(d.ratio) || !std::isfinite(d.standard_error)) return std::nullopt;
   return d;
@@ -285,8 +296,12 @@ void ScoreOffset(const VmInput& in, const Params& p, Tally& t) {
   double offset_s = in.samples.back().offset_s;
   if (in.host && in.host->offset_s) offset_s += *in.host->offset_s;
   t.r.offset_used_s = offset_s;
-  const double abs_s =
-      std::isfinite(offset_s) ? std::fabs(offset_s) : std::numeric_limits<double>::infinity();
+  // Scored net of the measurement's own uncertainty: the true offset is at
+  // least |offset| - uncertainty, so a noisy bracket (a loaded host) does not
+  // raise offset reasons the guest has not earned.
+  const double uncertainty_s = std::max(0.0, in.samples.back().uncertainty_s);
+  const double abs_s = std::isfinite(offset_s) ? std::max(0.0, std::fabs(offset_s) - uncertainty_s)
+                                               : std::numeric_limits<double>::infinity();
   t.Set(Component::kOffset, OffsetComponent(abs_s, p));
   if (abs_s > p.offset_warning_s) {
     t.Gate(Reason::kOffsetHigh, p.gate_offset_high_max);
@@ -323,6 +338,20 @@ void ScoreDrift(bool have_samples, const Params& p, Tally& t) {
   if (!(scored <= p.drift_full_ratio)) t.Raise(Reason::kDriftHigh);
 }
 
+// The pair (window[i-1], window[i]) fell behind like a backward step, but
+// the guest clock itself went back less than step_threshold_s and the next
+// pair is stopped: the clock stopped during this pair (a hold that resets it
+// to its current second loses at most that second). It is the stop's first
+// pair, counted once with the stop, not a backward step. Known only in
+// hindsight: the store's step counter, which sees one pair at a time, may
+// count it as a step.
+bool StopOnset(const PairDelta& d, std::span<const ClockSample> window, const PairDelta* deltas,
+               size_t i, const Params& p) {
+  if (i + 1 >= window.size() || !(d.guest_s > -p.step_threshold_s)) return false;
+  const PairDelta next = deltas != nullptr ? deltas[i] : DeltaBetween(window[i], window[i + 1], p);
+  return next.stopped;
+}
+
 // Stability: steps and stops between consecutive samples of the window
 // (interrupted pairs are neither). Each event is named: step_forward,
 // step_backward, clock_stopped.
@@ -338,7 +367,9 @@ void ScoreStability(std::span<const ClockSample> window, const PairDelta* deltas
       ++stops;
       continue;
     }
-    switch (StepOf(d, drift_ratio, p.step_threshold_s)) {
+    const StepDirection step = StepOf(d, drift_ratio, p.step_threshold_s);
+    if (step == StepDirection::kBackward && StopOnset(d, window, deltas, i, p)) continue;
+    switch (step) {
       case StepDirection::kForward:
         ++steps.forward;
         break;
@@ -387,7 +418,8 @@ void ScoreStoppedNow(const VmInput& in, const Params& p, Tally& t) {
 void ScoreResumedBehind(const VmInput& in, const Params& p, Tally& t) {
   const std::span<const ClockSample> all = in.samples;
   for (size_t i = all.size(); i-- > 0;) {
-    if (!(all[i].offset_s < -p.offset_elevated_s)) return;  // came back within (or NaN)
+    // Behind beyond the measurement's uncertainty; else it came back (or NaN).
+    if (!(all[i].offset_s + std::max(0.0, all[i].uncertainty_s) < -p.offset_elevated_s)) return;
     if (!all[i].after_interruption) continue;
     if (i == 0) return;  // the interrupted pair is no longer in the history
     const Elapsed e = ElapsedBetween(all[i - 1], all[i]);

@@ -32,9 +32,19 @@ class Collector {
   virtual std::string_view Name() const = 0;
   // Fills this collector's section of `out`. Must not throw.
   virtual Status Collect(const CollectContext& ctx, Observations& out) = 0;
-  // Optional: the collector asks the poller for an out-of-turn run (libvirt
-  // events). The poller installs this callback before the first Collect().
+  // Optional: the poller installs this callback before the first Collect().
+  // The collector calls it (from any thread; it is cheap and never blocks)
+  // when it has new data, e.g. samples its own workers took between runs or
+  // after a libvirt event. The poller then calls Harvest() soon (coalesced,
+  // a few times per second at most), or Collect() out of turn when the
+  // collector has no harvest path.
   virtual void SetWakeup(std::function<void()> /*wake*/) {}
+  // Optional harvest path: fills `out` with what the collector measured
+  // since its last Collect() or Harvest() WITHOUT any I/O (no RPC, no
+  // socket), so the poller can publish it at once. Leaves `out` empty when
+  // there is nothing new. Returns false when the collector has no harvest
+  // path. Must not throw.
+  virtual bool Harvest(Observations& /*out*/) { return false; }
 };
 
 }  // namespace vmtime

@@ -122,6 +122,9 @@ struct DomainObservation {
 struct LibvirtObservation {
   bool connected = false;
   std::vector<DomainObservation> domains;  // every domain libvirt lists
+  // A harvest between two lists: `domains` holds only the domains with news
+  // (a new sample or agent state); the others are unchanged, not vanished.
+  bool partial = false;
 };
 
 // ---- guest_status: the guest's own time daemon via guest-exec ----

@@ -1,24 +1,42 @@
 // Poller: runs the collectors in the background, each on its own interval,
-// on a bounded pool of worker threads, with a deadline per run and retries
-// with backoff (see schedule.h). After every run it merges the observations
-// into the Store, builds a new Snapshot and hands it to `publish`. Scrapes
-// never wait for a collector.
+// with a deadline per run and retries with backoff (see schedule.h). After
+// every run it merges the observations into the Store, builds a new Snapshot
+// and hands it to `publish`. Scrapes never wait for a collector.
 //
-// A collector stuck past its deadline is reported failed and not started
-// again until it returns; its worker stays blocked, so the pool holds one
-// worker per collector plus a spare and the others keep their cadence.
+// Runs execute on a WorkerPool (core/worker_pool.h) of one worker per
+// collector. A run still going at its deadline is reported failed
+// ("deadline exceeded") by the pool's watchdog, its worker is left blocked
+// and replaced, and the collector is not started again until the late run
+// returns (its result is then discarded).
+//
+// Fresh data: a collector that measures between runs (libvirt: its agent
+// workers) rings its wakeup callback; the poller then harvests it
+// (Collector::Harvest, no I/O) and publishes, at most once per
+// kHarvestGapNs, so a sample reaches the snapshot within a fraction of a
+// second instead of at the next run. The callbacks ring a co-owned doorbell,
+// never the Poller itself, so they are safe from any thread at any time.
+//
+// Threads: the scheduler thread (RunOnce in a loop; it also drives the
+// pool's watchdog and does the harvests) and the pool's workers. Stop()
+// stops the scheduler, signals CollectContext::stop, gives running
+// collectors kStopGrace to return and leaves the others behind; they touch
+// nothing of the Poller afterwards. See docs/architecture.md.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "exporter/collectors/collector.h"
+#include "exporter/core/worker_pool.h"
 #include "exporter/poller/schedule.h"
 #include "exporter/store/store.h"
 
@@ -41,23 +59,35 @@ class Poller {
   // Installs the collector table. Collectors whose name and fingerprint are
   // unchanged keep their instance and schedule.
   void Configure(std::vector<PollerEntry> entries);
-  // Starts the scheduler thread (`threaded` false: tests drive RunOnce()).
+  // Starts the workers and the scheduler thread (`threaded` false: tests
+  // drive RunOnce()).
   void Start(bool threaded = true);
-  // Stops scheduling and joins the threads that are not stuck in a
-  // collector; stuck ones are detached (the process is exiting).
+  // Stops scheduling, signals CollectContext::stop, waits up to kStopGrace
+  // for running collectors and leaves the ones still blocked behind.
   void Stop();
-  // One scheduling pass at clock.MonotonicNs(): reports overdue runs and
-  // submits due ones. Returns the next time something needs attention.
+  // One scheduling pass at clock.MonotonicNs(): watchdog (reports overdue
+  // runs), harvests, submits due runs. Returns the next time something needs
+  // attention.
   int64_t RunOnce();
-  // Requests an out-of-turn run of `name` (thread safe, cheap).
+  // `name` has news (thread safe, cheap, never blocks): harvest it, or run
+  // it out of turn when it has no harvest path.
   void Wake(const std::string& name);
-  // Blocks until no run is in flight or `timeout_ms` passed (tests).
+  // Blocks until no run is in flight (late ones included) or `timeout_ms`
+  // passed (tests).
   bool WaitIdle(int timeout_ms);
   // True once every enabled collector has finished at least one run.
   bool FirstRoundDone() const;
   std::vector<std::string> Names() const;
+  // Snapshots published so far (tests and measurements).
+  uint64_t publishes() const;
+
+  // Harvests publish at most once per this gap (host monotonic): at most
+  // four harvest publishes per second, each costing one Store::Build.
+  static constexpr int64_t kHarvestGapNs = 250'000'000;
+  static constexpr std::chrono::milliseconds kStopGrace{1000};
 
  private:
+  struct Doorbell;  // co-owned by the collectors' wakeup callbacks
   struct Slot {
     std::shared_ptr<Collector> collector;
     std::string fingerprint;
@@ -65,32 +95,31 @@ class Poller {
     bool ran_once = false;
     uint64_t generation = 0;  // bumps when the slot is replaced
     std::string last_error;   // of the previous run; repeats are logged at debug
+    bool harvest_pending = false;
   };
-  void Submit(const std::string& name, Slot& slot, int64_t now);
-  void RunJob(const std::string& name, std::shared_ptr<Collector> collector, uint64_t generation);
+  void SubmitLocked(const std::string& name, Slot& slot, int64_t now);
+  void HarvestLocked(const std::string& name, Slot& slot, int64_t now);
+  void ReportOverdue(const std::string& name, uint64_t generation);
   void Finish(const std::string& name, uint64_t generation, bool ok, const std::string& error,
               int64_t started_mono, Observations obs);
   void PublishLocked();
-  void WorkerLoop();
   void SchedulerLoop();
-  void EnsureWorkersLocked();
+  void ResizePoolLocked();
 
   const Clock& clock_;
   Store& store_;
   Publish publish_;
+  const std::shared_ptr<Doorbell> doorbell_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;       // scheduler wakeups
-  std::condition_variable jobs_cv_;  // workers
-  std::condition_variable idle_cv_;
+  std::condition_variable idle_cv_;  // a run finished
   std::map<std::string, Slot> slots_;
-  std::vector<std::function<void()>> jobs_;
-  std::vector<std::thread> workers_;
-  size_t busy_workers_ = 0;
+  std::unique_ptr<WorkerPool> pool_;  // while started
   std::thread scheduler_;
   std::stop_source stop_;
   bool started_ = false;
-  bool wake_pending_ = false;
   uint64_t next_generation_ = 1;
+  int64_t next_harvest_mono_ns_ = INT64_MIN;
+  uint64_t publishes_ = 0;
 };
 
 }  // namespace vmtime

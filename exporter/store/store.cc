@@ -61,19 +61,28 @@ void Store::AddSample(VmState& vm, const scoring::ClockSample& s, double rtt_s) 
   vm.rtt_s = rtt_s;
 }
 
+void Store::MergeDomain(VmState& vm, const DomainObservation& d) {
+  vm.name = d.name;
+  vm.uuid = d.uuid;
+  vm.state = d.state;
+  vm.agent_up = d.agent_up;
+  vm.agent_attempted = d.agent_attempted;
+  vm.agent_error = d.agent_error;
+  if (d.sample) AddSample(vm, *d.sample, d.rtt_s);
+}
+
 void Store::ApplyLibvirt(const LibvirtObservation& lv) {
   libvirt_connected_ = lv.connected;
+  if (lv.partial) {
+    // A harvest: only the domains with news; nobody vanished.
+    for (const auto& d : lv.domains) MergeDomain(vms_[d.uuid], d);
+    return;
+  }
   std::map<std::string, VmState> next;
   for (const auto& d : lv.domains) {
     auto it = vms_.find(d.uuid);
     VmState vm = it != vms_.end() ? std::move(it->second) : VmState{};
-    vm.name = d.name;
-    vm.uuid = d.uuid;
-    vm.state = d.state;
-    vm.agent_up = d.agent_up;
-    vm.agent_attempted = d.agent_attempted;
-    vm.agent_error = d.agent_error;
-    if (d.sample) AddSample(vm, *d.sample, d.rtt_s);
+    MergeDomain(vm, d);
     next.emplace(d.uuid, std::move(vm));
   }
   vms_ = std::move(next);

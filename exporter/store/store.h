@@ -53,6 +53,7 @@ class Store {
     std::optional<GuestStatusObservation> guest;
   };
   void ApplyLibvirt(const LibvirtObservation& lv);
+  void MergeDomain(VmState& vm, const DomainObservation& d);
   void AddSample(VmState& vm, const scoring::ClockSample& s, double rtt_s);
   std::optional<scoring::HostReference> HostReferenceLocked() const;
 

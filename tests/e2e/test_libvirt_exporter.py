@@ -2,11 +2,13 @@
 """The real exporter against real lab guests (private libvirtd, QEMU TCG,
 qemu-guest-agent): a held guest clock shows as clock_stopped, a hung agent
 as agent down with reason agent_unreachable while the other guest keeps
-fresh samples and /metrics keeps answering, and a destroyed domain's series
-disappear. Scrape latency is printed, not asserted (speed is measured by
+fresh samples and /metrics keeps answering, SIGTERM stops an exporter
+within 2 s while a guest agent call hangs inside libvirt, and a destroyed
+domain's series disappear. Scrape latency is printed, not asserted (speed is measured by
 scripts/measure and the benchmarks)."""
 import os
 import re
+import signal
 import statistics
 import sys
 import time
@@ -89,6 +91,32 @@ def test_hung_agent_is_down_others_stay_fresh(lab, exporter):
     assert series(exporter, "vmtime_vm_agent_up", "fine") == 1
     print(f"/metrics during a hung agent: median {statistics.median(latencies) * 1e3:.1f} ms, "
           f"max {max(latencies) * 1e3:.1f} ms over {len(latencies)} scrapes")
+
+
+def test_sigterm_with_agent_call_hanging_in_libvirt(lab, exporter):
+    """SIGTERM stops an exporter within 2 s while one of its guest agent
+    calls is blocked inside libvirt: the agent of "hung" is stopped, libvirt
+    is told to wait for it forever and the exporter's own deadline is a
+    minute, so the call cannot have ended when the signal arrives."""
+    # The previous test stopped the agent of "hung" for good (SIGSTOP).
+    lab.set_agent_timeout("hung", -2)  # libvirt: block until the agent answers
+    config = CONFIG.replace("call_deadline: 3s", "call_deadline: 60s") + \
+        "  set_agent_timeout: false\n"
+    e = Exporter("--libvirt.uri", lab.uri, config_text=config)
+    try:
+        # All three domains are sampled in the first round (concurrency 4):
+        # once "fine" is up, the call to "hung" is in flight.
+        e.wait_metric(r'^vmtime_vm_agent_up\{domain="fine"[^}]*\} 1$', timeout=60)
+        assert not e.find_log(r"domain 'hung'.*guest agent down"), e.log()
+        t0 = time.monotonic()
+        e.signal(signal.SIGTERM)
+        rc = e.proc.wait(timeout=10)
+        elapsed = time.monotonic() - t0
+        print(f"SIGTERM with a call hanging in libvirt: exit {rc} after {elapsed:.3f} s")
+        assert rc == 0, e.log()
+        assert elapsed < 2.0, f"took {elapsed:.2f}s\n" + e.log()
+    finally:
+        e.stop()
 
 
 def test_destroyed_domain_disappears(lab, exporter):

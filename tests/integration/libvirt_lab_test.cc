@@ -247,7 +247,43 @@ TEST_F(LibvirtLabTest, PauseThenResumeShowsNegativeOffsetRightAfterTheEvent) {
               p["g2"].sample->offset_s, before, latency_s);
   EXPECT_TRUE(p["g2"].woken) << "post-resume sample did not come through the wakeup";
   EXPECT_LT(latency_s, 1.0);
+  // The first sample after the pause is marked: neither a stop nor a step.
+  EXPECT_TRUE(p["g2"].sample->after_interruption);
+  // The next one is ordinary again.
+  const int marked_at = p["g2"].samples;
   Lab::Get()->Do("sync", "g2");
+  ASSERT_TRUE(p.PollUntil([&] { return p["g2"].samples > marked_at; }, seconds(45)));
+  EXPECT_FALSE(p["g2"].sample->after_interruption);
+}
+
+TEST_F(LibvirtLabTest, SaveRestoreMarksTheFirstSampleAfterIt) {
+  Poller p(Config(), milliseconds(1000));
+  ASSERT_TRUE(p.PollUntil([&] { return p["g1"].samples >= 2; }, seconds(60)));
+  EXPECT_FALSE(p["g1"].sample->after_interruption);
+  const double before = p["g1"].sample->offset_s;
+  const int samples_before = p["g1"].samples;
+  // virDomainSave (the domain stops), 3 s, virDomainRestore (a new QEMU
+  // process), then the lab waits for the agent. The lab's domains are
+  // transient: while saved, g1 is not listed at all (a persistent domain
+  // would be listed shut off, agent_attempted false).
+  std::thread saver([] { Lab::Get()->Do("save-restore", "g1 3", 300); });
+  const bool went_away = p.PollUntil([&] { return !p.Listed("g1"); }, seconds(60));
+  const int samples_gone = p["g1"].samples;  // none arrive while it is not listed
+  saver.join();
+  EXPECT_TRUE(went_away);
+  EXPECT_GE(samples_gone, samples_before);
+  ASSERT_TRUE(p.PollUntil([&] { return p["g1"].samples > samples_gone; }, seconds(60)))
+      << p["g1"].obs.agent_error;
+  std::printf(
+      "FIGURE save-restore: first sample after restore offset_s=%.3f (before %.3f) "
+      "after_interruption=%d\n",
+      p["g1"].sample->offset_s, before, p["g1"].sample->after_interruption);
+  EXPECT_TRUE(p["g1"].sample->after_interruption);
+  EXPECT_LT(p["g1"].sample->offset_s, before - 2);  // behind by about the time it was down
+  const int marked_at = p["g1"].samples;
+  ASSERT_TRUE(p.PollUntil([&] { return p["g1"].samples > marked_at; }, seconds(30)));
+  EXPECT_FALSE(p["g1"].sample->after_interruption);
+  Lab::Get()->Do("sync", "g1");
 }
 
 TEST_F(LibvirtLabTest, HungAgentPastExporterDeadlineDoesNotDelayOtherGuest) {

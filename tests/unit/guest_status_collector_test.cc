@@ -624,6 +624,30 @@ TEST(GuestStatusCollectorTest, DisabledMakesNoCollector) {
   EXPECT_NE(MakeGuestStatusCollector(cfg, clock), nullptr);  // connects lazily: no I/O here
 }
 
+// Destroying the collector while a probe is blocked in the agent is bounded;
+// the probe, when it returns later, touches nothing of the collector.
+TEST(GuestStatusCollectorTest, DestroyWithBlockedProbeLeavesItBehind) {
+  auto agent = std::make_shared<FakeAgent>();
+  agent->guests["g"].programs["chronyc"] = {0, kLocal10, "", 0};
+  agent->hold_execs = true;
+  FakeClock clock;
+  CollectorOptions o;
+  o.probe = AllCommands();
+  auto c = std::make_unique<GuestStatusCollector>(agent, o, clock, Advancing(clock));
+  Observations out;
+  ASSERT_TRUE(c->Collect(Ctx(clock, 0), out).ok());  // returns at once: deadline now
+  for (int i = 0; i < 10'000 && agent->ExecCount() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(agent->ExecCount(), 1);
+  c.reset();  // grace period, then the blocked probe is left behind
+  agent->Release();
+  for (int i = 0; i < 10'000 && agent.use_count() > 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(agent.use_count(), 1);  // the probe (co-owning the agent) has gone
+}
+
 // ---- error metric ----
 
 TEST(GuestStatusMetricsTest, ErrorSeriesOnlyWhileFailing) {

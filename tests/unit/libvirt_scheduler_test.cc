@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "exporter/collectors/libvirt/libvirt_collector.h"
+#include "exporter/exposition/snapshot_holder.h"
+#include "exporter/poller/poller.h"
 
 namespace vmtime::libvirt {
 namespace {
@@ -65,6 +67,7 @@ class FakeApi : public LibvirtApi {
 
   Result<std::vector<DomainInfo>> ListDomains() override {
     std::lock_guard lock(mu_);
+    ++lists_;
     if (list_error_) return Error{"virConnectGetAllDomainStats(test): boom"};
     return domains_;
   }
@@ -98,6 +101,11 @@ class FakeApi : public LibvirtApi {
     handler_ = std::move(handler);
   }
 
+  int Lists() {
+    std::lock_guard lock(mu_);
+    return lists_;
+  }
+
   bool list_error_ = false;
   int timeouts_set_ = 0;
   int last_timeout_ = 0;
@@ -110,6 +118,7 @@ class FakeApi : public LibvirtApi {
   std::map<std::string, Behavior> behavior_;
   std::map<std::string, int> calls_;
   DomainEventHandler handler_;
+  int lists_ = 0;
 };
 
 DomainInfo Dom(const std::string& name, DomainState s = DomainState::kRunning) {
@@ -145,6 +154,17 @@ class LibvirtSchedulerTest : public ::testing::Test {
     if (status != nullptr) *status = st;
     std::map<std::string, DomainObservation> m;
     if (out.libvirt) {
+      for (auto& d : out.libvirt->domains) m[d.name] = d;
+    }
+    return m;
+  }
+  // One Harvest (no list); the domains with news keyed by name.
+  std::map<std::string, DomainObservation> Harvest() {
+    Observations out;
+    EXPECT_TRUE(collector_->Harvest(out));
+    std::map<std::string, DomainObservation> m;
+    if (out.libvirt) {
+      EXPECT_TRUE(out.libvirt->partial);
       for (auto& d : out.libvirt->domains) m[d.name] = d;
     }
     return m;
@@ -340,6 +360,19 @@ TEST_F(LibvirtSchedulerTest, ResumeEventPollsThatDomainAndWakesPoller) {
   EXPECT_EQ(api_->Calls("uuid-b"), 2);
   EXPECT_FALSE(m["a"].agent_up);
   EXPECT_EQ(m["a"].agent_error, "domain is paused (not sampled)");
+  // Routine samples wake the poller too (once until handed out); the
+  // poller would now harvest them.
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, kWait, [&] { return wakes >= 1; }));
+  }
+  Observations harvested;
+  ASSERT_TRUE(collector_->Harvest(harvested));
+  int wakes_before;
+  {
+    std::lock_guard lock(mu);
+    wakes_before = wakes;
+  }
   // Resume 5 s later with the guest clock 5 s behind: polled at once, out of round.
   clock_.AdvanceSeconds(5);
   SetDomains({Dom("a"), Dom("b")});
@@ -347,13 +380,15 @@ TEST_F(LibvirtSchedulerTest, ResumeEventPollsThatDomainAndWakesPoller) {
   api_->Fire("uuid-a", "a", DomainEvent::kResumed);
   {
     std::unique_lock lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, kWait, [&] { return wakes == 1; }));
+    ASSERT_TRUE(cv.wait_for(lock, kWait, [&] { return wakes == wakes_before + 1; }));
   }
+  ASSERT_TRUE(Idle());
   EXPECT_EQ(api_->Calls("uuid-a"), 2);
   const int b_calls = api_->Calls("uuid-b");
   m = Collect();  // the wakeup-triggered Collect
   ASSERT_TRUE(m["a"].sample.has_value());
   EXPECT_NEAR(m["a"].sample->offset_s, -5.0, 1e-9);
+  EXPECT_TRUE(m["a"].sample->after_interruption);  // the first sample after the pause
   EXPECT_TRUE(m["a"].agent_up);
   ASSERT_TRUE(Idle());
   EXPECT_EQ(api_->Calls("uuid-b"), b_calls);  // no extra full round for the wakeup
@@ -405,6 +440,270 @@ TEST_F(LibvirtSchedulerTest, ShutoffDomainsAreListedNotSampled) {
   EXPECT_EQ(m["off"].state, DomainState::kShutoff);
   EXPECT_FALSE(m["off"].agent_up);
   EXPECT_TRUE(m["on"].agent_up);
+}
+
+// Lifecycle events (pause/resume, save/restore) mark the first sample taken
+// after them, and only that one.
+TEST_F(LibvirtSchedulerTest, InterruptionEventsMarkTheFirstSampleAfterThem) {
+  Make();
+  SetDomains({Dom("a")});
+  Collect();
+  ASSERT_TRUE(Idle());
+  auto h = Harvest();
+  ASSERT_TRUE(h["a"].sample.has_value());
+  EXPECT_FALSE(h["a"].sample->after_interruption);
+
+  // Paused and resumed (virsh suspend / resume).
+  api_->Fire("uuid-a", "a", DomainEvent::kSuspended);
+  h = Harvest();
+  EXPECT_EQ(h["a"].state, DomainState::kPaused);  // published at once
+  EXPECT_FALSE(h["a"].sample.has_value());
+  clock_.AdvanceSeconds(20);
+  api_->Fire("uuid-a", "a", DomainEvent::kResumed);
+  ASSERT_TRUE(api_->WaitCalls("uuid-a", 2));
+  ASSERT_TRUE(Idle());
+  h = Harvest();
+  ASSERT_TRUE(h["a"].sample.has_value());
+  EXPECT_TRUE(h["a"].sample->after_interruption);
+
+  // The next routine sample is ordinary again.
+  clock_.AdvanceSeconds(15);
+  Collect();
+  ASSERT_TRUE(api_->WaitCalls("uuid-a", 3));
+  ASSERT_TRUE(Idle());
+  h = Harvest();
+  ASSERT_TRUE(h["a"].sample.has_value());
+  EXPECT_FALSE(h["a"].sample->after_interruption);
+
+  // Saved and restored (virsh save / restore): stopped, then started.
+  api_->Fire("uuid-a", "a", DomainEvent::kStopped);
+  clock_.AdvanceSeconds(30);
+  api_->Fire("uuid-a", "a", DomainEvent::kStarted);
+  ASSERT_TRUE(api_->WaitCalls("uuid-a", 4));
+  ASSERT_TRUE(Idle());
+  h = Harvest();
+  ASSERT_TRUE(h["a"].sample.has_value());
+  EXPECT_TRUE(h["a"].sample->after_interruption);
+
+  // A marked sample replaced by a newer one before it is handed out passes
+  // its mark on (the consumer never saw the marked one).
+  api_->Fire("uuid-a", "a", DomainEvent::kSuspended);
+  api_->Fire("uuid-a", "a", DomainEvent::kResumed);
+  ASSERT_TRUE(api_->WaitCalls("uuid-a", 5));
+  ASSERT_TRUE(Idle());
+  api_->Fire("uuid-a", "a", DomainEvent::kAgentConnected);  // a second sample, not marked itself
+  ASSERT_TRUE(api_->WaitCalls("uuid-a", 6));
+  ASSERT_TRUE(Idle());
+  h = Harvest();
+  ASSERT_TRUE(h["a"].sample.has_value());
+  EXPECT_TRUE(h["a"].sample->after_interruption);
+
+  // An agent reconnecting is not an interruption of the guest clock.
+  api_->Fire("uuid-a", "a", DomainEvent::kAgentConnected);
+  ASSERT_TRUE(api_->WaitCalls("uuid-a", 7));
+  ASSERT_TRUE(Idle());
+  h = Harvest();
+  ASSERT_TRUE(h["a"].sample.has_value());
+  EXPECT_FALSE(h["a"].sample->after_interruption);
+}
+
+// Without events (none registered, or missed), a running -> paused ->
+// running change between lists marks the first sample after it.
+TEST_F(LibvirtSchedulerTest, StateChangeBetweenListsMarksTheNextSample) {
+  Make();
+  SetDomains({Dom("a"), Dom("b")});
+  Collect();
+  ASSERT_TRUE(Idle());
+  clock_.AdvanceSeconds(15);
+  SetDomains({Dom("a", DomainState::kPaused), Dom("b")});
+  auto m = Collect();
+  EXPECT_FALSE(m["a"].sample.has_value() && m["a"].sample->after_interruption);
+  ASSERT_TRUE(Idle());
+  clock_.AdvanceSeconds(15);
+  SetDomains({Dom("a"), Dom("b")});
+  Collect();  // running again: queued in this round
+  ASSERT_TRUE(Idle());
+  m = Collect();
+  ASSERT_TRUE(m["a"].sample.has_value());
+  EXPECT_TRUE(m["a"].sample->after_interruption);
+  ASSERT_TRUE(m["b"].sample.has_value());
+  EXPECT_FALSE(m["b"].sample->after_interruption);  // b ran throughout
+  ASSERT_TRUE(Idle());
+  clock_.AdvanceSeconds(15);
+  Collect();
+  ASSERT_TRUE(Idle());
+  m = Collect();
+  ASSERT_TRUE(m["a"].sample.has_value());
+  EXPECT_FALSE(m["a"].sample->after_interruption);
+}
+
+// A pause and resume while a call is in flight: the call returns after
+// them (here failing), the domain is polled again at once, and that sample
+// is the marked one.
+TEST_F(LibvirtSchedulerTest, InterruptionDuringACallMarksTheNextSample) {
+  Make();
+  SetDomains({Dom("a")});
+  Collect();
+  ASSERT_TRUE(Idle());
+  Harvest();
+  api_->SetBehavior("uuid-a", {.hang = true});
+  clock_.AdvanceSeconds(15);
+  Collect();
+  ASSERT_TRUE(api_->WaitCalls("uuid-a", 2));
+  api_->Fire("uuid-a", "a", DomainEvent::kSuspended);
+  api_->Fire("uuid-a", "a", DomainEvent::kResumed);  // in flight: polled again after it
+  api_->Release("uuid-a");
+  ASSERT_TRUE(api_->WaitCalls("uuid-a", 3));
+  ASSERT_TRUE(Idle());
+  auto h = Harvest();
+  ASSERT_TRUE(h["a"].sample.has_value());
+  EXPECT_TRUE(h["a"].sample->after_interruption);
+  EXPECT_TRUE(h["a"].agent_up);
+}
+
+// agent_attempted: false until the first attempt finishes, false again
+// while the domain does not run and after it runs again until the next
+// attempt; a failure is an attempt.
+TEST_F(LibvirtSchedulerTest, AgentAttemptedExactlyAfterAFinishedAttempt) {
+  Make(/*concurrency=*/1);
+  SetDomains({Dom("a"), Dom("f")});
+  api_->SetBehavior("uuid-f", {.fail = true});
+  auto m = Collect();  // observations are built before any worker can start
+  EXPECT_FALSE(m["a"].agent_attempted);
+  EXPECT_FALSE(m["a"].agent_up);
+  EXPECT_TRUE(m["a"].agent_error.empty());
+  EXPECT_FALSE(m["f"].agent_attempted);
+  ASSERT_TRUE(Idle());
+  m = Collect();
+  EXPECT_TRUE(m["a"].agent_attempted);
+  EXPECT_TRUE(m["a"].agent_up);
+  EXPECT_TRUE(m["f"].agent_attempted);
+  EXPECT_FALSE(m["f"].agent_up);  // down: tried and failed
+  ASSERT_TRUE(Idle());
+
+  clock_.AdvanceSeconds(15);
+  SetDomains({Dom("a", DomainState::kPaused), Dom("f", DomainState::kShutoff)});
+  m = Collect();
+  EXPECT_FALSE(m["a"].agent_attempted);  // not running: neither up nor down
+  EXPECT_FALSE(m["a"].agent_up);
+  EXPECT_EQ(m["a"].agent_error, "domain is paused (not sampled)");
+  EXPECT_FALSE(m["f"].agent_attempted);
+  EXPECT_EQ(m["f"].agent_error, "domain is shutoff (not sampled)");
+  EXPECT_EQ(m["f"].agent_failures, 0);
+  ASSERT_TRUE(Idle());
+
+  clock_.AdvanceSeconds(15);
+  SetDomains({Dom("a"), Dom("f")});
+  m = Collect();  // running again, not tried yet
+  EXPECT_FALSE(m["a"].agent_attempted);
+  EXPECT_TRUE(m["a"].agent_error.empty());
+  EXPECT_FALSE(m["f"].agent_attempted);
+  ASSERT_TRUE(Idle());
+  m = Collect();
+  EXPECT_TRUE(m["a"].agent_attempted);
+  EXPECT_TRUE(m["a"].agent_up);
+  EXPECT_TRUE(m["f"].agent_attempted);
+  EXPECT_FALSE(m["f"].agent_up);
+
+  // A suspend event says "not running" at once, before the next list.
+  api_->Fire("uuid-a", "a", DomainEvent::kSuspended);
+  Observations h;
+  ASSERT_TRUE(collector_->Harvest(h));
+  ASSERT_TRUE(h.libvirt.has_value());
+  ASSERT_EQ(h.libvirt->domains.size(), 1u);
+  EXPECT_EQ(h.libvirt->domains[0].state, DomainState::kPaused);
+  EXPECT_FALSE(h.libvirt->domains[0].agent_attempted);
+}
+
+// A routine sample is handed out by Harvest without listing the domains
+// again; each sample once; nothing new gives an empty harvest.
+TEST_F(LibvirtSchedulerTest, HarvestHandsOutNewsWithoutListing) {
+  Make();
+  SetDomains({Dom("a"), Dom("b")});
+  Collect();
+  ASSERT_TRUE(Idle());
+  EXPECT_EQ(api_->Lists(), 1);
+  Observations h;
+  ASSERT_TRUE(collector_->Harvest(h));
+  ASSERT_TRUE(h.libvirt.has_value());
+  EXPECT_TRUE(h.libvirt->partial);
+  ASSERT_EQ(h.libvirt->domains.size(), 2u);
+  for (const auto& d : h.libvirt->domains) {
+    EXPECT_TRUE(d.sample.has_value()) << d.name;
+    EXPECT_TRUE(d.agent_attempted);
+  }
+  EXPECT_EQ(api_->Lists(), 1);  // no RPC
+  Observations again;
+  ASSERT_TRUE(collector_->Harvest(again));
+  EXPECT_FALSE(again.libvirt.has_value());
+  auto m = Collect();  // already handed out
+  EXPECT_FALSE(m["a"].sample.has_value());
+}
+
+// The poller publishes a routine sample without waiting for the next
+// libvirt run: the scheduler's wakeup rings the poller, which harvests (no
+// list) and publishes. The interval is an hour, so only the harvest can
+// bring the sample; the waits are bounded and nothing is timed.
+TEST_F(LibvirtSchedulerTest, PollerPublishesRoutineSampleWithoutWaitingForTheInterval) {
+  Make();
+  SetDomains({Dom("a"), Dom("b")});
+  Store store{Config{}};
+  SnapshotHolder holder;
+  Poller poller(clock_, store, [&](auto snap) { holder.Set(snap); });
+  CollectorConfig cc;
+  cc.interval_s = 3600;
+  cc.timeout_s = 5;
+  std::shared_ptr<LibvirtCollector> shared(collector_.get(), [](LibvirtCollector*) {});
+  poller.Configure({{shared, cc, ""}});
+  poller.Start(/*threaded=*/true);
+  // The FakeClock moves 50 ms per look so harvests (at most one per
+  // Poller::kHarvestGapNs of host time) are not held back; the hour-long
+  // interval is far away.
+  auto sampled = [&] {
+    clock_.Advance(50'000'000);
+    auto snap = holder.Get();
+    int n = 0;
+    for (const auto& v : snap->vms) n += v.last_sample.has_value() ? 1 : 0;
+    return n == 2;
+  };
+  ASSERT_TRUE(Eventually(sampled));
+  EXPECT_EQ(api_->Lists(), 1);  // the first run listed; the samples came by harvest
+  EXPECT_GE(poller.publishes(), 2u);
+  const auto snap = holder.Get();  // held: a range-for would drop the temporary
+  for (const auto& v : snap->vms) {
+    EXPECT_TRUE(v.agent_attempted) << v.name;
+    EXPECT_TRUE(v.agent_up) << v.name;
+  }
+  // An event's sample takes the same path.
+  api_->SetBehavior("uuid-a", {.offset_ns = -7 * kNsPerSecond});
+  api_->Fire("uuid-a", "a", DomainEvent::kResumed);
+  auto behind = [&] {
+    clock_.Advance(50'000'000);
+    const auto snap = holder.Get();
+    for (const auto& v : snap->vms) {
+      if (v.name == "a" && v.last_sample && v.last_sample->offset_s < -6.9) {
+        return v.last_sample->after_interruption;
+      }
+    }
+    return false;
+  };
+  ASSERT_TRUE(Eventually(behind));
+  EXPECT_EQ(api_->Lists(), 1);
+  poller.Stop();
+}
+
+// Destroying the collector while a guest call hangs is bounded; the call,
+// when it returns later, touches nothing of the destroyed scheduler.
+TEST_F(LibvirtSchedulerTest, DestroyWithHungCallLeavesItBehind) {
+  Make(/*concurrency=*/1);
+  SetDomains({Dom("hung")});
+  api_->SetBehavior("uuid-hung", {.hang = true});
+  Collect();
+  ASSERT_TRUE(api_->WaitCalls("uuid-hung", 1));
+  collector_.reset();  // grace period, then the blocked worker is left behind
+  api_->Release("uuid-hung");
+  // The fake API (co-owned by the late job) is released once it is done.
+  ASSERT_TRUE(Eventually([&] { return api_.use_count() == 1; }));
 }
 
 }  // namespace

@@ -110,7 +110,7 @@ TEST_F(LibvirtCustomXmlTest, ListsEveryStateAndSamplesOnlyRunning) {
   EXPECT_FALSE(m["bravo"].sample.has_value());
   EXPECT_FALSE(m["charlie"].sample.has_value());
   EXPECT_EQ(m["bravo"].agent_error, "domain is paused (not sampled)");
-  EXPECT_EQ(m["charlie"].agent_error, "domain is shut off (not sampled)");
+  EXPECT_EQ(m["charlie"].agent_error, "domain is shutoff (not sampled)");
 }
 
 TEST(LibvirtTestDriverTest, BadUriGivesClearErrorNamingTheUri) {

@@ -241,5 +241,207 @@ TEST_F(PollerTest, ReconfigureKeepsInstanceWithSameFingerprint) {
   ASSERT_TRUE(poller_.WaitIdle(10000));
 }
 
+// A collector with a harvest path: Collect() blocks until released (like
+// GatedCollector); Harvest() hands out what the test put aside, without I/O.
+class HarvestingCollector final : public Collector {
+ public:
+  std::string_view Name() const override { return "libvirt"; }
+  Status Collect(const CollectContext& ctx, Observations& out) override {
+    std::unique_lock lock(mu_);
+    ++started_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return released_ > finished_ || ctx.stop.stop_requested(); });
+    ++finished_;
+    out.libvirt = LibvirtObservation{};
+    return Status::Ok();
+  }
+  bool Harvest(Observations& out) override {
+    std::lock_guard lock(mu_);
+    ++harvests_;
+    if (pending_ == 0) return true;  // nothing new
+    LibvirtObservation lv;
+    lv.partial = true;
+    DomainObservation d;
+    d.name = "vm";
+    d.uuid = "uuid-vm";
+    d.state = DomainState::kRunning;
+    d.agent_up = true;
+    d.agent_attempted = true;
+    scoring::ClockSample sample;
+    sample.host_mono_ns = ++sample_mono_;
+    d.sample = sample;
+    lv.domains.push_back(d);
+    out.libvirt = lv;
+    pending_ = 0;
+    return true;
+  }
+  void SetWakeup(std::function<void()> wake) override {
+    std::lock_guard lock(mu_);
+    wake_ = std::move(wake);
+  }
+  // A sample arrived: ring the poller as the libvirt scheduler does.
+  void NewSample() {
+    std::function<void()> wake;
+    {
+      std::lock_guard lock(mu_);
+      ++pending_;
+      wake = wake_;
+    }
+    if (wake) wake();
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    ++released_;
+    cv_.notify_all();
+  }
+  bool WaitStarted(int n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return started_ >= n; });
+  }
+  int harvests() {
+    std::lock_guard lock(mu_);
+    return harvests_;
+  }
+  int started() {
+    std::lock_guard lock(mu_);
+    return started_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::function<void()> wake_;
+  int started_ = 0;
+  int released_ = 0;
+  int finished_ = 0;
+  int harvests_ = 0;
+  int pending_ = 0;
+  int64_t sample_mono_ = 0;
+};
+
+TEST_F(PollerTest, WakeupHarvestsAndPublishesWithoutARunCoalesced) {
+  auto c = std::make_shared<HarvestingCollector>();
+  poller_.Configure({{c, Cfg(60, 5, 0, 1), ""}});
+  poller_.Start(false);
+  poller_.RunOnce();
+  ASSERT_TRUE(c->WaitStarted(1));
+  c->Release();
+  ASSERT_TRUE(poller_.WaitIdle(10000));
+  const uint64_t after_run = poller_.publishes();
+
+  // A sample between runs: the next pass harvests and publishes it.
+  c->NewSample();
+  poller_.RunOnce();
+  EXPECT_EQ(c->harvests(), 1);
+  EXPECT_EQ(poller_.publishes(), after_run + 1);
+  EXPECT_EQ(c->started(), 1);  // no run for it
+  ASSERT_EQ(holder_.Get()->vms.size(), 1u);
+  EXPECT_TRUE(holder_.Get()->vms[0].last_sample.has_value());
+
+  // More samples within the gap wait for it: one harvest, one publish.
+  c->NewSample();
+  c->NewSample();
+  const int64_t next = poller_.RunOnce();
+  EXPECT_EQ(c->harvests(), 1);
+  EXPECT_EQ(next, clock_.MonotonicNs() + Poller::kHarvestGapNs);
+  clock_.Advance(Poller::kHarvestGapNs);
+  poller_.RunOnce();
+  EXPECT_EQ(c->harvests(), 2);
+  EXPECT_EQ(poller_.publishes(), after_run + 2);
+  poller_.RunOnce();  // nothing rang: no harvest, no publish
+  EXPECT_EQ(c->harvests(), 2);
+  EXPECT_EQ(poller_.publishes(), after_run + 2);
+
+  // A wakeup with nothing new harvests but publishes nothing.
+  clock_.Advance(Poller::kHarvestGapNs);
+  poller_.Wake("libvirt");
+  poller_.RunOnce();
+  EXPECT_EQ(c->harvests(), 3);
+  EXPECT_EQ(poller_.publishes(), after_run + 2);
+}
+
+TEST_F(PollerTest, HarvestWaitsForARunInFlight) {
+  auto c = std::make_shared<HarvestingCollector>();
+  poller_.Configure({{c, Cfg(60, 5, 0, 1), ""}});
+  poller_.Start(false);
+  poller_.RunOnce();
+  ASSERT_TRUE(c->WaitStarted(1));  // in flight, blocked
+  c->NewSample();
+  poller_.RunOnce();
+  EXPECT_EQ(c->harvests(), 0);  // the run hands out everything itself
+  c->Release();
+  ASSERT_TRUE(poller_.WaitIdle(10000));
+  poller_.RunOnce();
+  EXPECT_EQ(c->harvests(), 1);
+}
+
+// A collector stuck in a call that ignores the stop token (a hung libvirt
+// call). Shared state lives in a shared_ptr so it outlives the poller.
+struct StuckState {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false;
+  bool released = false;
+  bool returned = false;
+};
+class StuckCollector final : public Collector {
+ public:
+  explicit StuckCollector(std::shared_ptr<StuckState> st) : st_(std::move(st)) {}
+  std::string_view Name() const override { return "libvirt"; }
+  Status Collect(const CollectContext&, Observations& out) override {
+    std::unique_lock lock(st_->mu);
+    st_->entered = true;
+    st_->cv.notify_all();
+    st_->cv.wait(lock, [&] { return st_->released; });
+    st_->returned = true;
+    st_->cv.notify_all();
+    out.timex = TimexObservation{};
+    return Status::Ok();
+  }
+
+ private:
+  std::shared_ptr<StuckState> st_;
+};
+
+// Stop() is bounded with a run blocked for good, and the run, when it
+// finally returns after the poller (and its store) are gone, touches
+// neither: it holds only the collector it co-owns.
+TEST(PollerShutdownTest, StuckRunIsLeftBehindAndTouchesNothingAfterwards) {
+  auto st = std::make_shared<StuckState>();
+  auto publishes_after_stop = std::make_shared<std::atomic<int>>(0);
+  auto stopped = std::make_shared<std::atomic<bool>>(false);
+  {
+    FakeClock clock;
+    auto store = std::make_unique<Store>(Config{});
+    auto poller = std::make_unique<Poller>(clock, *store, [=](auto) {
+      if (*stopped) ++*publishes_after_stop;
+    });
+    poller->Configure({{std::make_shared<StuckCollector>(st), Cfg(15, 5, 0, 1), ""}});
+    poller->Start(/*threaded=*/false);
+    poller->RunOnce();
+    {
+      std::unique_lock lock(st->mu);
+      ASSERT_TRUE(st->cv.wait_for(lock, std::chrono::seconds(10), [&] { return st->entered; }));
+    }
+    poller->Stop();  // grace period, then the blocked worker is left behind
+    *stopped = true;
+    poller.reset();
+    store.reset();
+  }
+  {
+    std::unique_lock lock(st->mu);
+    st->released = true;
+    st->cv.notify_all();
+    ASSERT_TRUE(st->cv.wait_for(lock, std::chrono::seconds(10), [&] { return st->returned; }));
+  }
+  // The worker leaves right after Collect returns; give it a bounded moment
+  // to try (it must find its lease refused and publish nothing).
+  for (int i = 0; i < 100 && st.use_count() > 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(st.use_count(), 1);  // the job and its collector are gone
+  EXPECT_EQ(*publishes_after_stop, 0);
+}
+
 }  // namespace
 }  // namespace vmtime

@@ -56,14 +56,23 @@ class HistoryBuilder {
   // `n` samples, one per interval, of a clock that something keeps resetting
   // to the value it has now: each reads that value plus `wobble_s` on every
   // other sample (so it moves back and forth between samples).
-  HistoryBuilder& Hold(int n, double wobble_s) {
-    const int64_t held = guest_real_;
+  HistoryBuilder& Hold(int n, double wobble_s) { return HoldAfter(0, 0, n, wobble_s); }
+  // A hold that begins mid-interval, as the lab's does: the guest clock runs
+  // `ran_s` after the last sample, is then set back to its whole second
+  // (losing `lost_s`) and held there for `n` samples (wobble as in Hold).
+  HistoryBuilder& HoldAfter(double ran_s, double lost_s, int n, double wobble_s) {
+    const int64_t held = guest_real_ + Ns(ran_s) - Ns(lost_s);
     for (int i = 0; i < n; ++i) {
       Advance(interval_ns_, true);
       guest_real_ = held + (i % 2 == 0 ? Ns(wobble_s) : 0);
       Take();
     }
     guest_real_ = held;
+    return *this;
+  }
+  // The half round trip recorded with every later sample.
+  HistoryBuilder& Uncertainty(double seconds) {
+    uncertainty_s_ = seconds;
     return *this;
   }
   // Host time passes without samples; the guest clock runs (agent silent).
@@ -103,7 +112,7 @@ class HistoryBuilder {
     s.host_real_ns = host_real_;
     s.guest_real_ns = guest_real_;
     s.offset_s = static_cast<double>(guest_real_ - host_real_) / 1e9;
-    s.uncertainty_s = 0.0004;
+    s.uncertainty_s = uncertainty_s_;
     s.after_interruption = interrupted_;
     interrupted_ = false;
     samples_.push_back(s);
@@ -114,6 +123,7 @@ class HistoryBuilder {
   int64_t guest_real_;
   int64_t interval_ns_;
   double drift_ = 0;
+  double uncertainty_s_ = 0.0004;
   bool interrupted_ = false;  // mark the next sample after_interruption
   std::vector<ClockSample> samples_;
 };

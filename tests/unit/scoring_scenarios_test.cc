@@ -108,6 +108,50 @@ void AddSeedCases(std::vector<Scenario>& v) {
          EXPECT_EQ(r.steps_in_window.backward, 0);
          EXPECT_EQ(r.steps_in_window.forward, 0);
        }});
+  add({.name = "held_still_from_mid_interval_2s_polls",
+       // The lab's hold: the clock ran 0.9 s after a sample, was set back to
+       // its whole second (0.5 s) and held. The first pair (guest +0.5 s over
+       // 2 s) fell 1.5 s behind like a backward step; the stop that follows
+       // says what it was.
+       .history = HistoryBuilder(0.001, 2).Steady(30).HoldAfter(0.9, 0.5, 4, 0.1),
+       .min_score = 10,
+       .max_score = 10,
+       .band = kBad,
+       .reasons = {R::kClockStopped, R::kOffsetElevated},
+       .check = [](const ScoreResult& r) {
+         EXPECT_TRUE(r.clock_stopped);
+         EXPECT_EQ(r.steps_in_window.backward, 0);
+       }});
+  add({.name = "uncertain_samples_seconds_apart_are_not_drift",
+       // A loaded TCG host: five samples 2 s apart, each +-25 ms uncertain,
+       // reading -25, +25, -25, +25, +25 ms. An unweighted fit says thousands
+       // of ppm; the samples cannot resolve a slope that fine.
+       .history = HistoryBuilder(0, 2)
+                      .Uncertainty(0.025)
+                      .Steady(1)
+                      .Jitter(-0.025)
+                      .Steady(1)
+                      .Jitter(0.025)
+                      .Steady(1)
+                      .Jitter(-0.025)
+                      .Steady(1)
+                      .Jitter(0.025)
+                      .Steady(1)
+                      .Jitter(0.025),
+       .now_after_last_s = 1,
+       .min_score = 100,
+       .max_score = 100,
+       .band = kGood,
+       .reasons = {},
+       .check = [](const ScoreResult& r) { ASSERT_TRUE(r.drift.has_value()); }});
+  add({.name = "offset_within_its_uncertainty_is_not_elevated",
+       // +63 ms read with +-76 ms: the guest may be right on time.
+       .history = HistoryBuilder(0.063).Uncertainty(0.076).Steady(8),
+       .min_score = 99,
+       .max_score = 100,
+       .band = kGood,
+       .reasons = {},
+       .check = nullptr});
   add({.name = "seed_resumed_21s_behind",
        // Paused 20.9 s; the guest clock lost that time and nothing corrects it.
        .history = HistoryBuilder(0.001).Steady(20).Pause(20.9).Steady(6),
@@ -374,8 +418,8 @@ std::vector<Scenario> Scenarios() {
        .band = kBad,
        .reasons = {R::kOffsetHigh, R::kOffsetCritical},
        .check = nullptr});
-  add({.name = "offset_15min",
-       .history = HistoryBuilder(-900).Steady(64),
+  add({.name = "offset_15min",  // beyond 15 min by more than the sample's uncertainty
+       .history = HistoryBuilder(-900.01).Steady(64),
        .min_score = 15,
        .max_score = 20,
        .band = kBad,

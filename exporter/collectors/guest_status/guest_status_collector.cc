@@ -2,11 +2,13 @@
 // guest_status_collector.h).
 #include "exporter/collectors/guest_status/guest_status_collector.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <thread>
 
 #include "exporter/collectors/guest_status/libvirt_guest_agent.h"
 
@@ -23,6 +25,11 @@ CollectorOptions OptionsFromConfig(const Config& config) {
   return o;
 }
 
+int64_t ProbeDeadlineNs(const ProbeOptions& options) {
+  const int64_t calls = static_cast<int64_t>(options.commands.size()) + 2;
+  return calls * SecondsToNs(std::max(0.0, options.exec_timeout_s) + 1.0) + 30 * kNsPerSecond;
+}
+
 GuestStatusCollector::GuestStatusCollector(std::shared_ptr<GuestAgent> agent,
                                            CollectorOptions options, const Clock& clock,
                                            Sleeper sleep)
@@ -33,64 +40,102 @@ GuestStatusCollector::GuestStatusCollector(std::shared_ptr<GuestAgent> agent,
   if (!sleep_) {
     sleep_ = [](int64_t ns) { std::this_thread::sleep_for(std::chrono::nanoseconds(ns)); };
   }
-  int n = std::max(1, options_.concurrency);
-  for (int i = 0; i < n; ++i) {
-    workers_.emplace_back([this](std::stop_token stop) { Work(stop); });
-  }
+  WorkerPoolOptions o;
+  o.name = "guest_status probes";
+  o.workers = std::max(1, options_.concurrency);
+  o.max_stuck = o.workers;
+  o.watchdog_period = std::chrono::milliseconds(500);
+  pool_ = std::make_unique<WorkerPool>(clock_, std::move(o));
 }
 
 GuestStatusCollector::~GuestStatusCollector() {
-  for (auto& w : workers_) w.request_stop();
-  cv_.notify_all();
-  workers_.clear();  // joins
+  stop_.request_stop();  // probes stop between guest-exec-status polls
+  pool_->Shutdown(WorkerPool::kDefaultGrace);
 }
 
-void GuestStatusCollector::Work(std::stop_token stop) {
-  while (!stop.stop_requested()) {
-    std::string uuid;
-    ProbeMemory memory;
-    {
-      std::unique_lock lock(mu_);
-      if (!cv_.wait(lock, stop, [&] { return !queue_.empty(); })) return;
-      uuid = std::move(queue_.front());
-      queue_.pop_front();
-      auto it = guests_.find(uuid);
-      if (it == guests_.end()) {  // stopped running while it waited: skip
-        busy_.erase(uuid);
-        cv_.notify_all();
-        continue;
-      }
-      memory = it->second.memory;
-    }
-    GuestStatusObservation obs;
-    try {
-      obs = ProbeGuest(*agent_, uuid, options_.probe, memory, clock_, sleep_, stop);
-    } catch (const std::exception& e) {  // nothing below throws by design; be safe
-      obs = GuestStatusObservation{};
-      obs.uuid = uuid;
-      obs.daemon = "none";
-      obs.error = std::string("exec_failed: unexpected exception: ") + e.what();
-      obs.status.measured_mono_ns = clock_.MonotonicNs();
-    } catch (...) {
-      obs = GuestStatusObservation{};
-      obs.uuid = uuid;
-      obs.daemon = "none";
-      obs.error = "exec_failed: unexpected exception";
-      obs.status.measured_mono_ns = clock_.MonotonicNs();
-    }
-    {
-      std::lock_guard lock(mu_);
-      if (auto it = guests_.find(uuid); it != guests_.end()) {
-        if (!obs.error.empty()) {
-          spdlog::debug("guest_status: domain '{}' ({}): {}", it->second.name, uuid, obs.error);
-        }
-        it->second.memory = memory;
-        it->second.last = std::move(obs);
-      }
-      busy_.erase(uuid);
-    }
-    cv_.notify_all();
+namespace {
+
+// ProbeGuest with an exception boundary (nothing below throws by design).
+GuestStatusObservation SafeProbe(GuestAgent& agent, const std::string& uuid,
+                                 const ProbeOptions& options, ProbeMemory& memory,
+                                 const Clock& clock, const Sleeper& sleep, std::stop_token stop) {
+  std::string what;
+  try {
+    return ProbeGuest(agent, uuid, options, memory, clock, sleep, std::move(stop));
+  } catch (const std::exception& e) {
+    what = std::string(": ") + e.what();
+  } catch (...) {
   }
+  GuestStatusObservation obs;
+  obs.uuid = uuid;
+  obs.daemon = "none";
+  obs.error = "exec_failed: unexpected exception" + what;
+  obs.status.measured_mono_ns = clock.MonotonicNs();
+  return obs;
+}
+
+}  // namespace
+
+// One probe on a pool worker: the collector is touched only under a lease;
+// the probe itself uses copies and co-owned state.
+void GuestStatusCollector::Probe(JobContext& ctx, const std::string& uuid) {
+  ProbeMemory memory;
+  std::shared_ptr<GuestAgent> agent;
+  ProbeOptions probe;
+  Sleeper sleep;
+  std::stop_token stop;
+  const Clock* clock = nullptr;
+  {
+    auto lease = ctx.Enter();
+    if (!lease) return;
+    std::lock_guard lock(mu_);
+    auto it = guests_.find(uuid);
+    if (it == guests_.end()) {  // stopped running while it waited: skip
+      busy_.erase(uuid);
+      cv_.notify_all();
+      return;
+    }
+    memory = it->second.memory;
+    agent = agent_;
+    probe = options_.probe;
+    sleep = sleep_;
+    stop = stop_.get_token();
+    clock = &clock_;
+  }
+  GuestStatusObservation obs = SafeProbe(*agent, uuid, probe, memory, *clock, sleep, stop);
+  ctx.Disarm();  // a late probe is still the newest news: it is kept
+  auto lease = ctx.Enter();
+  if (!lease) return;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = guests_.find(uuid); it != guests_.end()) {
+      if (!obs.error.empty()) {
+        spdlog::debug("guest_status: domain '{}' ({}): {}", it->second.name, uuid, obs.error);
+      }
+      it->second.memory = memory;
+      it->second.last = std::move(obs);
+    }
+    busy_.erase(uuid);
+  }
+  cv_.notify_all();
+}
+
+void GuestStatusCollector::OnAbandon(const std::string& uuid) {
+  std::lock_guard lock(mu_);
+  auto it = guests_.find(uuid);
+  if (it == guests_.end()) return;
+  const double limit_s = NsToSeconds(ProbeDeadlineNs(options_.probe));
+  spdlog::warn(
+      "guest_status: domain '{}' ({}): probe still blocked in libvirt after {:.0f} s; left "
+      "behind, the guest is not probed again until it returns",
+      it->second.name, uuid, limit_s);
+  GuestStatusObservation obs;
+  obs.uuid = uuid;
+  obs.daemon = "none";
+  obs.error = fmt::format("timeout: probe still blocked in libvirt after {:.0f} s", limit_s);
+  obs.status.measured_mono_ns = clock_.MonotonicNs();
+  it->second.last = std::move(obs);
+  // Stays busy: no new probe for this guest until the blocked one returns.
 }
 
 Status GuestStatusCollector::Collect(const CollectContext& ctx, Observations& out) {
@@ -109,11 +154,18 @@ Status GuestStatusCollector::Collect(const CollectContext& ctx, Observations& ou
         g.name = d.name;
         next.emplace(d.uuid, std::move(g));
         round.push_back(d.uuid);
-        if (busy_.insert(d.uuid).second) queue_.push_back(d.uuid);
+        if (busy_.insert(d.uuid).second) {
+          JobOptions o;
+          o.key = d.uuid;
+          o.timeout_ns = ProbeDeadlineNs(options_.probe);
+          o.on_abandon = [this, uuid = d.uuid] { OnAbandon(uuid); };
+          const auto submitted = pool_->Submit(
+              [this, uuid = d.uuid](JobContext& ctx) { Probe(ctx, uuid); }, std::move(o));
+          if (submitted == WorkerPool::Submitted::kRejected) busy_.erase(d.uuid);
+        }
       }
       guests_ = std::move(next);  // forgets domains that stopped or vanished
     }
-    cv_.notify_all();
 
     std::unique_lock lock(mu_);
     auto done = [&] {
@@ -141,12 +193,17 @@ Status GuestStatusCollector::Collect(const CollectContext& ctx, Observations& ou
 std::unique_ptr<Collector> MakeGuestStatusCollector(const Config& config, const Clock& clock) {
   if (!config.Collector("guest_status").enabled) return nullptr;
   return std::make_unique<GuestStatusCollector>(
-      std::make_shared<LibvirtGuestAgent>(config.libvirt.uri), OptionsFromConfig(config), clock);
+      std::make_shared<LibvirtGuestAgent>(libvirt::ConnectionPolicy::FromConfig(config.libvirt),
+                                          clock),
+      OptionsFromConfig(config), clock);
 }
 
 std::string GuestStatusFingerprint(const Config& config) {
   const auto o = OptionsFromConfig(config);
-  std::string fp = config.libvirt.uri;
+  const auto& l = config.libvirt;
+  std::string fp = l.uri + "|" + std::to_string(l.keepalive_interval_s) + "|" +
+                   std::to_string(l.keepalive_count) + "|" +
+                   std::to_string(l.reconnect_backoff_max_s);
   for (const auto& id : config.guest_status.commands) fp += "|" + id;
   fp += "|" + std::to_string(o.probe.exec_timeout_s) + "|" +
         std::to_string(o.probe.max_output_bytes) + "|" + std::to_string(o.concurrency);

@@ -5,8 +5,13 @@
 // Each Collect() lists the running domains (GuestAgent::ListRunning; others
 // are skipped) and queues a probe (guest_probe.h) for every one that has no
 // probe queued or running: never more than one guest-exec in flight per
-// guest. A fixed pool of `concurrency` worker threads runs the probes, so
-// total concurrency is bounded and a slow guest holds only its own worker.
+// guest. A WorkerPool (core/worker_pool.h) of `concurrency` workers runs the
+// probes, so total concurrency is bounded and a slow guest holds only its
+// own worker. A probe still blocked past ProbeDeadlineNs (every per-call
+// timeout plus libvirt's own 30 s job-lock wait) is abandoned by the pool's
+// watchdog: the guest is reported "timeout: ..." and not probed again until
+// the call returns, and a replacement worker serves the others (at most
+// `concurrency` abandoned probes at once).
 // Collect() waits for this round's probes until the poller's deadline and
 // returns, for every running domain, the newest finished probe (the current
 // one or an earlier round's); a probe still running at the deadline keeps
@@ -16,20 +21,20 @@
 #pragma once
 
 #include <condition_variable>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <stop_token>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "exporter/collectors/collector.h"
 #include "exporter/collectors/guest_status/guest_agent.h"
 #include "exporter/collectors/guest_status/guest_probe.h"
 #include "exporter/config/config.h"
+#include "exporter/core/worker_pool.h"
 
 namespace vmtime::guest_status {
 
@@ -48,7 +53,9 @@ class GuestStatusCollector final : public Collector {
   // guest-exec-status polls (default: a real sleep).
   GuestStatusCollector(std::shared_ptr<GuestAgent> agent, CollectorOptions options,
                        const Clock& clock, Sleeper sleep = {});
-  ~GuestStatusCollector() override;  // stops and joins the workers
+  // Stops the probes: those still blocked in libvirt after
+  // WorkerPool::kDefaultGrace are left behind and touch nothing of it.
+  ~GuestStatusCollector() override;
   GuestStatusCollector(const GuestStatusCollector&) = delete;
   GuestStatusCollector& operator=(const GuestStatusCollector&) = delete;
 
@@ -61,27 +68,35 @@ class GuestStatusCollector final : public Collector {
     ProbeMemory memory;
     std::optional<GuestStatusObservation> last;  // newest finished probe
   };
-  void Work(std::stop_token stop);
+  void Probe(JobContext& ctx, const std::string& uuid);
+  void OnAbandon(const std::string& uuid);
 
-  std::shared_ptr<GuestAgent> agent_;
-  CollectorOptions options_;
+  const std::shared_ptr<GuestAgent> agent_;  // co-owned by running probes
+  const CollectorOptions options_;
   const Clock& clock_;
   Sleeper sleep_;
+  std::stop_source stop_;  // requested on destruction; probes hold tokens
 
   std::mutex mu_;
-  std::condition_variable_any cv_;       // queue_ grew, or a probe finished
-  std::deque<std::string> queue_;        // uuids waiting for a worker
+  std::condition_variable cv_;           // a probe finished
   std::set<std::string> busy_;           // uuids queued or being probed
   std::map<std::string, Guest> guests_;  // running domains by uuid
-  std::vector<std::jthread> workers_;    // last member: joined first
+  std::unique_ptr<WorkerPool> pool_;     // shut down first in the destructor
 };
 
 // The real collector: its own read-write libvirt connection to
-// config.libvirt.uri (opened lazily, reopened when it dies), options from
+// config.libvirt.uri under the libvirt connection policy (opened lazily,
+// reopened with backoff when it dies), options from
 // config.guest_status, concurrency min(config.libvirt.concurrency, 4).
 // Returns nullptr when collectors.guest_status.enabled is false, so a
 // disabled collector cannot run a single guest-exec.
 std::unique_ptr<Collector> MakeGuestStatusCollector(const Config& config, const Clock& clock);
+
+// The watchdog deadline of one probe: every agent call's own timeout
+// (osinfo, reaping a stuck command, each command's exec and status polls,
+// at most exec_timeout_s + 1 s each) plus 30 s, the time libvirt itself may
+// wait for a domain's agent job before failing a call.
+int64_t ProbeDeadlineNs(const ProbeOptions& options);
 
 // Everything MakeGuestStatusCollector reads from the config: a reload that
 // changes it must recreate the collector (collector registry).

@@ -7,34 +7,18 @@
 
 namespace vmtime::guest_status {
 
-LibvirtGuestAgent::LibvirtGuestAgent(std::string uri) : uri_(std::move(uri)) {
-  libvirt::SilenceLibvirtErrors();
-}
-
-Result<std::shared_ptr<virConnect>> LibvirtGuestAgent::Connection() {
-  std::lock_guard lock(mu_);
-  if (conn_ && virConnectIsAlive(conn_.get()) == 1) return conn_;
-  conn_.reset();
-  virConnectPtr c = virConnectOpen(uri_.c_str());
-  if (c == nullptr) return libvirt::LibvirtError("virConnectOpen", "", uri_);
-  conn_ = std::shared_ptr<virConnect>(c, [](virConnectPtr p) { virConnectClose(p); });
-  return conn_;
-}
-
-void LibvirtGuestAgent::Drop(const std::shared_ptr<virConnect>& dead) {
-  std::lock_guard lock(mu_);
-  if (conn_ == dead) conn_.reset();
-}
+LibvirtGuestAgent::LibvirtGuestAgent(const libvirt::ConnectionPolicy& policy, const Clock& clock)
+    : connection_(policy, clock, "guest_status") {}
 
 Result<std::vector<RunningDomain>> LibvirtGuestAgent::ListRunning() {
-  auto conn = Connection();
+  auto conn = connection_.Get();
   if (!conn) return conn.error();
   virDomainPtr* list = nullptr;
   int n = virConnectListAllDomains(
       conn->get(), &list, VIR_CONNECT_LIST_DOMAINS_ACTIVE | VIR_CONNECT_LIST_DOMAINS_RUNNING);
   if (n < 0) {
-    Error e = libvirt::LibvirtError("virConnectListAllDomains", "", uri_);
-    if (virConnectIsAlive(conn->get()) != 1) Drop(*conn);
+    Error e = libvirt::LibvirtError("virConnectListAllDomains", "", connection_.uri());
+    connection_.Check(conn->get(), e.message);
     return e;
   }
   std::vector<RunningDomain> out;
@@ -51,12 +35,12 @@ Result<std::vector<RunningDomain>> LibvirtGuestAgent::ListRunning() {
 
 Result<std::string> LibvirtGuestAgent::Command(const std::string& uuid, const std::string& json,
                                                int timeout_s) {
-  auto conn = Connection();
+  auto conn = connection_.Get();
   if (!conn) return conn.error();
   libvirt::DomainPtr dom(virDomainLookupByUUIDString(conn->get(), uuid.c_str()));
   if (!dom) {
     Error e = libvirt::LibvirtError("virDomainLookupByUUIDString", "", uuid);
-    if (virConnectIsAlive(conn->get()) != 1) Drop(*conn);
+    connection_.Check(conn->get(), e.message);
     return e;
   }
   // The name first: every libvirt call (virDomainGetName too) resets the
@@ -67,7 +51,7 @@ Result<std::string> LibvirtGuestAgent::Command(const std::string& uuid, const st
       virDomainQemuAgentCommand(dom.get(), json.c_str(), timeout_s < 1 ? 1 : timeout_s, 0);
   if (reply == nullptr) {
     Error e = libvirt::LibvirtError("virDomainQemuAgentCommand", domain_name);
-    if (virConnectIsAlive(conn->get()) != 1) Drop(*conn);
+    connection_.Check(conn->get(), e.message);
     return e;
   }
   std::string out(reply);

@@ -4,43 +4,17 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <condition_variable>
-#include <deque>
-#include <list>
 #include <mutex>
 #include <optional>
-#include <thread>
 #include <unordered_map>
 
 #include "exporter/collectors/libvirt/clock_bracket.h"
+#include "exporter/core/worker_pool.h"
 
 namespace vmtime::libvirt {
 
 namespace {
-
-const char* StateText(DomainState s) {
-  switch (s) {
-    case DomainState::kRunning:
-      return "running";
-    case DomainState::kBlocked:
-      return "blocked";
-    case DomainState::kPaused:
-      return "paused";
-    case DomainState::kShutdown:
-      return "shutting down";
-    case DomainState::kShutoff:
-      return "shut off";
-    case DomainState::kCrashed:
-      return "crashed";
-    case DomainState::kSuspended:
-      return "suspended";
-    case DomainState::kUnknown:
-      break;
-  }
-  return "in an unknown state";
-}
 
 // Running and blocked (idle vCPU) domains have a live guest clock.
 bool Samplable(DomainState s) { return s == DomainState::kRunning || s == DomainState::kBlocked; }
@@ -52,29 +26,37 @@ struct Entry {
   std::string name;
   DomainState state = DomainState::kUnknown;
   bool agent_up = false;
-  bool attempted = false;  // an attempt finished (or the domain is not samplable)
+  bool attempted = false;  // an attempt finished since the domain last started running
   std::string agent_error;
   int failures = 0;
-  std::optional<scoring::ClockSample> sample;  // newest since last handed out
+  std::optional<scoring::ClockSample> sample;  // newest not yet handed out
   double rtt_s = 0;
   int64_t last_attempt_mono_ns = 0;
   int64_t next_retry_mono_ns = 0;  // earliest next attempt while failing
   bool queued = false;
   bool in_flight = false;
   bool stuck = false;               // in flight past its deadline
-  bool wake_after = false;          // call the wakeup callback after the next sample
   bool retrigger = false;           // an event arrived while in flight
+  bool dirty = false;               // has news not handed out yet
   uint64_t timeout_generation = 0;  // connection generation the agent timeout was set on
   uint64_t seen_round = 0;
+  // Unconsumed interruptions (host monotonic when seen; 0: none): the first
+  // sample taken after the earliest one is marked after_interruption.
+  int64_t interruption_first_mono_ns = 0;
+  int64_t interruption_last_mono_ns = 0;
 };
 
-struct Slot {
-  std::thread thread;
-  bool busy = false;
-  bool abandoned = false;
-  bool exited = false;
+// What one sampling job needs, copied under the lock, so that its blocking
+// part touches nothing of the scheduler (which may be gone when it returns).
+struct Plan {
+  std::shared_ptr<LibvirtApi> api;
   std::string uuid;
-  int64_t call_start_mono_ns = 0;
+  std::string name;
+  bool set_timeout = false;
+  uint64_t generation = 0;
+  int samples = 1;
+  int timeout_s = 0;
+  int64_t call_deadline_ns = 0;
 };
 
 struct Outcome {
@@ -82,6 +64,7 @@ struct Outcome {
   bool abandoned = false;  // the watchdog gave up on this call; result is void
   Error error;
   Bracket best;
+  std::optional<Status> timeout_status;  // of SetAgentTimeout, when called
 };
 
 Outcome Abandoned() {
@@ -90,146 +73,26 @@ Outcome Abandoned() {
   return o;
 }
 
-}  // namespace
-
-struct AgentScheduler::Shared {
-  Shared(const LibvirtConfig& c, const Clock& clk, std::shared_ptr<LibvirtApi> a)
-      : config(c), clock(clk), api(std::move(a)) {}
-
-  const LibvirtConfig config;
-  const Clock& clock;
-  const std::shared_ptr<LibvirtApi> api;
-
-  mutable std::mutex mu;
-  std::condition_variable work_cv;  // queue non-empty or shutdown
-  std::condition_variable idle_cv;  // a worker finished a job or exited
-  std::condition_variable tick_cv;  // shutdown for the tick thread
-  std::unordered_map<std::string, Entry> domains;
-  std::vector<std::string> listed;  // uuids of the last list, in order
-  std::deque<std::string> queue;
-  std::list<std::shared_ptr<Slot>> slots;
-  int stuck = 0;
-  uint64_t round = 0;
-  int64_t last_round_mono_ns = 0;
-  int64_t prev_round_gap_ns = 0;
-  std::function<void()> wake;
-  std::atomic<bool> shutdown{false};
-  bool timeout_warning_logged = false;
-
-  int LiveWorkersLocked() const {
-    int n = 0;
-    for (const auto& s : slots) n += (!s->abandoned && !s->exited) ? 1 : 0;
-    return n;
-  }
-
-  void Enqueue(Entry& e, bool urgent) {
-    if (e.queued) {
-      if (urgent) {  // move it to the front
-        auto it = std::find(queue.begin(), queue.end(), e.uuid);
-        if (it != queue.end()) queue.erase(it);
-        queue.push_front(e.uuid);
-      }
-      return;
-    }
-    e.queued = true;
-    if (urgent) {
-      queue.push_front(e.uuid);
-    } else {
-      queue.push_back(e.uuid);
-    }
-    work_cv.notify_one();
-  }
-
-  // Starts workers until `concurrency` are live, bounded by the stuck budget.
-  void EnsureWorkersLocked(const std::shared_ptr<Shared>& self) {
-    const int concurrency = std::max(1, config.concurrency);
-    const int max_stuck = std::max(0, config.max_stuck_calls);
-    while (!shutdown && LiveWorkersLocked() < concurrency &&
-           LiveWorkersLocked() + stuck < concurrency + max_stuck) {
-      auto slot = std::make_shared<Slot>();
-      slot->thread = std::thread([self, slot] { WorkerLoop(self, slot); });
-      slots.push_back(std::move(slot));
-    }
-  }
-
-  void RecordFailure(Entry& e, const std::string& message, int64_t now) {
-    if (e.agent_up || e.failures == 0) {
-      spdlog::warn("libvirt: domain '{}' ({}): guest agent down: {}", e.name, e.uuid, message);
-    } else {
-      spdlog::debug("libvirt: domain '{}': guest agent still down ({} failures): {}", e.name,
-                    e.failures + 1, message);
-    }
-    e.agent_up = false;
-    e.attempted = true;
-    e.agent_error = message;
-    e.failures++;
-    e.next_retry_mono_ns = now + RetryDelayNs(config, e.failures);
-  }
-
-  static Outcome RunSample(const std::shared_ptr<Shared>& self, const std::shared_ptr<Slot>& slot,
-                           const std::string& uuid, const std::string& name, bool set_timeout);
-  static void WorkerLoop(std::shared_ptr<Shared> self, std::shared_ptr<Slot> slot);
-  static void Tick(const std::shared_ptr<Shared>& self);
-};
-
-int64_t RetryDelayNs(const LibvirtConfig& config, int failures) {
-  const double base = std::max(0.0, config.agent_retry_interval_s);
-  if (failures < std::max(1, config.agent_max_attempts)) return SecondsToNs(base);
-  const int extra = failures - std::max(1, config.agent_max_attempts) + 1;  // >= 1
-  const double delay = base * std::ldexp(1.0, std::min(extra, 40));
-  return SecondsToNs(std::min(delay, std::max(base, config.agent_backoff_max_s)));
-}
-
-// Runs on a worker without the lock held, except around the bookkeeping.
-Outcome AgentScheduler::Shared::RunSample(const std::shared_ptr<Shared>& self,
-                                          const std::shared_ptr<Slot>& slot,
-                                          const std::string& uuid, const std::string& name,
-                                          bool set_timeout) {
+// K bracketed calls, each under its own deadline. Runs without any lock and
+// touches only the plan (co-owned api), the job context and the clock.
+Outcome TakeSample(JobContext& ctx, const Clock& clock, const Plan& plan) {
   Outcome out;
-  auto begin_call = [&]() -> bool {
-    std::lock_guard lock(self->mu);
-    if (slot->abandoned || self->shutdown) return false;
-    slot->call_start_mono_ns = self->clock.MonotonicNs();
-    return true;
-  };
-  auto still_owned = [&]() -> bool {
-    std::lock_guard lock(self->mu);
-    return !slot->abandoned && !self->shutdown;
-  };
-
-  if (set_timeout) {
-    if (!begin_call()) return Abandoned();
-    const int seconds = static_cast<int>(std::ceil(self->config.agent_timeout_s));
-    Status st = self->api->SetAgentTimeout(uuid, name, seconds);
-    if (!still_owned()) return Abandoned();
-    if (!st.ok()) {
-      std::lock_guard lock(self->mu);
-      if (!self->timeout_warning_logged) {
-        self->timeout_warning_logged = true;
-        spdlog::warn(
-            "libvirt: could not set the guest agent response timeout ({}); relying on the "
-            "exporter-side call deadline only (further failures logged at debug level)",
-            st.message());
-      } else {
-        spdlog::debug("libvirt: {}", st.message());
-      }
-    }
+  auto arm = [&] { return ctx.ArmDeadline(clock.MonotonicNs() + plan.call_deadline_ns); };
+  if (plan.set_timeout) {
+    if (!arm()) return Abandoned();
+    out.timeout_status = plan.api->SetAgentTimeout(plan.uuid, plan.name, plan.timeout_s);
   }
-
-  const int k = std::max(1, self->config.samples);
   std::vector<Bracket> brackets;
-  brackets.reserve(k);
-  for (int i = 0; i < k; ++i) {
-    if (!begin_call()) return Abandoned();
+  brackets.reserve(plan.samples);
+  for (int i = 0; i < plan.samples; ++i) {
+    if (!arm()) return Abandoned();
     Bracket b;
-    b.t0_mono_ns = self->clock.MonotonicNs();
-    b.t0_real_ns = self->clock.RealtimeNs();
-    Result<GuestTime> t = self->api->GetTime(uuid, name);
-    // After a long block the owner may be gone: check before touching the clock.
-    if (self->shutdown) return Abandoned();
-    b.t1_real_ns = self->clock.RealtimeNs();
-    b.t1_mono_ns = self->clock.MonotonicNs();
-    if (!still_owned()) return Abandoned();
+    b.t0_mono_ns = clock.MonotonicNs();
+    b.t0_real_ns = clock.RealtimeNs();
+    Result<GuestTime> t = plan.api->GetTime(plan.uuid, plan.name);
+    b.t1_real_ns = clock.RealtimeNs();
+    b.t1_mono_ns = clock.MonotonicNs();
+    if (ctx.abandoned()) return Abandoned();
     if (!t.ok()) {
       out.error = t.error();
       return out;
@@ -243,217 +106,330 @@ Outcome AgentScheduler::Shared::RunSample(const std::shared_ptr<Shared>& self,
   return out;
 }
 
-void AgentScheduler::Shared::WorkerLoop(std::shared_ptr<Shared> self, std::shared_ptr<Slot> slot) {
-  std::unique_lock lock(self->mu);
-  while (true) {
-    self->work_cv.wait(lock, [&] { return self->shutdown || !self->queue.empty(); });
-    if (self->shutdown) break;
-    std::string uuid = std::move(self->queue.front());
-    self->queue.pop_front();
-    auto it = self->domains.find(uuid);
-    if (it == self->domains.end()) continue;
-    Entry& e = it->second;
-    e.queued = false;
-    if (e.in_flight || !Samplable(e.state)) {
-      e.wake_after = false;
-      continue;
-    }
-    e.in_flight = true;
-    const bool wake_after = e.wake_after;
-    e.wake_after = false;
-    const uint64_t generation = self->api->ConnectionGeneration();
-    const bool set_timeout = self->config.set_agent_timeout && self->config.agent_timeout_s > 0 &&
-                             e.timeout_generation != generation;
-    const std::string name = e.name;
-    e.last_attempt_mono_ns = self->clock.MonotonicNs();
-    slot->busy = true;
-    slot->uuid = uuid;
-    lock.unlock();
-
-    Outcome outcome = RunSample(self, slot, uuid, name, set_timeout);
-
-    lock.lock();
-    if (self->shutdown && !slot->abandoned) break;
-    if (slot->abandoned) {
-      // The watchdog already reported this call as failed and replaced this
-      // thread. Free the domain for scheduling again and leave.
-      self->stuck--;
-      auto jt = self->domains.find(uuid);
-      if (jt != self->domains.end() && !self->shutdown) {
-        Entry& d = jt->second;
-        d.in_flight = false;
-        d.stuck = false;
-        const int64_t now = self->clock.MonotonicNs();
-        spdlog::info("libvirt: domain '{}': stuck guest agent call returned after {:.1f} s", d.name,
-                     NsToSeconds(now - d.last_attempt_mono_ns));
-        d.next_retry_mono_ns = std::max(d.next_retry_mono_ns, now);
-        if (d.retrigger) {
-          d.retrigger = false;
-          d.wake_after = true;
-          self->Enqueue(d, /*urgent=*/true);
-        }
-      }
-      slot->exited = true;
-      if (!self->shutdown) self->EnsureWorkersLocked(self);
-      self->idle_cv.notify_all();
-      return;  // detached by the watchdog
-    }
-    slot->busy = false;
-    auto jt = self->domains.find(uuid);
-    bool wake = false;
-    if (jt != self->domains.end()) {
-      Entry& d = jt->second;
-      d.in_flight = false;
-      const int64_t now = self->clock.MonotonicNs();
-      if (set_timeout) d.timeout_generation = generation;
-      if (outcome.ok) {
-        if (!d.agent_up) {
-          spdlog::info("libvirt: domain '{}' ({}): guest agent up", d.name, d.uuid);
-        }
-        d.agent_up = true;
-        d.attempted = true;
-        d.agent_error.clear();
-        d.failures = 0;
-        d.next_retry_mono_ns = 0;
-        d.sample = SampleFromBracket(outcome.best);
-        d.rtt_s = NsToSeconds(outcome.best.RoundTripNs());
-      } else {
-        self->RecordFailure(d, outcome.error.message, now);
-      }
-      wake = wake_after;
-      if (d.retrigger) {
-        d.retrigger = false;
-        d.wake_after = true;
-        self->Enqueue(d, /*urgent=*/true);
-      }
-    }
-    std::function<void()> wake_fn = wake ? self->wake : nullptr;
-    self->idle_cv.notify_all();
-    if (wake_fn) {
-      lock.unlock();
-      wake_fn();
-      lock.lock();
-    }
-  }
-  slot->exited = true;
-  slot->busy = false;
-  self->idle_cv.notify_all();
+std::string NotSampledError(DomainState s) {
+  return std::string("domain is ") + DomainStateName(s) + " (not sampled)";
 }
 
-void AgentScheduler::Shared::Tick(const std::shared_ptr<Shared>& self) {
-  std::lock_guard lock(self->mu);
-  if (self->shutdown) return;
-  const int64_t now = self->clock.MonotonicNs();
-  const int64_t deadline_ns = SecondsToNs(std::max(0.001, self->config.call_deadline_s));
-  for (auto& slot : self->slots) {
-    if (!slot->busy || slot->abandoned || slot->exited) continue;
-    if (now - slot->call_start_mono_ns <= deadline_ns) continue;
-    slot->abandoned = true;
-    slot->thread.detach();
-    self->stuck++;
-    auto it = self->domains.find(slot->uuid);
-    if (it != self->domains.end()) {
-      Entry& e = it->second;
-      e.stuck = true;  // stays in_flight until the call returns
-      self->RecordFailure(e, kDeadlineError, now);
-      spdlog::warn(
-          "libvirt: domain '{}' ({}): guest agent call exceeded the {:.1f} s deadline; its "
-          "worker is left blocked in libvirt ({} stuck call(s) now) and the domain is not "
-          "polled again until the call returns",
-          e.name, e.uuid, self->config.call_deadline_s, self->stuck);
+}  // namespace
+
+struct AgentScheduler::Impl {
+  Impl(const LibvirtConfig& c, const Clock& clk, std::shared_ptr<LibvirtApi> a)
+      : config(c), clock(clk), api(std::move(a)) {}
+
+  const LibvirtConfig config;
+  const Clock& clock;
+  const std::shared_ptr<LibvirtApi> api;
+  std::unique_ptr<WorkerPool> pool;  // set once in the constructor
+
+  mutable std::mutex mu;  // everything below; taken before the pool's lock
+  std::unordered_map<std::string, Entry> domains;
+  std::vector<std::string> listed;  // uuids of the last list, in order
+  std::vector<std::string> dirty;   // uuids with news, each once
+  uint64_t round = 0;
+  int64_t last_round_mono_ns = 0;
+  int64_t prev_round_gap_ns = 0;
+  std::function<void()> wake;
+  bool wake_armed = true;  // the next news calls `wake`
+  bool shutdown = false;
+  bool timeout_warning_logged = false;
+
+  void Enqueue(Entry& e, bool urgent);
+  void RunJob(JobContext& ctx, const std::string& uuid);
+  std::optional<Plan> StartLocked(const std::string& uuid);
+  std::function<void()> FinishLocked(const Plan& plan, const Outcome& out);
+  void LateReturnLocked(const Plan& plan);
+  void OnAbandon(const std::string& uuid);
+  void RetryTimer();
+  void RecordFailure(Entry& e, const std::string& message, int64_t now);
+  void LogTimeoutStatus(const Status& st);
+  DomainObservation Observe(Entry& e);
+  void ClearDirtyLocked();
+
+  // Records that `e` has news; returns the wakeup to call (outside the
+  // lock) when it is the first news since the last hand-out.
+  std::function<void()> MarkDirtyLocked(Entry& e) {
+    if (!e.dirty) {
+      e.dirty = true;
+      dirty.push_back(e.uuid);
     }
-    if (self->stuck >= std::max(0, self->config.max_stuck_calls)) {
-      spdlog::error(
-          "libvirt: {} guest agent calls are stuck (max_stuck_calls {}): no replacement "
-          "workers are started until some return",
-          self->stuck, self->config.max_stuck_calls);
-    }
+    if (!wake_armed || !wake || shutdown) return nullptr;
+    wake_armed = false;
+    return wake;
   }
-  // Forget threads that have finished (joined) or were detached.
-  for (auto it = self->slots.begin(); it != self->slots.end();) {
-    Slot& s = **it;
-    if (s.abandoned) {
-      it = self->slots.erase(it);  // detached; co-owns `self` until it returns
-    } else if (s.exited) {
-      if (s.thread.joinable()) s.thread.join();
-      it = self->slots.erase(it);
+
+  void MarkInterrupted(Entry& e, int64_t now) {
+    if (e.interruption_first_mono_ns == 0) e.interruption_first_mono_ns = now;
+    e.interruption_last_mono_ns = now;
+  }
+
+  // Whether the sample whose bracket ended at `t1_mono_ns` is the first
+  // after an interruption; consumes the interruptions seen before t1.
+  static bool ConsumeInterruption(Entry& e, int64_t t1_mono_ns) {
+    if (e.interruption_first_mono_ns == 0 || e.interruption_first_mono_ns > t1_mono_ns) {
+      return false;  // none, or only after this sample was taken: marks the next one
+    }
+    if (e.interruption_last_mono_ns > t1_mono_ns) {
+      e.interruption_first_mono_ns = e.interruption_last_mono_ns;
     } else {
-      ++it;
+      e.interruption_first_mono_ns = e.interruption_last_mono_ns = 0;
+    }
+    return true;
+  }
+
+  // Not running: not sampled, and neither up nor down until it runs and an
+  // attempt finishes.
+  static void SetNotSampled(Entry& e) {
+    e.agent_up = false;
+    e.attempted = false;
+    e.agent_error = NotSampledError(e.state);
+    e.failures = 0;
+    e.next_retry_mono_ns = 0;
+  }
+
+  // Running again (after a pause, a stop, or first seen): not attempted yet.
+  static void SetRunningAgain(Entry& e) {
+    e.agent_up = false;
+    e.attempted = false;
+    e.agent_error.clear();
+  }
+};
+
+int64_t RetryDelayNs(const LibvirtConfig& config, int failures) {
+  const double base = std::max(0.0, config.agent_retry_interval_s);
+  if (failures < std::max(1, config.agent_max_attempts)) return SecondsToNs(base);
+  const int extra = failures - std::max(1, config.agent_max_attempts) + 1;  // >= 1
+  const double delay = base * std::ldexp(1.0, std::min(extra, 40));
+  return SecondsToNs(std::min(delay, std::max(base, config.agent_backoff_max_s)));
+}
+
+void AgentScheduler::Impl::Enqueue(Entry& e, bool urgent) {
+  if (e.queued && !urgent) return;
+  e.queued = true;
+  const std::string uuid = e.uuid;
+  JobOptions o;
+  o.key = uuid;
+  o.urgent = urgent;
+  o.on_abandon = [this, uuid] { OnAbandon(uuid); };
+  if (pool->Submit([this, uuid](JobContext& ctx) { RunJob(ctx, uuid); }, std::move(o)) ==
+      WorkerPool::Submitted::kRejected) {
+    e.queued = false;  // shutting down
+  }
+}
+
+// One sampling job. The scheduler is touched only under a lease; between
+// the two leases the job blocks in libvirt and may be abandoned.
+void AgentScheduler::Impl::RunJob(JobContext& ctx, const std::string& uuid) {
+  std::optional<Plan> plan;
+  const Clock* clk = nullptr;
+  {
+    auto lease = ctx.Enter();
+    if (!lease) return;
+    std::lock_guard lock(mu);
+    plan = StartLocked(uuid);
+    clk = &clock;
+  }
+  if (!plan) return;
+  const Outcome out = TakeSample(ctx, *clk, *plan);
+  const bool in_time = ctx.Disarm() && !out.abandoned;
+  auto lease = ctx.Enter();
+  if (!lease) return;  // the scheduler is gone: touch nothing
+  std::function<void()> wake_fn;
+  {
+    std::lock_guard lock(mu);
+    if (in_time) {
+      wake_fn = FinishLocked(*plan, out);
+    } else {
+      LateReturnLocked(*plan);
     }
   }
-  self->EnsureWorkersLocked(self);
-  // Retry timer: failing agents whose next attempt is due.
-  for (auto& [uuid, e] : self->domains) {
+  if (wake_fn) wake_fn();
+}
+
+std::optional<Plan> AgentScheduler::Impl::StartLocked(const std::string& uuid) {
+  auto it = domains.find(uuid);
+  if (it == domains.end()) return std::nullopt;
+  Entry& e = it->second;
+  e.queued = false;
+  if (e.in_flight || !Samplable(e.state) || shutdown) return std::nullopt;
+  e.in_flight = true;
+  e.last_attempt_mono_ns = clock.MonotonicNs();
+  Plan p;
+  p.api = api;
+  p.uuid = uuid;
+  p.name = e.name;
+  p.generation = api->ConnectionGeneration();
+  p.set_timeout = config.set_agent_timeout && config.agent_timeout_s > 0 &&
+                  e.timeout_generation != p.generation;
+  p.samples = std::max(1, config.samples);
+  p.timeout_s = static_cast<int>(std::ceil(config.agent_timeout_s));
+  p.call_deadline_ns = SecondsToNs(std::max(0.001, config.call_deadline_s));
+  return p;
+}
+
+std::function<void()> AgentScheduler::Impl::FinishLocked(const Plan& plan, const Outcome& out) {
+  if (out.timeout_status) LogTimeoutStatus(*out.timeout_status);
+  auto it = domains.find(plan.uuid);
+  if (it == domains.end()) return nullptr;
+  Entry& d = it->second;
+  d.in_flight = false;
+  if (plan.set_timeout) d.timeout_generation = plan.generation;
+  const int64_t now = clock.MonotonicNs();
+  if (!Samplable(d.state)) {
+    SetNotSampled(d);  // paused or stopped while the call ran: no verdict
+  } else if (out.ok) {
+    if (!d.agent_up) spdlog::info("libvirt: domain '{}' ({}): guest agent up", d.name, d.uuid);
+    d.agent_up = true;
+    d.attempted = true;
+    d.agent_error.clear();
+    d.failures = 0;
+    d.next_retry_mono_ns = 0;
+    scoring::ClockSample s = SampleFromBracket(out.best);
+    s.after_interruption = ConsumeInterruption(d, out.best.t1_mono_ns);
+    // A marked sample not handed out yet is replaced by this one: the mark
+    // moves on, since the store's previous sample is still before the gap.
+    if (d.sample && d.sample->after_interruption) s.after_interruption = true;
+    d.sample = s;
+    d.rtt_s = NsToSeconds(out.best.RoundTripNs());
+  } else {
+    RecordFailure(d, out.error.message, now);
+  }
+  if (d.retrigger) {
+    d.retrigger = false;
+    Enqueue(d, /*urgent=*/true);
+  }
+  return MarkDirtyLocked(d);
+}
+
+void AgentScheduler::Impl::LateReturnLocked(const Plan& plan) {
+  // The watchdog already reported this call failed (OnAbandon). Free the
+  // domain for scheduling again.
+  auto it = domains.find(plan.uuid);
+  if (it == domains.end()) return;
+  Entry& d = it->second;
+  d.in_flight = false;
+  d.stuck = false;
+  const int64_t now = clock.MonotonicNs();
+  spdlog::info("libvirt: domain '{}': stuck guest agent call returned after {:.1f} s", d.name,
+               NsToSeconds(now - d.last_attempt_mono_ns));
+  d.next_retry_mono_ns = std::max(d.next_retry_mono_ns, now);
+  if (d.retrigger) {
+    d.retrigger = false;
+    Enqueue(d, /*urgent=*/true);
+  }
+}
+
+void AgentScheduler::Impl::OnAbandon(const std::string& uuid) {
+  std::function<void()> wake_fn;
+  {
+    std::lock_guard lock(mu);
+    auto it = domains.find(uuid);
+    if (it == domains.end() || shutdown) return;
+    Entry& e = it->second;
+    if (!e.in_flight || e.stuck) return;
+    e.stuck = true;  // stays in_flight until the call returns
+    RecordFailure(e, kDeadlineError, clock.MonotonicNs());
+    spdlog::warn(
+        "libvirt: domain '{}' ({}): guest agent call exceeded the {:.1f} s deadline; its worker "
+        "is left blocked in libvirt ({} stuck call(s) now) and the domain is not polled again "
+        "until the call returns",
+        e.name, e.uuid, config.call_deadline_s, pool->stats().stuck);
+    wake_fn = MarkDirtyLocked(e);
+  }
+  if (wake_fn) wake_fn();
+}
+
+void AgentScheduler::Impl::RetryTimer() {
+  std::lock_guard lock(mu);
+  if (shutdown) return;
+  const int64_t now = clock.MonotonicNs();
+  for (auto& [uuid, e] : domains) {
     if (e.failures > 0 && !e.in_flight && !e.queued && Samplable(e.state) &&
-        e.seen_round == self->round && now >= e.next_retry_mono_ns) {
-      self->Enqueue(e, /*urgent=*/false);
+        e.seen_round == round && now >= e.next_retry_mono_ns) {
+      Enqueue(e, /*urgent=*/false);
     }
   }
+}
+
+void AgentScheduler::Impl::RecordFailure(Entry& e, const std::string& message, int64_t now) {
+  if (e.agent_up || e.failures == 0) {
+    spdlog::warn("libvirt: domain '{}' ({}): guest agent down: {}", e.name, e.uuid, message);
+  } else {
+    spdlog::debug("libvirt: domain '{}': guest agent still down ({} failures): {}", e.name,
+                  e.failures + 1, message);
+  }
+  e.agent_up = false;
+  e.attempted = true;
+  e.agent_error = message;
+  e.failures++;
+  e.next_retry_mono_ns = now + RetryDelayNs(config, e.failures);
+}
+
+void AgentScheduler::Impl::LogTimeoutStatus(const Status& st) {
+  if (st.ok()) return;
+  if (!timeout_warning_logged) {
+    timeout_warning_logged = true;
+    spdlog::warn(
+        "libvirt: could not set the guest agent response timeout ({}); relying on the "
+        "exporter-side call deadline only (further failures logged at debug level)",
+        st.message());
+  } else {
+    spdlog::debug("libvirt: {}", st.message());
+  }
+}
+
+DomainObservation AgentScheduler::Impl::Observe(Entry& e) {
+  DomainObservation o;
+  o.name = e.name;
+  o.uuid = e.uuid;
+  o.state = e.state;
+  o.agent_up = e.agent_up;
+  o.agent_attempted = e.attempted;
+  o.agent_error = e.agent_error;
+  o.agent_failures = e.failures;
+  o.sample = std::exchange(e.sample, std::nullopt);
+  o.rtt_s = e.rtt_s;
+  o.last_attempt_mono_ns = e.last_attempt_mono_ns;
+  return o;
+}
+
+void AgentScheduler::Impl::ClearDirtyLocked() {
+  for (const std::string& uuid : dirty) {
+    if (auto it = domains.find(uuid); it != domains.end()) it->second.dirty = false;
+  }
+  dirty.clear();
+  wake_armed = true;
 }
 
 AgentScheduler::AgentScheduler(const LibvirtConfig& config, const Clock& clock,
                                std::shared_ptr<LibvirtApi> api, SchedulerOptions options)
-    : shared_(std::make_shared<Shared>(config, clock, std::move(api))) {
-  {
-    std::lock_guard lock(shared_->mu);
-    shared_->EnsureWorkersLocked(shared_);
-  }
+    : impl_(std::make_unique<Impl>(config, clock, std::move(api))) {
+  WorkerPoolOptions o;
+  o.name = "libvirt agent workers";
+  o.workers = std::max(1, config.concurrency);
+  o.max_stuck = std::max(0, config.max_stuck_calls);
   if (options.background_tick) {
-    auto self = shared_;
-    const auto period = options.tick_interval;
-    tick_thread_ = std::thread([self, period] {
-      std::unique_lock lock(self->mu);
-      while (!self->shutdown) {
-        self->tick_cv.wait_for(lock, period, [&] { return self->shutdown.load(); });
-        if (self->shutdown) break;
-        lock.unlock();
-        Shared::Tick(self);
-        lock.lock();
-      }
-    });
+    o.watchdog_period = options.tick_interval;
+    Impl* impl = impl_.get();
+    o.on_tick = [impl] { impl->RetryTimer(); };
   }
+  impl_->pool = std::make_unique<WorkerPool>(clock, std::move(o));
 }
 
 AgentScheduler::~AgentScheduler() {
-  std::list<std::shared_ptr<Slot>> slots;
   {
-    std::lock_guard lock(shared_->mu);
-    shared_->shutdown = true;
-    shared_->wake = nullptr;
-    shared_->work_cv.notify_all();
-    shared_->tick_cv.notify_all();
+    std::lock_guard lock(impl_->mu);
+    impl_->shutdown = true;
+    impl_->wake = nullptr;
   }
-  if (tick_thread_.joinable()) tick_thread_.join();
-  std::unique_lock lock(shared_->mu);
-  // Workers inside a guest call finish it first; wait a bounded time, then
-  // detach whoever is still blocked in libvirt.
-  const auto limit = std::chrono::steady_clock::now() +
-                     std::chrono::milliseconds(static_cast<int64_t>(
-                         std::clamp(shared_->config.call_deadline_s, 0.1, 10.0) * 1000));
-  shared_->idle_cv.wait_until(lock, limit, [&] {
-    for (const auto& s : shared_->slots) {
-      if (!s->abandoned && !s->exited) return false;
-    }
-    return true;
-  });
-  slots.swap(shared_->slots);
-  lock.unlock();
-  for (auto& s : slots) {
-    if (!s->thread.joinable()) continue;
-    if (s->exited) {
-      s->thread.join();
-    } else {
-      s->thread.detach();
-    }
-  }
+  impl_->pool->Shutdown(kShutdownGrace);
 }
 
 std::vector<DomainObservation> AgentScheduler::Update(const std::vector<DomainInfo>& domains) {
-  std::lock_guard lock(shared_->mu);
-  Shared& sh = *shared_;
+  Impl& sh = *impl_;
+  std::lock_guard lock(sh.mu);
   const int64_t now = sh.clock.MonotonicNs();
-  // A full round queues every healthy running domain. Event-triggered
-  // Collects that follow a round closely do not start another one.
+  // A full round queues every healthy running domain. Collects that follow
+  // a round closely (a reload, a manual poll) do not start another one.
   bool full_round = true;
   if (sh.round > 0 && sh.prev_round_gap_ns > 0) {
     full_round = now - sh.last_round_mono_ns >= sh.prev_round_gap_ns / 2;
@@ -475,17 +451,17 @@ std::vector<DomainObservation> AgentScheduler::Update(const std::vector<DomainIn
     e.state = d.state;
     e.seen_round = round;
     sh.listed.push_back(d.uuid);
+    if (!inserted && was_samplable != Samplable(d.state)) {
+      sh.MarkInterrupted(e, now);  // a pause or stop the events did not tell us about
+    }
     if (!Samplable(d.state)) {
-      if (!e.in_flight) {
-        e.agent_up = false;
-        e.attempted = true;
-        e.agent_error = std::string("domain is ") + StateText(d.state) + " (not sampled)";
-        e.failures = 0;
-        e.next_retry_mono_ns = 0;
-      }
+      if (!e.in_flight) Impl::SetNotSampled(e);
       continue;
     }
-    if (!was_samplable && !inserted) e.timeout_generation = 0;  // restarted: re-apply timeout
+    if (!was_samplable && !inserted) {
+      e.timeout_generation = 0;  // restarted: re-apply the agent timeout
+      if (!e.in_flight) Impl::SetRunningAgain(e);
+    }
     if (e.in_flight || e.queued) continue;
     if (e.failures == 0 ? full_round : now >= e.next_retry_mono_ns) sh.Enqueue(e, false);
   }
@@ -499,113 +475,102 @@ std::vector<DomainObservation> AgentScheduler::Update(const std::vector<DomainIn
   }
   std::vector<DomainObservation> out;
   out.reserve(sh.listed.size());
-  for (const std::string& uuid : sh.listed) {
-    Entry& e = sh.domains.at(uuid);
-    DomainObservation o;
-    o.name = e.name;
-    o.uuid = e.uuid;
-    o.state = e.state;
-    o.agent_up = e.agent_up;
-    o.agent_attempted = e.attempted;
-    o.agent_error = e.agent_error;
-    o.agent_failures = e.failures;
-    o.sample = std::exchange(e.sample, std::nullopt);
-    o.rtt_s = e.rtt_s;
-    o.last_attempt_mono_ns = e.last_attempt_mono_ns;
-    out.push_back(std::move(o));
-  }
+  for (const std::string& uuid : sh.listed) out.push_back(sh.Observe(sh.domains.at(uuid)));
+  sh.ClearDirtyLocked();
   return out;
 }
 
 std::vector<DomainObservation> AgentScheduler::Current() {
-  std::lock_guard lock(shared_->mu);
+  Impl& sh = *impl_;
+  std::lock_guard lock(sh.mu);
   std::vector<DomainObservation> out;
-  out.reserve(shared_->listed.size());
-  for (const std::string& uuid : shared_->listed) {
-    auto it = shared_->domains.find(uuid);
-    if (it == shared_->domains.end()) continue;
-    Entry& e = it->second;
-    DomainObservation o;
-    o.name = e.name;
-    o.uuid = e.uuid;
-    o.state = e.state;
-    o.agent_up = e.agent_up;
-    o.agent_attempted = e.attempted;
-    o.agent_error = e.agent_error;
-    o.agent_failures = e.failures;
-    o.sample = std::exchange(e.sample, std::nullopt);
-    o.rtt_s = e.rtt_s;
-    o.last_attempt_mono_ns = e.last_attempt_mono_ns;
-    out.push_back(std::move(o));
+  out.reserve(sh.listed.size());
+  for (const std::string& uuid : sh.listed) {
+    auto it = sh.domains.find(uuid);
+    if (it != sh.domains.end()) out.push_back(sh.Observe(it->second));
   }
+  sh.ClearDirtyLocked();
   return out;
 }
 
-void AgentScheduler::Tick() { Shared::Tick(shared_); }
+std::vector<DomainObservation> AgentScheduler::Harvest() {
+  Impl& sh = *impl_;
+  std::lock_guard lock(sh.mu);
+  std::vector<DomainObservation> out;
+  out.reserve(sh.dirty.size());
+  for (const std::string& uuid : sh.dirty) {
+    auto it = sh.domains.find(uuid);
+    if (it != sh.domains.end() && it->second.dirty) out.push_back(sh.Observe(it->second));
+  }
+  sh.ClearDirtyLocked();
+  return out;
+}
+
+void AgentScheduler::Tick() {
+  impl_->pool->Tick();
+  impl_->RetryTimer();
+}
 
 void AgentScheduler::OnEvent(const std::string& uuid, const std::string& name, DomainEvent event) {
-  std::lock_guard lock(shared_->mu);
-  Shared& sh = *shared_;
-  if (sh.shutdown) return;
-  spdlog::debug("libvirt: event {} for domain '{}' ({})", DomainEventName(event), name, uuid);
-  auto [it, inserted] = sh.domains.try_emplace(uuid);
-  Entry& e = it->second;
-  if (inserted) {
-    e.uuid = uuid;
-    e.name = name;
-    e.seen_round = sh.round;  // schedulable until the next list says otherwise
+  Impl& sh = *impl_;
+  std::function<void()> wake_fn;
+  {
+    std::lock_guard lock(sh.mu);
+    if (sh.shutdown) return;
+    spdlog::debug("libvirt: event {} for domain '{}' ({})", DomainEventName(event), name, uuid);
+    auto [it, inserted] = sh.domains.try_emplace(uuid);
+    Entry& e = it->second;
+    if (inserted) {
+      e.uuid = uuid;
+      e.name = name;
+      e.seen_round = sh.round;  // schedulable until the next list says otherwise
+    }
+    const int64_t now = sh.clock.MonotonicNs();
+    const bool was_samplable = Samplable(e.state);
+    switch (event) {
+      case DomainEvent::kSuspended:
+      case DomainEvent::kStopped:
+        e.state = event == DomainEvent::kSuspended ? DomainState::kPaused : DomainState::kShutoff;
+        sh.MarkInterrupted(e, now);
+        if (!e.in_flight) Impl::SetNotSampled(e);
+        wake_fn = sh.MarkDirtyLocked(e);
+        break;
+      case DomainEvent::kAgentDisconnected:
+        return;
+      case DomainEvent::kStarted:
+      case DomainEvent::kResumed:
+      case DomainEvent::kAgentConnected:
+        if (event == DomainEvent::kStarted) e.timeout_generation = 0;  // a new QEMU process
+        if (event != DomainEvent::kResumed) {
+          e.failures = 0;
+          e.next_retry_mono_ns = 0;
+        }
+        if (event != DomainEvent::kAgentConnected) sh.MarkInterrupted(e, now);
+        e.state = DomainState::kRunning;
+        if (!was_samplable && !e.in_flight) Impl::SetRunningAgain(e);
+        if (e.in_flight) {
+          e.retrigger = true;  // poll again as soon as the current call returns
+        } else {
+          sh.Enqueue(e, /*urgent=*/true);
+        }
+        break;
+    }
   }
-  switch (event) {
-    case DomainEvent::kSuspended:
-      e.state = DomainState::kPaused;
-      return;
-    case DomainEvent::kStopped:
-      e.state = DomainState::kShutoff;
-      return;
-    case DomainEvent::kAgentDisconnected:
-      return;
-    case DomainEvent::kStarted:
-      e.timeout_generation = 0;  // a new QEMU process: the agent timeout is gone
-      [[fallthrough]];
-    case DomainEvent::kAgentConnected:
-      e.failures = 0;
-      e.next_retry_mono_ns = 0;
-      [[fallthrough]];
-    case DomainEvent::kResumed:
-      e.state = DomainState::kRunning;
-      break;
-  }
-  if (e.in_flight) {
-    e.retrigger = true;  // poll again as soon as the current call returns
-    return;
-  }
-  e.wake_after = true;
-  sh.Enqueue(e, /*urgent=*/true);
+  if (wake_fn) wake_fn();
 }
 
 void AgentScheduler::SetWakeup(std::function<void()> wake) {
-  std::lock_guard lock(shared_->mu);
-  shared_->wake = std::move(wake);
+  std::lock_guard lock(impl_->mu);
+  impl_->wake = std::move(wake);
+  impl_->wake_armed = true;
 }
 
 bool AgentScheduler::WaitIdle(std::chrono::milliseconds timeout, int allow_busy) {
-  std::unique_lock lock(shared_->mu);
-  return shared_->idle_cv.wait_for(lock, timeout, [&] {
-    if (!shared_->queue.empty()) return false;
-    int busy = 0;
-    for (const auto& s : shared_->slots) busy += (s->busy && !s->abandoned) ? 1 : 0;
-    return busy <= allow_busy;
-  });
+  return impl_->pool->WaitIdle(timeout, allow_busy);
 }
 
-int AgentScheduler::StuckCalls() const {
-  std::lock_guard lock(shared_->mu);
-  return shared_->stuck;
-}
+int AgentScheduler::StuckCalls() const { return impl_->pool->stats().stuck; }
 
-int AgentScheduler::LiveWorkers() const {
-  std::lock_guard lock(shared_->mu);
-  return shared_->LiveWorkersLocked();
-}
+int AgentScheduler::LiveWorkers() const { return impl_->pool->stats().live; }
 
 }  // namespace vmtime::libvirt

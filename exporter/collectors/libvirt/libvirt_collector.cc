@@ -33,6 +33,20 @@ void LibvirtCollector::SetWakeup(std::function<void()> wake) {
   scheduler_->SetWakeup(std::move(wake));
 }
 
+bool LibvirtCollector::Harvest(Observations& out) {
+  try {
+    LibvirtObservation obs;
+    obs.partial = true;
+    obs.domains = scheduler_->Harvest();
+    if (obs.domains.empty()) return true;
+    obs.connected = api_->Connected();
+    out.libvirt = std::move(obs);
+  } catch (const std::exception& e) {
+    spdlog::warn("libvirt collector: harvest failed: {}", e.what());
+  }
+  return true;
+}
+
 Status LibvirtCollector::Collect(const CollectContext& /*ctx*/, Observations& out) {
   try {
     Result<std::vector<libvirt::DomainInfo>> list = api_->ListDomains();

@@ -3,11 +3,13 @@
 //
 // Collect() is cheap and never waits for a guest: it lists the domains (one
 // RPC), hands the list to the AgentScheduler, which queues guest-clock
-// samples on its own bounded pool of agent workers, and returns what the
-// workers have measured so far (Observations::libvirt). Samples arrive
-// between Collects; each one is returned once. Resume/start/agent-connected
-// events poll that domain at once and call the poller's wakeup callback when
-// its new sample is in. See docs/libvirt.md.
+// samples on its own pool of agent workers, and returns what the workers
+// have measured so far (Observations::libvirt). Samples arrive between
+// Collects: the scheduler calls the poller's wakeup callback when one is
+// stored, and Harvest() hands out the domains with news without listing
+// again (no I/O), so a sample is published within a fraction of a second.
+// Each sample is handed out once. Resume/start/agent-connected events poll
+// that domain at once. See docs/libvirt.md.
 #pragma once
 
 #include <functional>
@@ -35,6 +37,7 @@ class LibvirtCollector final : public Collector {
   std::string_view Name() const override { return "libvirt"; }
   Status Collect(const CollectContext& ctx, Observations& out) override;
   void SetWakeup(std::function<void()> wake) override;
+  bool Harvest(Observations& out) override;
 
   // For tests and benchmarks.
   libvirt::AgentScheduler& scheduler() { return *scheduler_; }

@@ -73,16 +73,6 @@ void OnAgentLifecycle(virConnectPtr /*conn*/, virDomainPtr dom, int state, int /
   }
 }
 
-void OnClose(virConnectPtr /*conn*/, int reason, void* opaque) {
-  auto* ctx = static_cast<CallbackCtx*>(opaque);
-  ctx->sink->closed_generation = ctx->generation;
-  static constexpr const char* kReasons[] = {"error", "end of file", "keepalive timeout",
-                                             "client request"};
-  const char* why = reason >= 0 && reason < 4 ? kReasons[reason] : "unknown reason";
-  // Logged here because the event loop is the first to know.
-  spdlog::warn("libvirt: connection closed ({}); reconnecting on the next poll", why);
-}
-
 DomainState StateFromLibvirt(int s) {
   switch (s) {
     case VIR_DOMAIN_RUNNING:
@@ -146,18 +136,17 @@ const char* DomainEventName(DomainEvent e) {
 }
 
 RealLibvirtApi::RealLibvirtApi(const LibvirtConfig& config, const Clock& clock)
-    : config_(config), clock_(clock), sink_(std::make_shared<EventSink>()) {
-  SilenceLibvirtErrors();
-  loop_ = EventLoop::Acquire();  // before the first connection
-}
+    : config_(config),
+      sink_(std::make_shared<EventSink>()),
+      connection_(ConnectionPolicy::FromConfig(config), clock, "libvirt",
+                  Connection::Hooks{
+                      [this](virConnectPtr c, uint64_t g) { RegisterEvents(c, g); },
+                      [this](virConnectPtr c) { DeregisterEvents(c); },
+                  }) {}
 
 RealLibvirtApi::~RealLibvirtApi() {
-  {
-    std::lock_guard lock(sink_->mu);
-    sink_->handler = nullptr;
-  }
-  std::lock_guard lock(mu_);
-  DisconnectLocked("exporter shutting down");
+  std::lock_guard lock(sink_->mu);
+  sink_->handler = nullptr;
 }
 
 void RealLibvirtApi::SetEventHandler(DomainEventHandler handler) {
@@ -165,126 +154,49 @@ void RealLibvirtApi::SetEventHandler(DomainEventHandler handler) {
   sink_->handler = std::move(handler);
 }
 
-Status RealLibvirtApi::ConnectLocked() {
-  ConnectPtr conn(virConnectOpen(config_.uri.c_str()));
-  if (!conn) {
-    Error e = LibvirtError("virConnectOpen", "", config_.uri);
-    if (e.message.find("ermission denied") != std::string::npos ||
-        e.message.find("uthentication") != std::string::npos) {
-      e.message +=
-          " (the exporter needs a read-write connection because virDomainGetTime is refused "
-          "on read-only ones: run it as root or a member of the libvirt group, or allow it "
-          "through polkit / the socket's access rules)";
-    }
-    return e;
-  }
-  const uint64_t generation = generation_.load() + 1;
-  if (config_.keepalive_interval_s > 0) {
-    int rc = virConnectSetKeepAlive(conn.get(), static_cast<int>(config_.keepalive_interval_s),
-                                    static_cast<unsigned>(std::max(0, config_.keepalive_count)));
-    if (rc < 0) {
-      spdlog::debug("libvirt: keepalive not enabled on {}: {}", config_.uri,
-                    TakeLastError().message);
-    } else if (rc == 1) {
-      spdlog::debug("libvirt: {} does not support keepalive", config_.uri);
-    }
-  }
-  auto* close_ctx = new CallbackCtx{sink_, generation};
-  if (virConnectRegisterCloseCallback(conn.get(), OnClose, close_ctx, FreeCtx) < 0) {
-    delete close_ctx;
-    spdlog::debug("libvirt: no close callback on {} ({}); relying on virConnectIsAlive",
-                  config_.uri, TakeLastError().message);
-    close_callback_registered_ = false;
-  } else {
-    close_callback_registered_ = true;
-  }
+// Runs under the connection's lock right after it opened.
+void RealLibvirtApi::RegisterEvents(virConnectPtr conn, uint64_t generation) {
   auto* life_ctx = new CallbackCtx{sink_, generation};
   lifecycle_callback_ =
-      virConnectDomainEventRegisterAny(conn.get(), nullptr, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+      virConnectDomainEventRegisterAny(conn, nullptr, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
                                        VIR_DOMAIN_EVENT_CALLBACK(OnLifecycle), life_ctx, FreeCtx);
   if (lifecycle_callback_ < 0) {
     delete life_ctx;
-    spdlog::warn("libvirt: no lifecycle events from {} ({}): resumes are seen on the next poll",
-                 config_.uri, TakeLastError().message);
+    spdlog::warn(
+        "libvirt: no lifecycle events from {} ({}): resumes and pauses are seen on the next poll",
+        config_.uri, TakeLastError().message);
   }
   auto* agent_ctx = new CallbackCtx{sink_, generation};
   agent_callback_ = virConnectDomainEventRegisterAny(
-      conn.get(), nullptr, VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE,
+      conn, nullptr, VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE,
       VIR_DOMAIN_EVENT_CALLBACK(OnAgentLifecycle), agent_ctx, FreeCtx);
   if (agent_callback_ < 0) {
     delete agent_ctx;
     spdlog::debug("libvirt: no agent lifecycle events from {} ({})", config_.uri,
                   TakeLastError().message);
   }
-  conn_ = std::move(conn);
-  generation_ = generation;
-  connected_ = true;
-  backoff_s_ = 0;
-  next_connect_mono_ns_ = 0;
-  last_connect_error_.clear();
-  spdlog::info(
-      "libvirt: connected read-write to {} (read-write is required: virDomainGetTime is "
-      "refused on read-only connections)",
-      config_.uri);
-  return Status::Ok();
 }
 
-void RealLibvirtApi::DisconnectLocked(std::string_view why) {
-  if (!conn_) return;
-  spdlog::info("libvirt: closing connection to {}: {}", config_.uri, why);
+// Runs under the connection's lock right before it closes.
+void RealLibvirtApi::DeregisterEvents(virConnectPtr conn) {
   if (lifecycle_callback_ >= 0) {
-    virConnectDomainEventDeregisterAny(conn_.get(), lifecycle_callback_);
+    virConnectDomainEventDeregisterAny(conn, lifecycle_callback_);
     lifecycle_callback_ = -1;
   }
   if (agent_callback_ >= 0) {
-    virConnectDomainEventDeregisterAny(conn_.get(), agent_callback_);
+    virConnectDomainEventDeregisterAny(conn, agent_callback_);
     agent_callback_ = -1;
   }
-  if (close_callback_registered_) {
-    virConnectUnregisterCloseCallback(conn_.get(), OnClose);
-    close_callback_registered_ = false;
-  }
-  virResetLastError();  // deregistering on a dead connection fails; that is expected
+  std::lock_guard lock(mu_);
   handles_.clear();
-  conn_.reset();
-  connected_ = false;
 }
 
 Result<std::vector<DomainInfo>> RealLibvirtApi::ListDomains() {
-  virConnectPtr conn = nullptr;
-  {
-    std::lock_guard lock(mu_);
-    if (conn_) {
-      const bool closed = sink_->closed_generation.load() == generation_.load();
-      if (closed || virConnectIsAlive(conn_.get()) != 1) {
-        DisconnectLocked("connection lost");
-      }
-    }
-    if (!conn_) {
-      const int64_t now = clock_.MonotonicNs();
-      if (now < next_connect_mono_ns_) {
-        return Error{fmt::format("not connected to {}: next attempt in {:.1f} s (last error: {})",
-                                 config_.uri, NsToSeconds(next_connect_mono_ns_ - now),
-                                 last_connect_error_)};
-      }
-      Status st = ConnectLocked();
-      if (!st.ok()) {
-        backoff_s_ = backoff_s_ <= 0
-                         ? 1.0
-                         : std::min(backoff_s_ * 2, std::max(1.0, config_.reconnect_backoff_max_s));
-        next_connect_mono_ns_ = now + SecondsToNs(backoff_s_);
-        if (last_connect_error_ != st.message()) {
-          spdlog::warn("libvirt: {} (retrying with backoff up to {:.0f} s)", st.message(),
-                       config_.reconnect_backoff_max_s);
-        }
-        last_connect_error_ = st.message();
-        return st.error();
-      }
-    }
-    conn = conn_.get();
-    virConnectRef(conn);
-  }
-  ConnectPtr hold(conn);  // keeps the connection alive outside the lock
+  Result<ConnectPtr> got = connection_.Get();
+  if (!got.ok()) return got.error();
+  const uint64_t generation = connection_.generation();
+  ConnectPtr hold = std::move(*got);  // our own reference, used outside any lock
+  virConnectPtr conn = hold.get();
 
   std::vector<DomainInfo> out;
   std::unordered_map<std::string, DomainPtr> handles;
@@ -310,8 +222,7 @@ Result<std::vector<DomainInfo>> RealLibvirtApi::ListDomains() {
   } else {
     LastError err = TakeLastError();
     if (err.code != VIR_ERR_NO_SUPPORT) {
-      std::lock_guard lock(mu_);
-      if (conn_.get() == conn && virConnectIsAlive(conn) != 1) DisconnectLocked(err.message);
+      connection_.Check(conn, err.message);
       return Error{fmt::format("virConnectGetAllDomainStats({}): {}", config_.uri, err.message)};
     }
     // Drivers without bulk stats: list, then ask each domain its state.
@@ -319,8 +230,7 @@ Result<std::vector<DomainInfo>> RealLibvirtApi::ListDomains() {
     const int m = virConnectListAllDomains(conn, &list, 0);
     if (m < 0) {
       Error e = LibvirtError("virConnectListAllDomains", "", config_.uri);
-      std::lock_guard lock(mu_);
-      if (conn_.get() == conn && virConnectIsAlive(conn) != 1) DisconnectLocked(e.message);
+      connection_.Check(conn, e.message);
       return e;
     }
     std::unique_ptr<virDomainPtr, DomainListDeleter> owner(list, DomainListDeleter{m});
@@ -340,22 +250,22 @@ Result<std::vector<DomainInfo>> RealLibvirtApi::ListDomains() {
     }
   }
   std::lock_guard lock(mu_);
-  if (conn_.get() == conn) handles_.swap(handles);
+  handles_.swap(handles);
+  handles_generation_ = generation;
   return out;
 }
 
 Result<DomainPtr> RealLibvirtApi::FindDomain(const std::string& uuid, const std::string& name) {
-  virConnectPtr conn = nullptr;
   {
     std::lock_guard lock(mu_);
     auto it = handles_.find(uuid);
-    if (it != handles_.end()) return RefDomain(it->second.get());
-    if (!conn_) return Error{fmt::format("domain '{}': not connected to {}", name, config_.uri)};
-    conn = conn_.get();
-    virConnectRef(conn);
+    if (it != handles_.end() && handles_generation_ == connection_.generation()) {
+      return RefDomain(it->second.get());
+    }
   }
-  ConnectPtr hold(conn);
-  DomainPtr dom(virDomainLookupByUUIDString(conn, uuid.c_str()));
+  Result<ConnectPtr> conn = connection_.Get();
+  if (!conn.ok()) return Error{fmt::format("domain '{}': {}", name, conn.error().message)};
+  DomainPtr dom(virDomainLookupByUUIDString(conn->get(), uuid.c_str()));
   if (!dom) return LibvirtError("virDomainLookupByUUIDString", name);
   return dom;
 }
