@@ -13,8 +13,8 @@
 #include <set>
 #include <sstream>
 
-#include "exporter/collectors/guest_status/guest_commands.h"
 #include "exporter/config/duration.h"
+#include "exporter/model/guest_commands.h"
 
 namespace vmtime {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "exporter/collectors/chrony/chrony_collector.h"
+#include "exporter/store/host_reference.h"
 #include "scoring/score.h"
 
 namespace vmtime {

@@ -25,32 +25,6 @@ std::string WithKind(GuestStatusError kind, const std::string& message) {
 
 }  // namespace
 
-std::string_view GuestStatusErrorName(GuestStatusError e) {
-  switch (e) {
-    case GuestStatusError::kNone:
-      return "";
-    case GuestStatusError::kExecFailed:
-      return "exec_failed";
-    case GuestStatusError::kParseFailed:
-      return "parse_failed";
-    case GuestStatusError::kTimeout:
-      return "timeout";
-    case GuestStatusError::kNoDaemon:
-      return "no_daemon";
-  }
-  return "";
-}
-
-GuestStatusError GuestStatusErrorOf(std::string_view error) {
-  if (error.empty()) return GuestStatusError::kNone;
-  for (auto e : {GuestStatusError::kExecFailed, GuestStatusError::kParseFailed,
-                 GuestStatusError::kTimeout, GuestStatusError::kNoDaemon}) {
-    std::string prefix = std::string(GuestStatusErrorName(e)) + ":";
-    if (error.starts_with(prefix)) return e;
-  }
-  return GuestStatusError::kExecFailed;  // an error of unknown form is still an error
-}
-
 std::vector<GuestCommandId> SelectCommands(GuestOsFamily os,
                                            std::span<const GuestCommandId> configured,
                                            std::optional<GuestCommandId> preferred) {
