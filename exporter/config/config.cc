@@ -19,7 +19,8 @@
 namespace vmtime {
 namespace {
 
-const char kDefaultYaml[] = R"(# vmtime-exporter built-in default configuration.
+// The built-in default, before the `collectors:` part.
+const char kDefaultYamlHead[] = R"(# vmtime-exporter built-in default configuration.
 # Print it with --config.show-default; every key is documented in docs/configuration.md.
 web:
   listen_address: ":9958"
@@ -51,13 +52,10 @@ guest_status:
   max_output_bytes: 65536
 history:
   samples: 64
-collectors:
-  timex: {enabled: true, interval: 15s, timeout: 5s}
-  libvirt: {enabled: true, interval: 15s, timeout: 10s}
-  chrony: {enabled: true, interval: 15s, timeout: 5s}
-  ntp: {enabled: true, interval: 64s, timeout: 10s}
-  guest_status: {enabled: false, interval: 60s, timeout: 60s}
-scoring:
+)";
+
+// After the `collectors:` part, which CollectorsYaml() writes from the table.
+const char kDefaultYamlScoring[] = R"(scoring:
   offset_full_s: 10ms
   offset_warning_s: 30s
   offset_warning_value: 0.6
@@ -93,8 +91,19 @@ scoring:
   band_degraded_min: 60
 )";
 
-const std::set<std::string, std::less<>> kCollectorNames = {"timex", "libvirt", "chrony", "ntp",
-                                                            "guest_status"};
+// `collectors:` with one flow mapping per row of the collector table.
+std::string CollectorsYaml() {
+  std::string out = "collectors:\n";
+  for (const auto& c : CollectorTable()) {
+    const CollectorConfig& d = c.defaults;
+    out += "  " + std::string(c.name) + ": {enabled: " + (d.enabled ? "true" : "false") +
+           ", interval: " + FormatDuration(d.interval_s) +
+           ", timeout: " + FormatDuration(d.timeout_s) +
+           ", max_retries: " + std::to_string(d.max_retries) +
+           ", retry_backoff: " + FormatDuration(d.retry_backoff_s) + "}\n";
+  }
+  return out;
+}
 
 // Walks one YAML document, recording the first error with its position.
 class Walker {
@@ -242,13 +251,7 @@ class Walker {
   std::string error_;
 };
 
-// One row per scoring::Params field: YAML key == field name.
-struct ScoringField {
-  const char* name;
-  enum Kind { kDuration, kNumber, kInteger } kind;
-  double scoring::Params::*dbl = nullptr;
-  int scoring::Params::*integer = nullptr;
-};
+}  // namespace
 
 const std::vector<ScoringField>& ScoringFields() {
   using P = scoring::Params;
@@ -290,14 +293,31 @@ const std::vector<ScoringField>& ScoringFields() {
   return kFields;
 }
 
-std::map<std::string, CollectorConfig> DefaultCollectors() {
-  std::map<std::string, CollectorConfig> m;
-  m["timex"] = {true, 15, 5, 2, 1};
-  m["libvirt"] = {true, 15, 10, 2, 1};
-  m["chrony"] = {true, 15, 5, 2, 1};
-  m["ntp"] = {true, 64, 10, 1, 1};
-  m["guest_status"] = {false, 60, 60, 0, 1};
-  return m;
+namespace {
+
+// The top-level sections a collector may read, compared with their
+// defaulted operator== (collector_table.h: CollectorDefinition::sections).
+struct Section {
+  std::string_view name;
+  bool (*equal)(const Config& a, const Config& b);
+};
+constexpr Section kSections[] = {
+    {"web", [](const Config& a, const Config& b) { return a.web == b.web; }},
+    {"libvirt", [](const Config& a, const Config& b) { return a.libvirt == b.libvirt; }},
+    {"chrony", [](const Config& a, const Config& b) { return a.chrony == b.chrony; }},
+    {"ntp", [](const Config& a, const Config& b) { return a.ntp == b.ntp; }},
+    {"guest_status",
+     [](const Config& a, const Config& b) { return a.guest_status == b.guest_status; }},
+    {"history",
+     [](const Config& a, const Config& b) { return a.history_samples == b.history_samples; }},
+    {"scoring", [](const Config& a, const Config& b) { return a.scoring == b.scoring; }},
+};
+
+const Section* FindSection(std::string_view name) {
+  for (const auto& s : kSections) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
 }
 
 void ParseDocument(const YAML::Node& root, Walker& w, Config& c) {
@@ -355,10 +375,13 @@ void ParseDocument(const YAML::Node& root, Walker& w, Config& c) {
                       w.StringList(x, p, &g.commands);
                       for (size_t i = 0; i < g.commands.size() && !w.failed(); ++i) {
                         if (!guest_status::IsKnownGuestCommand(g.commands[i])) {
+                          std::string known;
+                          for (const auto& id : AllGuestCommandConfigIds()) {
+                            known += (known.empty() ? "" : ", ") + id;
+                          }
                           w.Fail(x.IsSequence() ? x[i] : x, p + "[" + std::to_string(i) + "]",
                                  "unknown guest command '" + g.commands[i] +
-                                     "' (the list is fixed: chronyc_tracking, ntpq_rv, "
-                                     "timedatectl_show, w32tm_status)");
+                                     "' (the list is fixed: " + known + ")");
                         }
                       }
                     }
@@ -372,10 +395,11 @@ void ParseDocument(const YAML::Node& root, Walker& w, Config& c) {
                     if (k == "samples") w.Integer(x, p, &c.history_samples, 2, 4096);
                   });
           } else if (key == "collectors") {
-            std::set<std::string> names(kCollectorNames.begin(), kCollectorNames.end());
+            std::set<std::string> names;
+            for (const auto& def : CollectorTable()) names.emplace(def.name);
             w.Map(v, path, names,
                   [&](const std::string& name, const YAML::Node& x, const std::string& p) {
-                    auto& cc = c.collectors[name];
+                    auto& cc = c.collectors[*CollectorIdFromName(name)];
                     w.Map(x, p, {"enabled", "interval", "timeout", "max_retries", "retry_backoff"},
                           [&](const std::string& k, const YAML::Node& y, const std::string& q) {
                             if (k == "enabled") w.Bool(y, q, &cc.enabled);
@@ -415,18 +439,40 @@ void ParseDocument(const YAML::Node& root, Walker& w, Config& c) {
 
 }  // namespace
 
-const CollectorConfig& Config::Collector(const std::string& name) const {
-  static const CollectorConfig kDisabled{false, 15, 10, 0, 1};
-  auto it = collectors.find(name);
-  return it == collectors.end() ? kDisabled : it->second;
+std::vector<std::string> AllGuestCommandConfigIds() {
+  std::vector<std::string> ids;
+  for (const auto& command : guest_status::AllGuestCommands()) {
+    ids.emplace_back(command.config_id);
+  }
+  return ids;
 }
 
-const char* DefaultConfigYaml() { return kDefaultYaml; }
+const CollectorConfig& Config::Collector(CollectorId id) const {
+  auto it = collectors.find(id);
+  return it == collectors.end() ? CollectorDefinitionOf(id).defaults : it->second;
+}
+
+bool CollectorSettingsEqual(CollectorId id, const Config& a, const Config& b) {
+  std::string_view rest = CollectorDefinitionOf(id).sections;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    std::string_view name = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    while (name.starts_with(' ')) name.remove_prefix(1);
+    const Section* section = FindSection(name);
+    if (section == nullptr || !section->equal(a, b)) return false;  // unknown: rebuild
+  }
+  return true;
+}
+
+const char* DefaultConfigYaml() {
+  static const std::string text = kDefaultYamlHead + CollectorsYaml() + kDefaultYamlScoring;
+  return text.c_str();
+}
 
 Result<Config> ParseConfig(const std::string& yaml_text, const std::string& source) {
   Config c;
   c.source = source;
-  c.collectors = DefaultCollectors();
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);

@@ -83,8 +83,4 @@ class GuestStatusCollector final : public Collector {
 // disabled collector cannot run a single guest-exec.
 std::unique_ptr<Collector> MakeGuestStatusCollector(const Config& config, const Clock& clock);
 
-// Everything MakeGuestStatusCollector reads from the config: a reload that
-// changes it must recreate the collector (collector registry).
-std::string GuestStatusFingerprint(const Config& config);
-
 }  // namespace vmtime::guest_status
