@@ -127,14 +127,7 @@ size_t Store::vm_count() const {
 }
 
 std::optional<scoring::HostReference> Store::HostReferenceLocked() const {
-  if (chrony_up_ && chrony_) return HostReferenceFromChrony(*chrony_);
-  if (timex_) {
-    scoring::HostReference h;
-    h.state = timex_->synchronised ? scoring::SyncState::kSynchronised
-                                   : scoring::SyncState::kUnsynchronised;
-    return h;
-  }
-  return std::nullopt;
+  return DecideHostReference(chrony_up_ ? chrony_ : std::nullopt, timex_);
 }
 
 std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_real_ns) const {
