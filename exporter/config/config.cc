@@ -46,6 +46,7 @@ chrony:
 ntp:
   servers: []
   timeout: 2s
+  max_stratum: 9
 guest_status:
   commands: [chronyc_tracking, ntpq_rv, timedatectl_show, w32tm_status]
   exec_timeout: 5s
@@ -362,10 +363,11 @@ void ParseDocument(const YAML::Node& root, Walker& w, Config& c) {
                     if (k == "sources") w.Bool(x, p, &c.chrony.sources);
                   });
           } else if (key == "ntp") {
-            w.Map(v, path, {"servers", "timeout"},
+            w.Map(v, path, {"servers", "timeout", "max_stratum"},
                   [&](const std::string& k, const YAML::Node& x, const std::string& p) {
                     if (k == "servers") w.StringList(x, p, &c.ntp.servers);
                     if (k == "timeout") w.Duration(x, p, &c.ntp.timeout_s, 0.001);
+                    if (k == "max_stratum") w.Integer(x, p, &c.ntp.max_stratum, 1, 15);
                   });
           } else if (key == "guest_status") {
             auto& g = c.guest_status;

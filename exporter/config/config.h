@@ -52,6 +52,9 @@ struct ChronyConfig {
 struct NtpConfig {
   std::vector<std::string> servers;  // host[:port]
   double timeout_s = 2;
+  // A server is usable only at 0 < stratum <= max_stratum. Stratum 10 is the
+  // conventional `local stratum 10` of a server that lost its sources.
+  int max_stratum = 9;
 
   bool operator==(const NtpConfig&) const = default;
 };

@@ -89,7 +89,7 @@ struct NtpServerObservation {
   uint32_t reference_id = 0;
   int precision_log2 = 0;
   std::string kiss_code;  // non-empty for a kiss-o'-death reply
-  bool usable = false;    // reachable && leap != 3 && 0 < stratum < 16
+  bool usable = false;    // reachable && leap != 3 && 0 < stratum <= ntp.max_stratum
 };
 struct NtpObservation {
   std::vector<NtpServerObservation> servers;

@@ -274,7 +274,7 @@ TEST(ConfigEquality, ChronyConfig) {
 TEST(ConfigEquality, NtpConfig) {
   ExpectEveryFieldCompared(
       NtpConfig{}, [](NtpConfig& c) { c.servers.push_back("x"); },
-      [](NtpConfig& c) { c.timeout_s += 1; });
+      [](NtpConfig& c) { c.timeout_s += 1; }, [](NtpConfig& c) { c.max_stratum += 1; });
 }
 
 TEST(ConfigEquality, GuestStatusConfig) {

@@ -113,20 +113,31 @@ void HandleDatagram(Probe& p, std::span<const uint8_t> data, int64_t t4_real_ns)
   o.offset_s = timing.offset_s;
   o.delay_s = timing.delay_s;
   o.reachable = true;
-  o.usable = r.leap != 3 && r.stratum > 0 && r.stratum < 16;
-  if (r.leap == 3) {
-    o.error = "unsynchronised (leap indicator 3)";
-  } else if (r.stratum >= 16) {
-    o.error = "unsynchronised (stratum " + std::to_string(r.stratum) + ")";
-  }
   Finish(p);
 }
 
 }  // namespace
 
-std::vector<NtpServerObservation> ProbeNtpServers(const std::vector<std::string>& servers,
-                                                  double timeout_s, const Clock& clock,
+void JudgeNtpServer(NtpServerObservation& o, int max_stratum) {
+  if (!o.reachable) return;
+  o.usable = false;
+  if (o.leap == 3) {
+    o.error = "unsynchronised (leap indicator 3)";
+  } else if (o.stratum <= 0 || o.stratum >= 16) {
+    o.error = "unsynchronised (stratum " + std::to_string(o.stratum) + ")";
+  } else if (o.stratum > max_stratum) {
+    o.error = "stratum " + std::to_string(o.stratum) + " above ntp.max_stratum " +
+              std::to_string(max_stratum) + " (a server serving its local clock?)";
+  } else {
+    o.usable = true;
+    o.error.clear();
+  }
+}
+
+std::vector<NtpServerObservation> ProbeNtpServers(const NtpConfig& config, const Clock& clock,
                                                   int64_t deadline_mono_ns) {
+  const std::vector<std::string>& servers = config.servers;
+  const double timeout_s = config.timeout_s;
   std::vector<NtpServerObservation> out(servers.size());
   std::vector<Probe> probes(servers.size());
   const int64_t timeout_ns = SecondsToNs(std::max(timeout_s, 0.001));
@@ -214,6 +225,7 @@ std::vector<NtpServerObservation> ProbeNtpServers(const std::vector<std::string>
       }
     }
   }
+  for (auto& o : out) JudgeNtpServer(o, config.max_stratum);
   return out;
 }
 
@@ -222,8 +234,7 @@ NtpCollector::NtpCollector(const NtpConfig& config) : config_(config) {}
 Status NtpCollector::Collect(const CollectContext& ctx, Observations& out) {
   try {
     NtpObservation obs;
-    obs.servers =
-        ProbeNtpServers(config_.servers, config_.timeout_s, ctx.clock, ctx.deadline_mono_ns);
+    obs.servers = ProbeNtpServers(config_, ctx.clock, ctx.deadline_mono_ns);
     std::string failures;
     size_t usable = 0;
     for (const auto& s : obs.servers) {
