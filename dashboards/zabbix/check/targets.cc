@@ -66,33 +66,34 @@ std::string JoinPath(std::initializer_list<std::string_view> path) {
   return out;
 }
 
+// `key` has no value now: `path` is null or absent.
+Lookup UnknownNow(const json& vm, std::string_view key,
+                  std::initializer_list<std::string_view> path) {
+  return Fail(LookupError::kUnknownValue, "VM '" + VmName(vm) + "': " + std::string(key) +
+                                              " is unknown now (" + JoinPath(path) +
+                                              " is null or absent in /api/v1/targets)");
+}
+
+// `path` holds `v`, which is not of the `expected` type.
+Lookup WrongType(const json& vm, std::initializer_list<std::string_view> path, const json& v,
+                 std::string_view expected) {
+  return Fail(LookupError::kBadDocument, "VM '" + VmName(vm) + "': " + JoinPath(path) + " is " +
+                                             v.type_name() + ", expected " + std::string(expected));
+}
+
 Lookup Number(const json& vm, std::string_view key, std::initializer_list<std::string_view> path) {
   const json* v = Path(vm, path);
-  if (v == nullptr) {
-    return Fail(LookupError::kUnknownValue, "VM '" + VmName(vm) + "': " + std::string(key) +
-                                                " is unknown now (" + JoinPath(path) +
-                                                " is null or absent in /api/v1/targets)");
-  }
+  if (v == nullptr) return UnknownNow(vm, key, path);
   if (v->is_boolean()) return Ok(v->get<bool>() ? "1" : "0");
-  if (!v->is_number()) {
-    return Fail(LookupError::kBadDocument, "VM '" + VmName(vm) + "': " + JoinPath(path) + " is " +
-                                               v->type_name() + ", expected a number");
-  }
+  if (!v->is_number()) return WrongType(vm, path, *v, "a number");
   if (v->is_number_integer()) return Ok(v->dump());
   return Ok(FormatNumber(v->get<double>()));
 }
 
 Lookup Text(const json& vm, std::string_view key, std::initializer_list<std::string_view> path) {
   const json* v = Path(vm, path);
-  if (v == nullptr) {
-    return Fail(LookupError::kUnknownValue, "VM '" + VmName(vm) + "': " + std::string(key) +
-                                                " is unknown now (" + JoinPath(path) +
-                                                " is null or absent in /api/v1/targets)");
-  }
-  if (!v->is_string()) {
-    return Fail(LookupError::kBadDocument, "VM '" + VmName(vm) + "': " + JoinPath(path) + " is " +
-                                               v->type_name() + ", expected a string");
-  }
+  if (v == nullptr) return UnknownNow(vm, key, path);
+  if (!v->is_string()) return WrongType(vm, path, *v, "a string");
   return Ok(v->get<std::string>());
 }
 
