@@ -151,7 +151,7 @@ void BM_SampleToSnapshot(benchmark::State& state) {
   Config config;
   config.libvirt.uri = "test://" + (dir / "node.xml").string();
   CollectorConfig cc;  // defaults: 15 s interval
-  config.collectors["libvirt"] = cc;
+  config.collectors[CollectorId::kLibvirt] = cc;
   Trace trace;
   for (auto _ : state) {
     Store store(config);
@@ -162,7 +162,7 @@ void BM_SampleToSnapshot(benchmark::State& state) {
     auto api = std::make_shared<SlowAgents>(
         std::make_shared<libvirt::RealLibvirtApi>(config.libvirt, clock), delay);
     auto inner = std::make_shared<LibvirtCollector>(config.libvirt, clock, api, options);
-    poller.Configure({{std::make_shared<Wrapped>(inner, wake), cc, ""}});
+    poller.Configure({{std::make_shared<Wrapped>(inner, wake), cc}});
     poller.Start();
     std::unique_lock lock(trace.mu);
     trace.cv.wait_for(lock, std::chrono::seconds(120),

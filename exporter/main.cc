@@ -8,13 +8,12 @@
 #include <iostream>
 
 #include "exporter/app/app.h"
-#include "exporter/collectors/registry.h"
 #include "exporter/core/build_info.h"
 #include "exporter/core/log.h"
 
 int main(int argc, char** argv) {
   using namespace vmtime;
-  auto outcome = ParseFlags(argc, argv, CollectorTable(), std::cout, std::cerr);
+  auto outcome = ParseFlags(argc, argv, std::cout, std::cerr);
   if (outcome.exit_code) return *outcome.exit_code;
   const Flags& flags = outcome.flags;
   if (flags.show_default) {

@@ -74,6 +74,8 @@ struct Params {
   // below that bad
   double band_good_min = 90;
   double band_degraded_min = 60;
+
+  bool operator==(const Params&) const = default;
 };
 
 // Returns an empty string when valid, else a message naming the bad field.

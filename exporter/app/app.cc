@@ -26,22 +26,19 @@ App::~App() { Stop(); }
 
 std::vector<PollerEntry> App::BuildEntries(const Config& config) {
   std::vector<PollerEntry> entries;
-  std::map<std::string, std::shared_ptr<Collector>> next;
-  for (const auto& spec : CollectorTable()) {
-    const auto& cc = config.Collector(spec.name);
+  std::map<CollectorId, std::shared_ptr<Collector>> next;
+  for (const auto& def : CollectorTable()) {
+    const auto& cc = config.Collector(def.id);
     if (!cc.enabled) continue;
-    const std::string fp = spec.fingerprint(config);
-    std::shared_ptr<Collector> instance;
-    // Reuse the running instance when its configuration did not change, so
-    // connections and per-domain state survive a reload.
-    auto it = instances_.find(spec.name);
-    if (it != instances_.end() && spec.fingerprint(config_) == fp) {
-      instance = it->second;
-    } else {
-      instance = spec.make(config, clock_);
-    }
-    next[spec.name] = instance;
-    entries.push_back({instance, cc, fp});
+    // Reuse the running instance when the sections it reads did not change,
+    // so connections and per-domain state survive a reload.
+    auto it = instances_.find(def.id);
+    std::shared_ptr<Collector> instance =
+        it != instances_.end() && CollectorSettingsEqual(def.id, config_, config)
+            ? it->second
+            : MakeCollector(def.id, config, clock_);
+    next[def.id] = instance;
+    entries.push_back({instance, cc});
   }
   instances_ = std::move(next);
   return entries;

@@ -51,7 +51,7 @@ class App {
   Store store_;
   std::unique_ptr<Poller> poller_;
   std::unique_ptr<HttpServer> http_;
-  std::map<std::string, std::shared_ptr<Collector>> instances_;
+  std::map<CollectorId, std::shared_ptr<Collector>> instances_;
 };
 
 }  // namespace vmtime

@@ -6,8 +6,7 @@
 
 namespace vmtime {
 
-FlagsOutcome ParseFlags(int argc, const char* const* argv, const std::vector<CollectorSpec>& table,
-                        std::ostream& out, std::ostream& err) {
+FlagsOutcome ParseFlags(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
   FlagsOutcome r;
   Flags& f = r.flags;
   CLI::App app{
@@ -44,12 +43,13 @@ FlagsOutcome ParseFlags(int argc, const char* const* argv, const std::vector<Col
   app.add_option("--log.format", f.log_format, "Log format: logfmt, json")
       ->check(CLI::IsMember({"logfmt", "json"}));
   app.add_flag("--version", version, "Print version and exit");
-  std::map<std::string, bool> on, off;
-  for (const auto& spec : table) {
-    app.add_flag("--collector." + spec.name, on[spec.name],
-                 "Enable the " + spec.name + " collector: " + spec.help);
-    app.add_flag("--no-collector." + spec.name, off[spec.name],
-                 "Disable the " + spec.name + " collector");
+  std::map<CollectorId, bool> on, off;
+  for (const auto& c : CollectorTable()) {
+    const std::string name(c.name);
+    app.add_flag("--collector." + name, on[c.id],
+                 "Enable the " + name + " collector (default " +
+                     (c.defaults.enabled ? "on" : "off") + "): " + std::string(c.help));
+    app.add_flag("--no-collector." + name, off[c.id], "Disable the " + name + " collector");
   }
   try {
     app.parse(argc, argv);
@@ -71,15 +71,15 @@ FlagsOutcome ParseFlags(int argc, const char* const* argv, const std::vector<Col
   if (o_path->count() > 0) f.telemetry_path = telemetry;
   if (o_uri->count() > 0) f.libvirt_uri = uri;
   if (o_chrony->count() > 0) f.chrony_address = chrony;
-  for (const auto& spec : table) {
-    if (on[spec.name] && off[spec.name]) {
-      err << "vmtime_exporter: --collector." << spec.name << " and --no-collector." << spec.name
+  for (const auto& c : CollectorTable()) {
+    if (on[c.id] && off[c.id]) {
+      err << "vmtime_exporter: --collector." << c.name << " and --no-collector." << c.name
           << " contradict each other\n";
       r.exit_code = 2;
       return r;
     }
-    if (on[spec.name]) f.collectors[spec.name] = true;
-    if (off[spec.name]) f.collectors[spec.name] = false;
+    if (on[c.id]) f.collectors[c.id] = true;
+    if (off[c.id]) f.collectors[c.id] = false;
   }
   return r;
 }
@@ -91,7 +91,7 @@ void ApplyFlags(const Flags& flags, Config& config) {
   if (flags.libvirt_uri) config.libvirt.uri = *flags.libvirt_uri;
   if (flags.chrony_address) config.chrony.address = *flags.chrony_address;
   if (!flags.ntp_servers.empty()) config.ntp.servers = flags.ntp_servers;
-  for (const auto& [name, enabled] : flags.collectors) config.collectors[name].enabled = enabled;
+  for (const auto& [id, enabled] : flags.collectors) config.collectors[id].enabled = enabled;
 }
 
 }  // namespace vmtime

@@ -1,7 +1,8 @@
 // Command-line flags after the Prometheus exporter conventions
 // (--config.file, --web.listen-address, --log.level, ...), parsed with
 // CLI11. `--collector.<name>` / `--no-collector.<name>` come from the
-// collector table. Flags override the configuration file.
+// collector table (config/collector_table.h). Flags override the
+// configuration file.
 #pragma once
 
 #include <map>
@@ -10,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "exporter/collectors/registry.h"
 #include "exporter/config/config.h"
 
 namespace vmtime {
@@ -27,7 +27,7 @@ struct Flags {
   std::vector<std::string> ntp_servers;  // non-empty replaces the config's list
   std::string log_level = "info";
   std::string log_format = "logfmt";
-  std::map<std::string, bool> collectors;  // explicit --[no-]collector.<name>
+  std::map<CollectorId, bool> collectors;  // explicit --[no-]collector.<name>
 };
 
 struct FlagsOutcome {
@@ -37,8 +37,7 @@ struct FlagsOutcome {
 
 // Parses argv. --help and --version print to `out` and exit 0; bad flags
 // print the reason to `err` and exit 2.
-FlagsOutcome ParseFlags(int argc, const char* const* argv, const std::vector<CollectorSpec>& table,
-                        std::ostream& out, std::ostream& err);
+FlagsOutcome ParseFlags(int argc, const char* const* argv, std::ostream& out, std::ostream& err);
 
 // Applies flag overrides to a parsed configuration.
 void ApplyFlags(const Flags& flags, Config& config);

@@ -1,26 +1,26 @@
-// The collector table: every collector the exporter knows, with its flag
-// help, a factory and the config fingerprint that decides whether a reload
-// must recreate it. Built explicitly (no static registration); main and the
-// flag parser both read it.
+// The factory registry: how to build each collector of the collector table
+// (config/collector_table.h), one entry per row, in the table's order (a
+// test checks both list the same collectors). Built explicitly, no static
+// registration. Whether a reload may keep a running instance is decided by
+// CollectorSettingsEqual (config.h) from the table, not here.
 #pragma once
 
-#include <functional>
 #include <memory>
-#include <string>
-#include <vector>
+#include <span>
 
 #include "exporter/collectors/collector.h"
 #include "exporter/config/config.h"
 
 namespace vmtime {
 
-struct CollectorSpec {
-  std::string name;
-  std::string help;
-  std::function<std::shared_ptr<Collector>(const Config&, const Clock&)> make;
-  std::function<std::string(const Config&)> fingerprint;
+struct CollectorFactory {
+  CollectorId id;
+  // Builds the collector from the configuration; `clock` outlives it.
+  std::shared_ptr<Collector> (*make)(const Config& config, const Clock& clock);
 };
 
-const std::vector<CollectorSpec>& CollectorTable();
+std::span<const CollectorFactory> CollectorFactories();
+// The collector for `id`, built from `config`.
+std::shared_ptr<Collector> MakeCollector(CollectorId id, const Config& config, const Clock& clock);
 
 }  // namespace vmtime

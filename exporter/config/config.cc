@@ -13,13 +13,14 @@
 #include <set>
 #include <sstream>
 
-#include "exporter/collectors/guest_status/guest_commands.h"
 #include "exporter/config/duration.h"
+#include "exporter/model/guest_commands.h"
 
 namespace vmtime {
 namespace {
 
-const char kDefaultYaml[] = R"(# vmtime-exporter built-in default configuration.
+// The built-in default, before the `collectors:` part.
+const char kDefaultYamlHead[] = R"(# vmtime-exporter built-in default configuration.
 # Print it with --config.show-default; every key is documented in docs/configuration.md.
 web:
   listen_address: ":9958"
@@ -45,19 +46,17 @@ chrony:
 ntp:
   servers: []
   timeout: 2s
+  max_stratum: 9
 guest_status:
   commands: [chronyc_tracking, ntpq_rv, timedatectl_show, w32tm_status]
   exec_timeout: 5s
   max_output_bytes: 65536
 history:
   samples: 64
-collectors:
-  timex: {enabled: true, interval: 15s, timeout: 5s}
-  libvirt: {enabled: true, interval: 15s, timeout: 10s}
-  chrony: {enabled: true, interval: 15s, timeout: 5s}
-  ntp: {enabled: true, interval: 64s, timeout: 10s}
-  guest_status: {enabled: false, interval: 60s, timeout: 60s}
-scoring:
+)";
+
+// After the `collectors:` part, which CollectorsYaml() writes from the table.
+const char kDefaultYamlScoring[] = R"(scoring:
   offset_full_s: 10ms
   offset_elevated_s: 50ms
   offset_warning_s: 30s
@@ -98,8 +97,19 @@ scoring:
   band_degraded_min: 60
 )";
 
-const std::set<std::string, std::less<>> kCollectorNames = {"timex", "libvirt", "chrony", "ntp",
-                                                            "guest_status"};
+// `collectors:` with one flow mapping per row of the collector table.
+std::string CollectorsYaml() {
+  std::string out = "collectors:\n";
+  for (const auto& c : CollectorTable()) {
+    const CollectorConfig& d = c.defaults;
+    out += "  " + std::string(c.name) + ": {enabled: " + (d.enabled ? "true" : "false") +
+           ", interval: " + FormatDuration(d.interval_s) +
+           ", timeout: " + FormatDuration(d.timeout_s) +
+           ", max_retries: " + std::to_string(d.max_retries) +
+           ", retry_backoff: " + FormatDuration(d.retry_backoff_s) + "}\n";
+  }
+  return out;
+}
 
 // Walks one YAML document, recording the first error with its position.
 class Walker {
@@ -247,13 +257,7 @@ class Walker {
   std::string error_;
 };
 
-// One row per scoring::Params field: YAML key == field name.
-struct ScoringField {
-  const char* name;
-  enum Kind { kDuration, kNumber, kInteger } kind;
-  double scoring::Params::*dbl = nullptr;
-  int scoring::Params::*integer = nullptr;
-};
+}  // namespace
 
 const std::vector<ScoringField>& ScoringFields() {
   using P = scoring::Params;
@@ -300,143 +304,278 @@ const std::vector<ScoringField>& ScoringFields() {
   return kFields;
 }
 
-std::map<std::string, CollectorConfig> DefaultCollectors() {
-  std::map<std::string, CollectorConfig> m;
-  m["timex"] = {true, 15, 5, 2, 1};
-  m["libvirt"] = {true, 15, 10, 2, 1};
-  m["chrony"] = {true, 15, 5, 2, 1};
-  m["ntp"] = {true, 64, 10, 1, 1};
-  m["guest_status"] = {false, 60, 60, 0, 1};
-  return m;
+namespace {
+
+// ---- the schema: one table of keys per section ----
+
+// One key of a section of type S: its YAML name and how its value is read.
+template <typename S>
+struct Key {
+  std::string_view name;
+  std::function<void(Walker& w, const YAML::Node& value, const std::string& path, S& out)> read;
+};
+
+template <typename S>
+Key<S> StringKey(std::string_view name, std::string S::*field) {
+  return {name, [field](Walker& w, const YAML::Node& n, const std::string& p, S& s) {
+            w.String(n, p, &(s.*field));
+          }};
 }
 
-void ParseDocument(const YAML::Node& root, Walker& w, Config& c) {
-  w.Map(root, "",
-        {"web", "libvirt", "chrony", "ntp", "guest_status", "history", "collectors", "scoring"},
-        [&](const std::string& key, const YAML::Node& v, const std::string& path) {
-          if (key == "web") {
-            w.Map(v, path, {"listen_address", "telemetry_path"},
-                  [&](const std::string& k, const YAML::Node& x, const std::string& p) {
-                    if (k == "listen_address") w.String(x, p, &c.web.listen_address);
-                    if (k == "telemetry_path") w.String(x, p, &c.web.telemetry_path);
-                  });
-          } else if (key == "libvirt") {
-            auto& l = c.libvirt;
-            w.Map(v, path,
-                  {"uri", "samples", "set_agent_timeout", "agent_timeout", "call_deadline",
-                   "concurrency", "max_stuck_calls", "agent_retry_interval", "agent_max_attempts",
-                   "agent_backoff_max", "reconnect_backoff_max", "keepalive_interval",
-                   "keepalive_count"},
-                  [&](const std::string& k, const YAML::Node& x, const std::string& p) {
-                    if (k == "uri") w.String(x, p, &l.uri);
-                    if (k == "samples") w.Integer(x, p, &l.samples, 1, 32);
-                    if (k == "set_agent_timeout") w.Bool(x, p, &l.set_agent_timeout);
-                    if (k == "agent_timeout") w.Duration(x, p, &l.agent_timeout_s);
-                    if (k == "call_deadline") w.Duration(x, p, &l.call_deadline_s, 0.01);
-                    if (k == "concurrency") w.Integer(x, p, &l.concurrency, 1, 64);
-                    if (k == "max_stuck_calls") w.Integer(x, p, &l.max_stuck_calls, 0, 100000);
-                    if (k == "agent_retry_interval") w.Duration(x, p, &l.agent_retry_interval_s);
-                    if (k == "agent_max_attempts")
-                      w.Integer(x, p, &l.agent_max_attempts, 1, 1000000);
-                    if (k == "agent_backoff_max") w.Duration(x, p, &l.agent_backoff_max_s);
-                    if (k == "reconnect_backoff_max")
-                      w.Duration(x, p, &l.reconnect_backoff_max_s, 0.01);
-                    if (k == "keepalive_interval") w.Duration(x, p, &l.keepalive_interval_s);
-                    if (k == "keepalive_count") w.Integer(x, p, &l.keepalive_count, 0, 1000);
-                  });
-          } else if (key == "chrony") {
-            w.Map(v, path, {"address", "timeout", "sources"},
-                  [&](const std::string& k, const YAML::Node& x, const std::string& p) {
-                    if (k == "address") w.String(x, p, &c.chrony.address);
-                    if (k == "timeout") w.Duration(x, p, &c.chrony.timeout_s, 0.001);
-                    if (k == "sources") w.Bool(x, p, &c.chrony.sources);
-                  });
-          } else if (key == "ntp") {
-            w.Map(v, path, {"servers", "timeout"},
-                  [&](const std::string& k, const YAML::Node& x, const std::string& p) {
-                    if (k == "servers") w.StringList(x, p, &c.ntp.servers);
-                    if (k == "timeout") w.Duration(x, p, &c.ntp.timeout_s, 0.001);
-                  });
-          } else if (key == "guest_status") {
-            auto& g = c.guest_status;
-            w.Map(v, path, {"commands", "exec_timeout", "max_output_bytes"},
-                  [&](const std::string& k, const YAML::Node& x, const std::string& p) {
-                    if (k == "commands") {
-                      w.StringList(x, p, &g.commands);
-                      for (size_t i = 0; i < g.commands.size() && !w.failed(); ++i) {
-                        if (!guest_status::IsKnownGuestCommand(g.commands[i])) {
-                          w.Fail(x.IsSequence() ? x[i] : x, p + "[" + std::to_string(i) + "]",
-                                 "unknown guest command '" + g.commands[i] +
-                                     "' (the list is fixed: chronyc_tracking, ntpq_rv, "
-                                     "timedatectl_show, w32tm_status)");
-                        }
-                      }
-                    }
-                    if (k == "exec_timeout") w.Duration(x, p, &g.exec_timeout_s, 0.1);
-                    if (k == "max_output_bytes")
-                      w.Integer(x, p, &g.max_output_bytes, 256, 16 * 1024 * 1024);
-                  });
-          } else if (key == "history") {
-            w.Map(v, path, {"samples"},
-                  [&](const std::string& k, const YAML::Node& x, const std::string& p) {
-                    if (k == "samples") w.Integer(x, p, &c.history_samples, 2, 4096);
-                  });
-          } else if (key == "collectors") {
-            std::set<std::string> names(kCollectorNames.begin(), kCollectorNames.end());
-            w.Map(v, path, names,
-                  [&](const std::string& name, const YAML::Node& x, const std::string& p) {
-                    auto& cc = c.collectors[name];
-                    w.Map(x, p, {"enabled", "interval", "timeout", "max_retries", "retry_backoff"},
-                          [&](const std::string& k, const YAML::Node& y, const std::string& q) {
-                            if (k == "enabled") w.Bool(y, q, &cc.enabled);
-                            if (k == "interval") w.Duration(y, q, &cc.interval_s, 0.1);
-                            if (k == "timeout") w.Duration(y, q, &cc.timeout_s, 0.01);
-                            if (k == "max_retries") w.Integer(y, q, &cc.max_retries, 0, 10);
-                            if (k == "retry_backoff") w.Duration(y, q, &cc.retry_backoff_s);
-                          });
-                  });
-          } else if (key == "scoring") {
-            std::set<std::string> names;
-            for (const auto& f : ScoringFields()) names.insert(f.name);
-            w.Map(v, path, names,
-                  [&](const std::string& k, const YAML::Node& x, const std::string& p) {
-                    for (const auto& f : ScoringFields()) {
-                      if (k != f.name) continue;
-                      switch (f.kind) {
-                        case ScoringField::kDuration:
-                          w.Duration(x, p, &(c.scoring.*f.dbl));
-                          break;
-                        case ScoringField::kNumber:
-                          w.Double(x, p, &(c.scoring.*f.dbl), 0, 1e12);
-                          break;
-                        case ScoringField::kInteger:
-                          w.Integer(x, p, &(c.scoring.*f.integer), 0, 1000000);
-                          break;
-                      }
-                    }
-                  });
-            if (!w.failed()) {
-              const std::string bad = scoring::Validate(c.scoring);
-              if (!bad.empty()) w.Fail(v, path, bad);
-            }
+template <typename S>
+Key<S> BoolKey(std::string_view name, bool S::*field) {
+  return {name, [field](Walker& w, const YAML::Node& n, const std::string& p, S& s) {
+            w.Bool(n, p, &(s.*field));
+          }};
+}
+
+template <typename S, typename Int>
+Key<S> IntegerKey(std::string_view name, Int S::*field, long long min, long long max) {
+  return {name, [field, min, max](Walker& w, const YAML::Node& n, const std::string& p, S& s) {
+            w.Integer(n, p, &(s.*field), min, max);
+          }};
+}
+
+template <typename S>
+Key<S> DurationKey(std::string_view name, double S::*field, double min_s = 0) {
+  return {name, [field, min_s](Walker& w, const YAML::Node& n, const std::string& p, S& s) {
+            w.Duration(n, p, &(s.*field), min_s);
+          }};
+}
+
+template <typename S>
+Key<S> StringListKey(std::string_view name, std::vector<std::string> S::*field) {
+  return {name, [field](Walker& w, const YAML::Node& n, const std::string& p, S& s) {
+            w.StringList(n, p, &(s.*field));
+          }};
+}
+
+// Reads the mapping `node` into `out` through `keys`; other keys are errors.
+template <typename S>
+void ReadKeys(Walker& w, const YAML::Node& node, const std::string& path,
+              const std::vector<Key<S>>& keys, S& out) {
+  std::set<std::string> known;
+  for (const auto& k : keys) known.emplace(k.name);
+  w.Map(node, path, known,
+        [&](const std::string& name, const YAML::Node& value, const std::string& p) {
+          for (const auto& k : keys) {
+            if (k.name == name) k.read(w, value, p, out);
           }
         });
 }
 
-}  // namespace
-
-const CollectorConfig& Config::Collector(const std::string& name) const {
-  static const CollectorConfig kDisabled{false, 15, 10, 0, 1};
-  auto it = collectors.find(name);
-  return it == collectors.end() ? kDisabled : it->second;
+const std::vector<Key<WebConfig>>& WebKeys() {
+  using W = WebConfig;
+  static const std::vector<Key<W>> kKeys = {
+      StringKey("listen_address", &W::listen_address),
+      StringKey("telemetry_path", &W::telemetry_path),
+  };
+  return kKeys;
 }
 
-const char* DefaultConfigYaml() { return kDefaultYaml; }
+const std::vector<Key<LibvirtConfig>>& LibvirtKeys() {
+  using L = LibvirtConfig;
+  static const std::vector<Key<L>> kKeys = {
+      StringKey("uri", &L::uri),
+      IntegerKey("samples", &L::samples, 1, 32),
+      BoolKey("set_agent_timeout", &L::set_agent_timeout),
+      DurationKey("agent_timeout", &L::agent_timeout_s),
+      DurationKey("call_deadline", &L::call_deadline_s, 0.01),
+      IntegerKey("concurrency", &L::concurrency, 1, 64),
+      IntegerKey("max_stuck_calls", &L::max_stuck_calls, 0, 100000),
+      DurationKey("agent_retry_interval", &L::agent_retry_interval_s),
+      IntegerKey("agent_max_attempts", &L::agent_max_attempts, 1, 1000000),
+      DurationKey("agent_backoff_max", &L::agent_backoff_max_s),
+      DurationKey("reconnect_backoff_max", &L::reconnect_backoff_max_s, 0.01),
+      DurationKey("keepalive_interval", &L::keepalive_interval_s),
+      IntegerKey("keepalive_count", &L::keepalive_count, 0, 1000),
+  };
+  return kKeys;
+}
+
+const std::vector<Key<ChronyConfig>>& ChronyKeys() {
+  using C = ChronyConfig;
+  static const std::vector<Key<C>> kKeys = {
+      StringKey("address", &C::address),
+      DurationKey("timeout", &C::timeout_s, 0.001),
+      BoolKey("sources", &C::sources),
+  };
+  return kKeys;
+}
+
+const std::vector<Key<NtpConfig>>& NtpKeys() {
+  using N = NtpConfig;
+  static const std::vector<Key<N>> kKeys = {
+      StringListKey("servers", &N::servers),
+      DurationKey("timeout", &N::timeout_s, 0.001),
+      IntegerKey("max_stratum", &N::max_stratum, 1, 15),
+  };
+  return kKeys;
+}
+
+// guest_status.commands: only ids of the compiled-in command table.
+void ReadGuestCommands(Walker& w, const YAML::Node& n, const std::string& p, GuestStatusConfig& g) {
+  w.StringList(n, p, &g.commands);
+  for (size_t i = 0; i < g.commands.size() && !w.failed(); ++i) {
+    if (guest_status::IsKnownGuestCommand(g.commands[i])) continue;
+    std::string known;
+    for (const auto& id : AllGuestCommandConfigIds()) known += (known.empty() ? "" : ", ") + id;
+    w.Fail(n.IsSequence() ? n[i] : n, p + "[" + std::to_string(i) + "]",
+           "unknown guest command '" + g.commands[i] + "' (the list is fixed: " + known + ")");
+  }
+}
+
+const std::vector<Key<GuestStatusConfig>>& GuestStatusKeys() {
+  using G = GuestStatusConfig;
+  static const std::vector<Key<G>> kKeys = {
+      {"commands", ReadGuestCommands},
+      DurationKey("exec_timeout", &G::exec_timeout_s, 0.1),
+      IntegerKey("max_output_bytes", &G::max_output_bytes, 256, 16 * 1024 * 1024),
+  };
+  return kKeys;
+}
+
+const std::vector<Key<Config>>& HistoryKeys() {
+  static const std::vector<Key<Config>> kKeys = {
+      IntegerKey("samples", &Config::history_samples, 2, 4096),
+  };
+  return kKeys;
+}
+
+const std::vector<Key<CollectorConfig>>& CollectorKeys() {
+  using C = CollectorConfig;
+  static const std::vector<Key<C>> kKeys = {
+      BoolKey("enabled", &C::enabled),
+      DurationKey("interval", &C::interval_s, 0.1),
+      DurationKey("timeout", &C::timeout_s, 0.01),
+      IntegerKey("max_retries", &C::max_retries, 0, 10),
+      DurationKey("retry_backoff", &C::retry_backoff_s),
+  };
+  return kKeys;
+}
+
+// collectors.<name>: one CollectorKeys() mapping per collector of the table.
+void ReadCollectors(Walker& w, const YAML::Node& node, const std::string& path, Config& c) {
+  std::set<std::string> names;
+  for (const auto& def : CollectorTable()) names.emplace(def.name);
+  w.Map(node, path, names,
+        [&](const std::string& name, const YAML::Node& value, const std::string& p) {
+          ReadKeys(w, value, p, CollectorKeys(), c.collectors[*CollectorIdFromName(name)]);
+        });
+}
+
+// scoring: one key per ScoringFields() row, then scoring::Validate.
+void ReadScoring(Walker& w, const YAML::Node& node, const std::string& path, Config& c) {
+  std::set<std::string> names;
+  for (const auto& f : ScoringFields()) names.insert(f.name);
+  w.Map(node, path, names, [&](const std::string& k, const YAML::Node& x, const std::string& p) {
+    for (const auto& f : ScoringFields()) {
+      if (k != f.name) continue;
+      switch (f.kind) {
+        case ScoringField::kDuration:
+          w.Duration(x, p, &(c.scoring.*f.dbl));
+          break;
+        case ScoringField::kNumber:
+          w.Double(x, p, &(c.scoring.*f.dbl), 0, 1e12);
+          break;
+        case ScoringField::kInteger:
+          w.Integer(x, p, &(c.scoring.*f.integer), 0, 1000000);
+          break;
+      }
+    }
+  });
+  if (!w.failed()) {
+    const std::string bad = scoring::Validate(c.scoring);
+    if (!bad.empty()) w.Fail(node, path, bad);
+  }
+}
+
+// The top-level sections: how each is read, and how two configurations
+// compare on it (CollectorSettingsEqual, for CollectorDefinition::sections).
+struct Section {
+  std::string_view name;
+  void (*read)(Walker& w, const YAML::Node& node, const std::string& path, Config& c);
+  bool (*equal)(const Config& a, const Config& b);
+};
+
+// A section that is the member `M` of Config, read through the key table `keys`.
+template <auto M, auto keys>
+void ReadMember(Walker& w, const YAML::Node& node, const std::string& path, Config& c) {
+  ReadKeys(w, node, path, keys(), c.*M);
+}
+
+template <auto M>
+bool MemberEqual(const Config& a, const Config& b) {
+  return a.*M == b.*M;
+}
+
+void ReadHistory(Walker& w, const YAML::Node& node, const std::string& path, Config& c) {
+  ReadKeys(w, node, path, HistoryKeys(), c);
+}
+
+constexpr Section kSections[] = {
+    {"web", ReadMember<&Config::web, WebKeys>, MemberEqual<&Config::web>},
+    {"libvirt", ReadMember<&Config::libvirt, LibvirtKeys>, MemberEqual<&Config::libvirt>},
+    {"chrony", ReadMember<&Config::chrony, ChronyKeys>, MemberEqual<&Config::chrony>},
+    {"ntp", ReadMember<&Config::ntp, NtpKeys>, MemberEqual<&Config::ntp>},
+    {"guest_status", ReadMember<&Config::guest_status, GuestStatusKeys>,
+     MemberEqual<&Config::guest_status>},
+    {"history", ReadHistory, MemberEqual<&Config::history_samples>},
+    {"collectors", ReadCollectors, MemberEqual<&Config::collectors>},
+    {"scoring", ReadScoring, MemberEqual<&Config::scoring>},
+};
+
+const Section* FindSection(std::string_view name) {
+  for (const auto& s : kSections) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+void ParseDocument(const YAML::Node& root, Walker& w, Config& c) {
+  std::set<std::string> names;
+  for (const auto& s : kSections) names.emplace(s.name);
+  w.Map(root, "", names, [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+    FindSection(key)->read(w, v, path, c);
+  });
+}
+
+}  // namespace
+
+std::vector<std::string> AllGuestCommandConfigIds() {
+  std::vector<std::string> ids;
+  for (const auto& command : guest_status::AllGuestCommands()) {
+    ids.emplace_back(command.config_id);
+  }
+  return ids;
+}
+
+const CollectorConfig& Config::Collector(CollectorId id) const {
+  auto it = collectors.find(id);
+  return it == collectors.end() ? CollectorDefinitionOf(id).defaults : it->second;
+}
+
+bool CollectorSettingsEqual(CollectorId id, const Config& a, const Config& b) {
+  std::string_view rest = CollectorDefinitionOf(id).sections;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    std::string_view name = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    while (name.starts_with(' ')) name.remove_prefix(1);
+    const Section* section = FindSection(name);
+    if (section == nullptr || !section->equal(a, b)) return false;  // unknown: rebuild
+  }
+  return true;
+}
+
+const char* DefaultConfigYaml() {
+  static const std::string text = kDefaultYamlHead + CollectorsYaml() + kDefaultYamlScoring;
+  return text.c_str();
+}
 
 Result<Config> ParseConfig(const std::string& yaml_text, const std::string& source) {
   Config c;
   c.source = source;
-  c.collectors = DefaultCollectors();
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);

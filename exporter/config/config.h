@@ -8,24 +8,18 @@
 #include <string>
 #include <vector>
 
+#include "exporter/config/collector_table.h"
 #include "exporter/core/result.h"
 #include "scoring/params.h"
 
 namespace vmtime {
 
-// Per-collector scheduling, under `collectors.<name>:`.
-struct CollectorConfig {
-  bool enabled = true;
-  double interval_s = 15;
-  double timeout_s = 10;       // deadline of one Collect() call
-  int max_retries = 2;         // retries within a round after a failure
-  double retry_backoff_s = 1;  // first retry delay, doubled per retry
-};
-
 struct WebConfig {
   std::string listen_address = ":9958";
   std::string telemetry_path = "/metrics";
   std::string config_file;  // --web.config.file: basic auth (TLS refused, see docs)
+
+  bool operator==(const WebConfig&) const = default;
 };
 
 struct LibvirtConfig {
@@ -43,26 +37,39 @@ struct LibvirtConfig {
   double reconnect_backoff_max_s = 30;
   double keepalive_interval_s = 5;
   int keepalive_count = 3;
+
+  bool operator==(const LibvirtConfig&) const = default;
 };
 
 struct ChronyConfig {
   std::string address = "unix:///run/chrony/chronyd.sock";  // or host:port (UDP)
   double timeout_s = 1;
   bool sources = true;
+
+  bool operator==(const ChronyConfig&) const = default;
 };
 
 struct NtpConfig {
   std::vector<std::string> servers;  // host[:port]
   double timeout_s = 2;
+  // A server is usable only at 0 < stratum <= max_stratum. Stratum 10 is the
+  // conventional `local stratum 10` of a server that lost its sources.
+  int max_stratum = 9;
+
+  bool operator==(const NtpConfig&) const = default;
 };
+
+// Every command of the compiled-in guest command table, by config id.
+std::vector<std::string> AllGuestCommandConfigIds();
 
 struct GuestStatusConfig {
   // guest-exec is off by default: enabling it runs the fixed read-only
   // commands below inside guests through the agent.
-  std::vector<std::string> commands = {"chronyc_tracking", "ntpq_rv", "timedatectl_show",
-                                       "w32tm_status"};
+  std::vector<std::string> commands = AllGuestCommandConfigIds();
   double exec_timeout_s = 5;
   size_t max_output_bytes = 65536;
+
+  bool operator==(const GuestStatusConfig&) const = default;
 };
 
 struct Config {
@@ -72,13 +79,31 @@ struct Config {
   ChronyConfig chrony;
   NtpConfig ntp;
   GuestStatusConfig guest_status;
-  std::map<std::string, CollectorConfig> collectors;  // keyed by collector name
+  // Every collector of the table, with its defaults unless configured.
+  std::map<CollectorId, CollectorConfig> collectors = DefaultCollectorConfigs();
   size_t history_samples = 64;  // ring of clock samples kept per VM (scoring.drift_window_s
                                 // bounds which of them drift uses)
   scoring::Params scoring;
 
-  const CollectorConfig& Collector(const std::string& name) const;
+  const CollectorConfig& Collector(CollectorId id) const;
+  bool operator==(const Config&) const = default;
 };
+
+// True when every configuration section collector `id` reads (the table's
+// `sections`) is equal in `a` and `b`: a reload keeps the running instance
+// then, and builds a new one otherwise. Schedules (`collectors.<name>`) are
+// not compared; the poller applies them to the running instance.
+bool CollectorSettingsEqual(CollectorId id, const Config& a, const Config& b);
+
+// One row per scoring::Params field: the YAML key under `scoring:` is the
+// field's name. Exactly one of `dbl` and `integer` is set.
+struct ScoringField {
+  const char* name;
+  enum Kind { kDuration, kNumber, kInteger } kind;
+  double scoring::Params::*dbl = nullptr;
+  int scoring::Params::*integer = nullptr;
+};
+const std::vector<ScoringField>& ScoringFields();
 
 // The built-in default configuration as YAML text (also `--config.show-default`).
 const char* DefaultConfigYaml();

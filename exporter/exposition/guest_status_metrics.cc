@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "exporter/collectors/guest_status/guest_probe.h"
+#include "exporter/model/guest_status_error.h"
 
 namespace vmtime::exposition {
 

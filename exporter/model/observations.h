@@ -19,10 +19,12 @@ struct TimexObservation {
   double frequency_ratio = 0;  // frequency adjustment as a ratio (1e-6 = 1 ppm)
   double max_error_s = 0;
   double est_error_s = 0;
-  int status = 0;             // STA_* bit field
-  int state = 0;              // adjtimex return value: TIME_OK, TIME_INS, ..., TIME_ERROR
-  bool synchronised = false;  // state != TIME_ERROR and !(status & STA_UNSYNC)
-  double tick_s = 0;          // microseconds per tick, converted
+  int status = 0;  // STA_* bit field
+  int state = 0;   // adjtimex return value: TIME_OK, TIME_INS, ..., TIME_ERROR
+  // The kernel's own flag view: state != TIME_ERROR and !(status & STA_UNSYNC).
+  // Not the host's sync state: store/host_reference.h decides that (by maxerror).
+  bool synchronised = false;
+  double tick_s = 0;  // microseconds per tick, converted
   int tai_offset_s = 0;
   double time_constant = 0;
   double pps_frequency_ratio = 0;
@@ -87,7 +89,7 @@ struct NtpServerObservation {
   uint32_t reference_id = 0;
   int precision_log2 = 0;
   std::string kiss_code;  // non-empty for a kiss-o'-death reply
-  bool usable = false;    // reachable && leap != 3 && 0 < stratum < 16
+  bool usable = false;    // reachable && leap != 3 && 0 < stratum <= ntp.max_stratum
 };
 struct NtpObservation {
   std::vector<NtpServerObservation> servers;

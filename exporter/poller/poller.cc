@@ -99,13 +99,12 @@ void Poller::Configure(std::vector<PollerEntry> entries) {
     for (auto& e : entries) {
       const std::string name(e.collector->Name());
       auto it = slots_.find(name);
-      if (it != slots_.end() && it->second.fingerprint == e.fingerprint) {
+      if (it != slots_.end() && it->second.collector == e.collector) {
         Slot slot = std::move(it->second);
         slot.schedule.SetConfig(e.config);
         next.emplace(name, std::move(slot));
       } else {
-        Slot slot{e.collector, e.fingerprint, Schedule(e.config, now), false, next_generation_++,
-                  {},          false};
+        Slot slot{e.collector, Schedule(e.config, now), false, next_generation_++, {}, false};
         if (it != slots_.end() && it->second.schedule.in_flight()) {
           // The old instance is still running: the new one starts when it returns.
           slot.schedule.Start(now);

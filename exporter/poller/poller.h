@@ -43,9 +43,8 @@
 namespace vmtime {
 
 struct PollerEntry {
-  std::shared_ptr<Collector> collector;
+  std::shared_ptr<Collector> collector;  // the running instance, kept on reload, keeps its slot
   CollectorConfig config;
-  std::string fingerprint;  // a reload keeps the running instance when unchanged
 };
 
 class Poller {
@@ -56,8 +55,8 @@ class Poller {
   Poller(const Poller&) = delete;
   Poller& operator=(const Poller&) = delete;
 
-  // Installs the collector table. Collectors whose name and fingerprint are
-  // unchanged keep their instance and schedule.
+  // Installs the collector table. Entries whose collector is the instance
+  // already running under that name keep their schedule.
   void Configure(std::vector<PollerEntry> entries);
   // Starts the workers and the scheduler thread (`threaded` false: tests
   // drive RunOnce()).
@@ -90,7 +89,6 @@ class Poller {
   struct Doorbell;  // co-owned by the collectors' wakeup callbacks
   struct Slot {
     std::shared_ptr<Collector> collector;
-    std::string fingerprint;
     Schedule schedule;
     bool ran_once = false;
     uint64_t generation = 0;  // bumps when the slot is replaced

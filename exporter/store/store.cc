@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "exporter/collectors/chrony/chrony_collector.h"
+#include "exporter/store/host_reference.h"
 #include "scoring/score.h"
 
 namespace vmtime {
@@ -13,11 +13,11 @@ void Store::SetConfig(const Config& config) {
   std::lock_guard lock(mu_);
   params_ = config.scoring;
   history_samples_ = std::max<size_t>(2, config.history_samples);
-  libvirt_interval_s_ = config.Collector("libvirt").interval_s;
+  libvirt_interval_s_ = config.Collector(CollectorId::kLibvirt).interval_s;
   ntp_configured_ = config.ntp.servers.size();
   enabled_.clear();
-  for (const auto& [name, cc] : config.collectors) {
-    if (cc.enabled) enabled_.push_back(name);
+  for (const auto& [id, cc] : config.collectors) {
+    if (cc.enabled) enabled_.insert(id);
   }
   for (auto& [uuid, vm] : vms_) {
     if (vm.samples.size() > history_samples_) {
@@ -27,15 +27,14 @@ void Store::SetConfig(const Config& config) {
     }
   }
   // Forget sections of collectors that are now disabled.
-  auto enabled = [&](const char* n) {
-    return std::find(enabled_.begin(), enabled_.end(), n) != enabled_.end();
-  };
-  if (!enabled("timex")) timex_.reset();
-  if (!enabled("chrony")) chrony_.reset(), chrony_up_ = false;
-  if (!enabled("ntp")) ntp_.reset();
-  if (!enabled("libvirt")) vms_.clear(), libvirt_connected_ = false;
+  auto enabled = [&](CollectorId id) { return enabled_.contains(id); };
+  if (!enabled(CollectorId::kTimex)) timex_.reset();
+  if (!enabled(CollectorId::kChrony)) chrony_.reset(), chrony_up_ = false;
+  if (!enabled(CollectorId::kNtp)) ntp_.reset();
+  if (!enabled(CollectorId::kLibvirt)) vms_.clear(), libvirt_connected_ = false;
   for (auto it = runs_.begin(); it != runs_.end();) {
-    it = enabled(it->first.c_str()) ? std::next(it) : runs_.erase(it);
+    const auto id = CollectorIdFromName(it->first);
+    it = id && enabled(*id) ? std::next(it) : runs_.erase(it);
   }
 }
 
@@ -110,8 +109,9 @@ void Store::Apply(const Observations& obs) {
 
 void Store::MarkFailed(const std::string& collector) {
   std::lock_guard lock(mu_);
-  if (collector == "chrony") chrony_up_ = false;
-  if (collector == "libvirt") {
+  const auto id = CollectorIdFromName(collector);
+  if (id == CollectorId::kChrony) chrony_up_ = false;
+  if (id == CollectorId::kLibvirt) {
     libvirt_connected_ = false;
     for (auto& [uuid, vm] : vms_) {
       vm.agent_up = false;
@@ -136,14 +136,7 @@ size_t Store::vm_count() const {
 }
 
 std::optional<scoring::HostReference> Store::HostReferenceLocked() const {
-  if (chrony_up_ && chrony_) return HostReferenceFromChrony(*chrony_);
-  if (timex_) {
-    scoring::HostReference h;
-    h.state = timex_->synchronised ? scoring::SyncState::kSynchronised
-                                   : scoring::SyncState::kUnsynchronised;
-    return h;
-  }
-  return std::nullopt;
+  return DecideHostReference(chrony_up_ ? chrony_ : std::nullopt, timex_);
 }
 
 std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_real_ns) const {
@@ -156,7 +149,7 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
   snap->chrony = chrony_;
   snap->ntp = ntp_;
   snap->ntp_configured = ntp_configured_;
-  snap->libvirt_enabled = std::find(enabled_.begin(), enabled_.end(), "libvirt") != enabled_.end();
+  snap->libvirt_enabled = enabled_.contains(CollectorId::kLibvirt);
   snap->libvirt_connected = libvirt_connected_;
   snap->reload = reload_;
   const auto host = HostReferenceLocked();

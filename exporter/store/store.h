@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -61,7 +62,7 @@ class Store {
   scoring::Params params_;
   size_t history_samples_ = 64;
   double libvirt_interval_s_ = 15;
-  std::vector<std::string> enabled_;
+  std::set<CollectorId> enabled_;
   size_t ntp_configured_ = 0;
   std::map<std::string, VmState> vms_;  // by uuid
   std::optional<TimexObservation> timex_;

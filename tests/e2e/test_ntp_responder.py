@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """The NTP prober against a test-owned UDP responder on 127.0.0.1 that sends
-malformed, truncated, kiss-o'-death, wrong-origin, unsynchronised and silent
-replies. Each server must get its own clear outcome (in the metrics and in the
-log line naming every server), the exporter must neither crash nor hang, and
-a good server next to them must stay usable."""
+malformed, truncated, kiss-o'-death, wrong-origin, unsynchronised, too-high
+stratum (11, above the default ntp.max_stratum 9) and silent replies. Each
+server must get its own clear outcome (in the metrics and in the log line
+naming every server), the exporter must neither crash nor hang, and a good
+server next to them must stay usable."""
 import os
 import re
 import socket
@@ -41,6 +42,7 @@ BEHAVIOURS = {
     "wrong_origin": lambda req: reply(req, origin=b"\x01" * 8),
     "leap3": lambda req: reply(req, li=3, stratum=2),
     "stratum16": lambda req: reply(req, stratum=16),
+    "stratum11": lambda req: reply(req, stratum=11),
     "silent": None,
 }
 
@@ -107,17 +109,20 @@ def test_each_bad_reply_gets_its_outcome(responders):
                                 {"server": server(responders, n), "code": code}) == 1, n
         for n in ("truncated", "garbage", "wrong_origin", "silent"):
             assert metric_value(text, "vmtime_ntp_server_up", {"server": server(responders, n)}) == 0, n
-        for n in ("leap3", "stratum16"):
+        for n in ("leap3", "stratum16", "stratum11"):
             assert metric_value(text, "vmtime_ntp_server_up", {"server": server(responders, n)}) == 1, n
         assert metric_value(text, "vmtime_ntp_server_leap", {"server": server(responders, "leap3")}) == 3
         assert metric_value(text, "vmtime_ntp_server_stratum",
                             {"server": server(responders, "stratum16")}) == 16
+        assert metric_value(text, "vmtime_ntp_server_stratum",
+                            {"server": server(responders, "stratum11")}) == 11
         # The failure log line names every server with its reason.
         line = e.find_log(r"collector ntp: failed.*").group(0)
         for n in bad:
             assert server(responders, n) in line, (n, line)
         assert "kiss-o'-death RATE" in line and "kiss-o'-death DENY" in line, line
         assert "leap indicator 3" in line and "stratum 16" in line, line
+        assert "stratum 11 above ntp.max_stratum 9" in line, line
         # Still alive and answering after several rounds of bad replies.
         time.sleep(2)
         assert e.proc.poll() is None
@@ -139,3 +144,24 @@ def test_good_server_stays_usable_among_bad_ones(responders):
         assert metric_value(text, "vmtime_ntp_server_stratum", {"server": good}) == 2
         # The responder stamps its receive/transmit with this host's clock: offset ~ 0.
         assert abs(metric_value(text, "vmtime_ntp_server_offset_seconds", {"server": good})) < 0.05
+
+
+def test_max_stratum_is_configurable(responders):
+    """A stratum-11 server is unusable at the default ntp.max_stratum (9) and
+    usable once the configuration allows stratum 11."""
+    base = ("collectors:\n  libvirt: {enabled: false}\n  chrony: {enabled: false}\n"
+            "  timex: {enabled: false}\n  ntp: {interval: 1s, max_retries: 0}\n"
+            "ntp:\n  timeout: 500ms\n  servers: [%s]\n" % server(responders, "stratum11"))
+    with Exporter(config_text=base) as e:
+        e.wait_log(r"collector ntp: failed", timeout=20)
+        text = e.metrics()
+        labels = {"server": server(responders, "stratum11")}
+        assert metric_value(text, "vmtime_ntp_server_up", labels) == 1
+        assert metric_value(text, "vmtime_ntp_server_usable", labels) == 0
+        assert metric_value(text, "vmtime_ntp_usable_sources") == 0
+    with Exporter(config_text=base + "  max_stratum: 11\n") as e:
+        e.wait_metric(r'^vmtime_collector_success\{collector="ntp"\} 1$', timeout=20)
+        text = e.metrics()
+        assert metric_value(text, "vmtime_ntp_server_usable",
+                            {"server": server(responders, "stratum11")}) == 1
+        assert metric_value(text, "vmtime_ntp_usable_sources") == 1

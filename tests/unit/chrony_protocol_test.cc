@@ -10,8 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "exporter/collectors/chrony/chrony_collector.h"
-
 namespace vmtime::chrony {
 namespace {
 
@@ -246,29 +244,6 @@ TEST(ChronyProtocol, AddressFormatting) {
   EXPECT_EQ(FormatIpAddr(a), "::1");
   EXPECT_EQ(RefIdText(0x7F7F0101), "7F7F0101");
   EXPECT_EQ(RefIdText(0x47505300), "GPS");
-}
-
-TEST(ChronyHostReference, FromTracking) {
-  ChronyObservation o;
-  o.tracking.reference_id = 0x7F000001;
-  o.tracking.stratum = 3;
-  o.tracking.leap_status = 0;
-  o.tracking.system_time_offset_s = 0.002;
-  o.tracking.root_delay_s = 0.010;
-  o.tracking.root_dispersion_s = 0.001;
-  auto h = HostReferenceFromChrony(o);
-  EXPECT_EQ(h.state, scoring::SyncState::kSynchronised);
-  EXPECT_EQ(h.stratum, 3);
-  EXPECT_DOUBLE_EQ(*h.offset_s, 0.002);
-  EXPECT_DOUBLE_EQ(*h.root_distance_s, 0.006);
-  o.tracking.leap_status = 3;
-  EXPECT_EQ(HostReferenceFromChrony(o).state, scoring::SyncState::kUnsynchronised);
-  o.tracking.leap_status = 0;
-  o.tracking.reference_id = 0;
-  EXPECT_EQ(HostReferenceFromChrony(o).state, scoring::SyncState::kUnsynchronised);
-  o.tracking.reference_id = 1;
-  o.tracking.stratum = 16;
-  EXPECT_EQ(HostReferenceFromChrony(o).state, scoring::SyncState::kUnsynchronised);
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
+#include <sstream>
 
 #include "exporter/config/duration.h"
 
@@ -46,16 +48,68 @@ TEST(Config, BuiltInDefaultParsesAndMatchesStructDefaults) {
   EXPECT_DOUBLE_EQ(c->scoring.offset_full_s, 0.010);
   EXPECT_DOUBLE_EQ(c->scoring.drift_full_ratio, 50e-6);
   EXPECT_EQ(c->scoring.stratum_full, 4);
-  EXPECT_TRUE(c->Collector("timex").enabled);
-  EXPECT_FALSE(c->Collector("guest_status").enabled);
-  EXPECT_DOUBLE_EQ(c->Collector("guest_status").interval_s, 60);
+  EXPECT_TRUE(c->Collector(CollectorId::kTimex).enabled);
+  EXPECT_FALSE(c->Collector(CollectorId::kGuestStatus).enabled);
+  EXPECT_DOUBLE_EQ(c->Collector(CollectorId::kGuestStatus).interval_s, 60);
+}
+
+TEST(Config, BuiltInDefaultYamlEqualsTheStructDefaults) {
+  // Every section, not only the fields checked above: the YAML text and the
+  // struct initialisers (and the collector table) say the same thing.
+  auto c = ParseConfig(DefaultConfigYaml(), "<built-in>");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  Config d;
+  d.source = "<built-in>";
+  EXPECT_TRUE(*c == d);
+  EXPECT_EQ(c->collectors, DefaultCollectorConfigs());
+}
+
+TEST(Config, BuiltInDefaultListsEveryCollectorOfTheTable) {
+  const std::string yaml = DefaultConfigYaml();
+  for (const auto& def : CollectorTable()) {
+    const CollectorConfig& d = def.defaults;
+    const std::string line = "  " + std::string(def.name) +
+                             ": {enabled: " + (d.enabled ? "true" : "false") +
+                             ", interval: " + FormatDuration(d.interval_s) +
+                             ", timeout: " + FormatDuration(d.timeout_s) +
+                             ", max_retries: " + std::to_string(d.max_retries) +
+                             ", retry_backoff: " + FormatDuration(d.retry_backoff_s) + "}\n";
+    EXPECT_NE(yaml.find(line), std::string::npos) << line;
+  }
+}
+
+TEST(CollectorTable, NamesAreUniqueAndRoundTrip) {
+  std::set<std::string_view> names;
+  for (const auto& def : CollectorTable()) {
+    EXPECT_TRUE(names.insert(def.name).second) << def.name;
+    EXPECT_EQ(CollectorIdFromName(def.name), def.id);
+    EXPECT_EQ(CollectorName(def.id), def.name);
+    EXPECT_EQ(&CollectorDefinitionOf(def.id), &def);
+    EXPECT_FALSE(def.help.empty()) << def.name;
+  }
+  EXPECT_EQ(CollectorIdFromName("ptp"), std::nullopt);
+}
+
+TEST(CollectorTable, DocumentedInConfigurationMd) {
+  std::ifstream f(std::string(VMTIME_SOURCE_DIR) + "/docs/configuration.md");
+  ASSERT_TRUE(f) << "docs/configuration.md";
+  std::stringstream doc;
+  doc << f.rdbuf();
+  for (const auto& def : CollectorTable()) {
+    const CollectorConfig& d = def.defaults;
+    const std::string row =
+        "| `" + std::string(def.name) + "` | `" + (d.enabled ? "true" : "false") + "` | `" +
+        FormatDuration(d.interval_s) + "` | `" + FormatDuration(d.timeout_s) + "` | `" +
+        std::to_string(d.max_retries) + "` | `" + FormatDuration(d.retry_backoff_s) + "` |";
+    EXPECT_NE(doc.str().find(row), std::string::npos) << "missing row: " << row;
+  }
 }
 
 TEST(Config, EmptyDocumentMeansDefaults) {
   auto c = ParseConfig("", "empty.yml");
   ASSERT_TRUE(c.ok()) << c.error().message;
   EXPECT_EQ(c->libvirt.uri, "qemu:///system");
-  EXPECT_TRUE(c->Collector("libvirt").enabled);
+  EXPECT_TRUE(c->Collector(CollectorId::kLibvirt).enabled);
 }
 
 TEST(Config, OverridesApply) {
@@ -76,9 +130,9 @@ scoring:
   ASSERT_TRUE(c.ok()) << c.error().message;
   EXPECT_EQ(c->libvirt.uri, "test:///default");
   EXPECT_EQ(c->libvirt.samples, 5);
-  EXPECT_FALSE(c->Collector("ntp").enabled);
-  EXPECT_DOUBLE_EQ(c->Collector("timex").interval_s, 60);
-  EXPECT_DOUBLE_EQ(c->Collector("timex").timeout_s, 5);  // default kept
+  EXPECT_FALSE(c->Collector(CollectorId::kNtp).enabled);
+  EXPECT_DOUBLE_EQ(c->Collector(CollectorId::kTimex).interval_s, 60);
+  EXPECT_DOUBLE_EQ(c->Collector(CollectorId::kTimex).timeout_s, 5);  // default kept
   ASSERT_EQ(c->ntp.servers.size(), 2u);
   EXPECT_DOUBLE_EQ(c->scoring.offset_warning_s, 10);
   EXPECT_DOUBLE_EQ(c->scoring.weight_offset, 0.5);
@@ -146,6 +200,150 @@ TEST(Config, LoadFileErrorsUseFileName) {
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.error().message.find(path + ":3:3: web.nope: unknown key"), std::string::npos)
       << c.error().message;
+}
+
+// ---- equality: every field of every config struct takes part ----
+
+// Converts to any member type; used only in unevaluated brace-initialisation.
+struct AnyField {
+  template <typename T>
+  operator T() const;  // NOLINT(google-explicit-constructor)
+};
+
+// The number of fields of aggregate T: the longest brace list it accepts.
+template <typename T, typename... Fields>
+constexpr size_t FieldCount() {
+  if constexpr (requires { T{Fields{}..., AnyField{}}; }) {
+    return FieldCount<T, Fields..., AnyField>();
+  } else {
+    return sizeof...(Fields);
+  }
+}
+
+// One mutation per field of T, in any order: each must make a copy compare
+// unequal. Adding a field to T without adding its mutation here does not
+// compile.
+template <typename T, typename... Mutation>
+void ExpectEveryFieldCompared(const T& base, Mutation... mutate) {
+  static_assert(sizeof...(Mutation) == FieldCount<T>(),
+                "a field was added: give it a mutation in ExpectEveryFieldCompared");
+  int index = 0;
+  auto check = [&](auto m) {
+    T copy = base;
+    EXPECT_TRUE(copy == base);
+    m(copy);
+    EXPECT_FALSE(copy == base) << "mutation " << index << " of " << sizeof...(Mutation);
+    ++index;
+  };
+  (check(mutate), ...);
+}
+
+TEST(ConfigEquality, CollectorConfig) {
+  ExpectEveryFieldCompared(
+      CollectorConfig{}, [](CollectorConfig& c) { c.enabled = !c.enabled; },
+      [](CollectorConfig& c) { c.interval_s += 1; }, [](CollectorConfig& c) { c.timeout_s += 1; },
+      [](CollectorConfig& c) { c.max_retries += 1; },
+      [](CollectorConfig& c) { c.retry_backoff_s += 1; });
+}
+
+TEST(ConfigEquality, WebConfig) {
+  ExpectEveryFieldCompared(
+      WebConfig{}, [](WebConfig& c) { c.listen_address += "0"; },
+      [](WebConfig& c) { c.telemetry_path += "x"; }, [](WebConfig& c) { c.config_file += "x"; });
+}
+
+TEST(ConfigEquality, LibvirtConfig) {
+  using L = LibvirtConfig;
+  ExpectEveryFieldCompared(
+      L{}, [](L& c) { c.uri += "x"; }, [](L& c) { c.samples += 1; },
+      [](L& c) { c.agent_timeout_s += 1; },
+      [](L& c) { c.set_agent_timeout = !c.set_agent_timeout; },
+      [](L& c) { c.call_deadline_s += 1; }, [](L& c) { c.concurrency += 1; },
+      [](L& c) { c.max_stuck_calls += 1; }, [](L& c) { c.agent_retry_interval_s += 1; },
+      [](L& c) { c.agent_max_attempts += 1; }, [](L& c) { c.agent_backoff_max_s += 1; },
+      [](L& c) { c.reconnect_backoff_max_s += 1; }, [](L& c) { c.keepalive_interval_s += 1; },
+      [](L& c) { c.keepalive_count += 1; });
+}
+
+TEST(ConfigEquality, ChronyConfig) {
+  ExpectEveryFieldCompared(
+      ChronyConfig{}, [](ChronyConfig& c) { c.address += "x"; },
+      [](ChronyConfig& c) { c.timeout_s += 1; }, [](ChronyConfig& c) { c.sources = !c.sources; });
+}
+
+TEST(ConfigEquality, NtpConfig) {
+  ExpectEveryFieldCompared(
+      NtpConfig{}, [](NtpConfig& c) { c.servers.push_back("x"); },
+      [](NtpConfig& c) { c.timeout_s += 1; }, [](NtpConfig& c) { c.max_stratum += 1; });
+}
+
+TEST(ConfigEquality, GuestStatusConfig) {
+  using G = GuestStatusConfig;
+  ExpectEveryFieldCompared(
+      G{}, [](G& c) { c.commands.pop_back(); }, [](G& c) { c.exec_timeout_s += 1; },
+      [](G& c) { c.max_output_bytes += 1; });
+}
+
+TEST(ConfigEquality, Config) {
+  ExpectEveryFieldCompared(
+      Config{}, [](Config& c) { c.source += "x"; }, [](Config& c) { c.web.telemetry_path += "x"; },
+      [](Config& c) { c.libvirt.samples += 1; }, [](Config& c) { c.chrony.sources = false; },
+      [](Config& c) { c.ntp.timeout_s += 1; },
+      [](Config& c) { c.guest_status.exec_timeout_s += 1; },
+      [](Config& c) { c.collectors[CollectorId::kNtp].interval_s += 1; },
+      [](Config& c) { c.history_samples += 1; }, [](Config& c) { c.scoring.weight_offset += 1; });
+}
+
+TEST(ConfigEquality, ScoringParamsThroughTheYamlKeyTable) {
+  // Every Params field has a `scoring:` key, and == compares each of them.
+  ASSERT_EQ(ScoringFields().size(), FieldCount<scoring::Params>());
+  std::set<std::string> names;
+  const scoring::Params base;
+  for (const auto& f : ScoringFields()) {
+    EXPECT_TRUE(names.insert(f.name).second) << "duplicate key " << f.name;
+    ASSERT_NE(f.dbl == nullptr, f.integer == nullptr) << f.name;
+    scoring::Params p = base;
+    if (f.dbl != nullptr) p.*f.dbl += 1;
+    if (f.integer != nullptr) p.*f.integer += 1;
+    EXPECT_FALSE(p == base) << f.name;
+    // The field moved is the one the key names: no other row sees a change.
+    for (const auto& g : ScoringFields()) {
+      if (&g == &f) continue;
+      const bool same =
+          g.dbl != nullptr ? p.*g.dbl == base.*g.dbl : p.*g.integer == base.*g.integer;
+      EXPECT_TRUE(same) << f.name << " also moved " << g.name;
+    }
+  }
+}
+
+// ---- reload: a collector is rebuilt exactly when a section it reads changes ----
+
+TEST(CollectorSettingsEqual, FollowsTheSectionsOfTheTable) {
+  struct Change {
+    std::string_view section;
+    void (*apply)(Config&);
+  };
+  const Change changes[] = {
+      {"web", [](Config& c) { c.web.telemetry_path = "/other"; }},
+      {"libvirt", [](Config& c) { c.libvirt.uri = "test:///default"; }},
+      {"chrony", [](Config& c) { c.chrony.timeout_s = 3; }},
+      {"ntp", [](Config& c) { c.ntp.servers = {"127.0.0.1:123"}; }},
+      {"guest_status", [](Config& c) { c.guest_status.commands = {"ntpq_rv"}; }},
+      {"history", [](Config& c) { c.history_samples = 8; }},
+      {"scoring", [](Config& c) { c.scoring.offset_warning_s = 1; }},
+      {"collectors", [](Config& c) { c.collectors[CollectorId::kNtp].interval_s = 1; }},
+  };
+  const Config base;
+  for (const auto& def : CollectorTable()) {
+    EXPECT_TRUE(CollectorSettingsEqual(def.id, base, base)) << def.name;
+    for (const auto& change : changes) {
+      Config changed = base;
+      change.apply(changed);
+      const bool reads = def.sections.find(change.section) != std::string_view::npos;
+      EXPECT_EQ(CollectorSettingsEqual(def.id, base, changed), !reads)
+          << def.name << " after a change of " << change.section;
+    }
+  }
 }
 
 }  // namespace

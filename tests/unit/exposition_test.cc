@@ -42,8 +42,9 @@ scoring::ClockSample Sample(int64_t mono_s, double offset_s) {
 // paused, agent not tried yet), timex, and collector runs. Everything is built from constants.
 std::shared_ptr<const Snapshot> FixedSnapshot() {
   Config config;
-  config.collectors["libvirt"].enabled = true;
-  config.collectors["timex"].enabled = true;
+  for (auto& [id, cc] : config.collectors) {
+    cc.enabled = id == CollectorId::kLibvirt || id == CollectorId::kTimex;
+  }
   Store store(config);
   for (int round = 0; round < 6; ++round) {
     Observations obs;

@@ -4,8 +4,6 @@
 
 #include <sstream>
 
-#include "exporter/collectors/registry.h"
-
 namespace vmtime {
 namespace {
 
@@ -13,7 +11,7 @@ FlagsOutcome Parse(std::vector<const char*> args, std::string* out = nullptr,
                    std::string* err = nullptr) {
   args.insert(args.begin(), "vmtime_exporter");
   std::ostringstream o, e;
-  auto r = ParseFlags(static_cast<int>(args.size()), args.data(), CollectorTable(), o, e);
+  auto r = ParseFlags(static_cast<int>(args.size()), args.data(), o, e);
   if (out) *out = o.str();
   if (err) *err = e.str();
   return r;
@@ -36,14 +34,14 @@ TEST(Flags, PrometheusStyleFlagsOverrideConfig) {
                   "--log.format", "json", "--no-collector.timex"});
   ASSERT_FALSE(r.exit_code);
   Config c;
-  c.collectors["timex"].enabled = true;
+  c.collectors[CollectorId::kTimex].enabled = true;
   ApplyFlags(r.flags, c);
   EXPECT_EQ(c.web.listen_address, "127.0.0.1:0");
   EXPECT_EQ(c.web.telemetry_path, "/m");
   EXPECT_EQ(c.libvirt.uri, "test:///default");
   EXPECT_EQ(c.chrony.address, "127.0.0.1:323");
   EXPECT_EQ(c.ntp.servers, (std::vector<std::string>{"127.0.0.1:1123", "127.0.0.2"}));
-  EXPECT_FALSE(c.collectors["timex"].enabled);
+  EXPECT_FALSE(c.collectors[CollectorId::kTimex].enabled);
   EXPECT_EQ(r.flags.log_format, "json");
 }
 
@@ -52,12 +50,28 @@ TEST(Flags, CollectorFlagsComeFromTheTable) {
   auto r = Parse({"--help"}, &out);
   ASSERT_TRUE(r.exit_code);
   EXPECT_EQ(*r.exit_code, 0);
-  for (const auto& spec : CollectorTable()) {
-    EXPECT_NE(out.find("--collector." + spec.name), std::string::npos) << spec.name;
-    EXPECT_NE(out.find("--no-collector." + spec.name), std::string::npos) << spec.name;
+  for (const auto& c : CollectorTable()) {
+    const std::string name(c.name);
+    EXPECT_NE(out.find("--collector." + name), std::string::npos) << name;
+    EXPECT_NE(out.find("--no-collector." + name), std::string::npos) << name;
+    // The help line carries the table's default and one-line help.
+    const std::string help = std::string("(default ") + (c.defaults.enabled ? "on" : "off") +
+                             "): " + std::string(c.help);
+    EXPECT_NE(out.find(help), std::string::npos) << name << ": " << help;
   }
   EXPECT_NE(out.find("--config.file"), std::string::npos);
   EXPECT_NE(out.find("--web.listen-address"), std::string::npos);
+}
+
+TEST(Flags, CollectorFlagsOverrideTheTableDefaults) {
+  auto r = Parse({"--collector.guest_status", "--no-collector.ntp"});
+  ASSERT_FALSE(r.exit_code);
+  Config c;
+  EXPECT_FALSE(c.Collector(CollectorId::kGuestStatus).enabled);  // the table's default
+  ApplyFlags(r.flags, c);
+  EXPECT_TRUE(c.Collector(CollectorId::kGuestStatus).enabled);
+  EXPECT_FALSE(c.Collector(CollectorId::kNtp).enabled);
+  EXPECT_TRUE(c.Collector(CollectorId::kTimex).enabled);  // no flag: untouched
 }
 
 TEST(Flags, VersionExitsZero) {

@@ -603,24 +603,24 @@ TEST(GuestStatusCollectorTest, OptionsFromConfig) {
   EXPECT_EQ(o.concurrency, 4);
   // A reload that changes what the collector reads must recreate it.
   Config other = cfg;
-  EXPECT_EQ(GuestStatusFingerprint(other), GuestStatusFingerprint(cfg));
+  EXPECT_TRUE(CollectorSettingsEqual(CollectorId::kGuestStatus, other, cfg));
   other.guest_status.commands = {"chronyc_tracking"};
-  EXPECT_NE(GuestStatusFingerprint(other), GuestStatusFingerprint(cfg));
+  EXPECT_FALSE(CollectorSettingsEqual(CollectorId::kGuestStatus, other, cfg));
   other = cfg;
   other.libvirt.uri = "qemu+unix:///system?socket=/x";
-  EXPECT_NE(GuestStatusFingerprint(other), GuestStatusFingerprint(cfg));
+  EXPECT_FALSE(CollectorSettingsEqual(CollectorId::kGuestStatus, other, cfg));
 }
 
 TEST(GuestStatusCollectorTest, DisabledMakesNoCollector) {
   Config cfg;
-  cfg.collectors["guest_status"].enabled = false;
+  cfg.collectors[CollectorId::kGuestStatus].enabled = false;
   FakeClock clock;
   EXPECT_EQ(MakeGuestStatusCollector(cfg, clock), nullptr);
-  EXPECT_EQ(MakeGuestStatusCollector(Config{}, clock), nullptr);  // no entry: off
+  EXPECT_EQ(MakeGuestStatusCollector(Config{}, clock), nullptr);  // the table's default: off
   auto parsed = ParseConfig("web:\n  listen_address: ':9958'\n", "t.yaml");
   ASSERT_TRUE(parsed.ok()) << parsed.error().message;
   EXPECT_EQ(MakeGuestStatusCollector(*parsed, clock), nullptr);  // the built-in default: off
-  cfg.collectors["guest_status"].enabled = true;
+  cfg.collectors[CollectorId::kGuestStatus].enabled = true;
   EXPECT_NE(MakeGuestStatusCollector(cfg, clock), nullptr);  // connects lazily: no I/O here
 }
 

@@ -7,9 +7,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "exporter/collectors/guest_status/guest_commands.h"
 #include "exporter/collectors/guest_status/parse_text.h"
 #include "exporter/collectors/guest_status/parsers.h"
+#include "exporter/model/guest_commands.h"
 
 namespace vmtime::guest_status {
 namespace {

@@ -654,7 +654,7 @@ TEST_F(LibvirtSchedulerTest, PollerPublishesRoutineSampleWithoutWaitingForTheInt
   cc.interval_s = 3600;
   cc.timeout_s = 5;
   std::shared_ptr<LibvirtCollector> shared(collector_.get(), [](LibvirtCollector*) {});
-  poller.Configure({{shared, cc, ""}});
+  poller.Configure({{shared, cc}});
   poller.Start(/*threaded=*/true);
   // The FakeClock moves 50 ms per look so harvests (at most one per
   // Poller::kHarvestGapNs of host time) are not held back; the hour-long

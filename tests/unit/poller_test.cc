@@ -149,7 +149,7 @@ class PollerTest : public testing::Test {
 TEST_F(PollerTest, HungCollectorIsReportedAtDeadlineAndOthersKeepRunning) {
   auto hung = std::make_shared<GatedCollector>("libvirt");
   auto fast = std::make_shared<GatedCollector>("timex");
-  poller_.Configure({{hung, Cfg(15, 5, 0, 1), ""}, {fast, Cfg(15, 5, 0, 1), ""}});
+  poller_.Configure({{hung, Cfg(15, 5, 0, 1)}, {fast, Cfg(15, 5, 0, 1)}});
   poller_.Start(/*threaded=*/false);
   poller_.RunOnce();
   ASSERT_TRUE(hung->WaitStarted(1));
@@ -188,7 +188,7 @@ TEST_F(PollerTest, HungCollectorIsReportedAtDeadlineAndOthersKeepRunning) {
 TEST_F(PollerTest, FailureRetriesAfterBackoffAndWakeRunsOutOfTurn) {
   auto c = std::make_shared<GatedCollector>("timex");
   c->set_fail(true);
-  poller_.Configure({{c, Cfg(60, 5, 1, 2), ""}});
+  poller_.Configure({{c, Cfg(60, 5, 1, 2)}});
   poller_.Start(false);
   poller_.RunOnce();
   ASSERT_TRUE(c->WaitStarted(1));
@@ -218,25 +218,28 @@ TEST_F(PollerTest, FailureRetriesAfterBackoffAndWakeRunsOutOfTurn) {
   EXPECT_TRUE(poller_.FirstRoundDone());
 }
 
-TEST_F(PollerTest, ReconfigureKeepsInstanceWithSameFingerprint) {
+TEST_F(PollerTest, ReconfigureKeepsTheRunningInstance) {
   auto a = std::make_shared<GatedCollector>("timex");
-  poller_.Configure({{a, Cfg(15, 5, 0, 1), "fp1"}});
+  poller_.Configure({{a, Cfg(15, 5, 0, 1)}});
   poller_.Start(false);
   poller_.RunOnce();
   ASSERT_TRUE(a->WaitStarted(1));
   a->Release();
   ASSERT_TRUE(poller_.WaitIdle(10000));
-  auto b = std::make_shared<GatedCollector>("timex");
-  poller_.Configure({{b, Cfg(30, 5, 0, 1), "fp1"}});  // same fingerprint: `a` stays
+  // The same instance keeps its slot: not due again before its next run at 15 s.
+  poller_.Configure({{a, Cfg(30, 5, 0, 1)}});
+  poller_.RunOnce();
+  EXPECT_EQ(a->started(), 1);
   clock_.AdvanceSeconds(15);
   poller_.RunOnce();
   ASSERT_TRUE(a->WaitStarted(2));
-  EXPECT_EQ(b->started(), 0);
   a->Release();
   ASSERT_TRUE(poller_.WaitIdle(10000));
-  poller_.Configure({{b, Cfg(30, 5, 0, 1), "fp2"}});  // changed: `b` replaces it
+  auto b = std::make_shared<GatedCollector>("timex");
+  poller_.Configure({{b, Cfg(30, 5, 0, 1)}});  // another instance: `b` replaces `a`, runs now
   poller_.RunOnce();
   ASSERT_TRUE(b->WaitStarted(1));
+  EXPECT_EQ(a->started(), 2);
   b->Release();
   ASSERT_TRUE(poller_.WaitIdle(10000));
 }
@@ -321,7 +324,7 @@ class HarvestingCollector final : public Collector {
 
 TEST_F(PollerTest, WakeupHarvestsAndPublishesWithoutARunCoalesced) {
   auto c = std::make_shared<HarvestingCollector>();
-  poller_.Configure({{c, Cfg(60, 5, 0, 1), ""}});
+  poller_.Configure({{c, Cfg(60, 5, 0, 1)}});
   poller_.Start(false);
   poller_.RunOnce();
   ASSERT_TRUE(c->WaitStarted(1));
@@ -362,7 +365,7 @@ TEST_F(PollerTest, WakeupHarvestsAndPublishesWithoutARunCoalesced) {
 
 TEST_F(PollerTest, HarvestWaitsForARunInFlight) {
   auto c = std::make_shared<HarvestingCollector>();
-  poller_.Configure({{c, Cfg(60, 5, 0, 1), ""}});
+  poller_.Configure({{c, Cfg(60, 5, 0, 1)}});
   poller_.Start(false);
   poller_.RunOnce();
   ASSERT_TRUE(c->WaitStarted(1));  // in flight, blocked
@@ -416,7 +419,7 @@ TEST(PollerShutdownTest, StuckRunIsLeftBehindAndTouchesNothingAfterwards) {
     auto poller = std::make_unique<Poller>(clock, *store, [=](auto) {
       if (*stopped) ++*publishes_after_stop;
     });
-    poller->Configure({{std::make_shared<StuckCollector>(st), Cfg(15, 5, 0, 1), ""}});
+    poller->Configure({{std::make_shared<StuckCollector>(st), Cfg(15, 5, 0, 1)}});
     poller->Start(/*threaded=*/false);
     poller->RunOnce();
     {

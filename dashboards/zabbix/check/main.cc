@@ -15,6 +15,7 @@
 // docs/integrations.md documents the keys and the Zabbix set-up.
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,9 +39,13 @@ int Fail(int code, const std::string& message) {
   return code;
 }
 
-void PrintUsage(std::FILE* out) {
+std::string KnownKeysText() {
   std::string keys;
   for (const std::string& k : KnownKeys()) keys += (keys.empty() ? "" : ", ") + k;
+  return keys;
+}
+
+void PrintUsage(std::FILE* out) {
   std::fprintf(out,
                "usage: vmtime_zabbix_check [--timeout SECONDS] <exporter-url> discovery\n"
                "       vmtime_zabbix_check [--timeout SECONDS] <exporter-url> <vm name or uuid> "
@@ -49,51 +54,42 @@ void PrintUsage(std::FILE* out) {
                "keys: %s\n"
                "exit codes: 1 usage, 2 exporter unreachable, 3 bad JSON, 4 unknown VM, "
                "5 value unknown now\n",
-               keys.c_str());
+               KnownKeysText().c_str());
 }
 
 bool EndsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-int Run(int argc, char** argv) {
-  std::vector<std::string_view> args(argv + 1, argv + argc);
-  HttpOptions options;
-  if (!args.empty() && (args[0] == "-h" || args[0] == "--help")) {
-    PrintUsage(stdout);
-    return 0;
+// Consumes a leading --timeout SECONDS / --timeout=SECONDS into `options`.
+// Returns the exit code of a bad value (already reported), else nullopt.
+std::optional<int> ReadTimeoutFlag(std::vector<std::string_view>& args, HttpOptions& options) {
+  if (args.empty() || (args[0] != "--timeout" && args[0].rfind("--timeout=", 0) != 0)) {
+    return std::nullopt;
   }
-  if (!args.empty() && (args[0] == "--timeout" || args[0].rfind("--timeout=", 0) == 0)) {
-    std::string value;
-    if (args[0] == "--timeout") {
-      if (args.size() < 2) return Fail(kExitUsage, "--timeout needs a value in seconds");
-      value = std::string(args[1]);
-      args.erase(args.begin(), args.begin() + 2);
-    } else {
-      value = std::string(args[0].substr(10));
-      args.erase(args.begin());
-    }
-    char* end = nullptr;
-    double t = std::strtod(value.c_str(), &end);
-    if (value.empty() || *end != '\0' || !(t > 0) || t > 300) {
-      return Fail(kExitUsage, "--timeout '" + value + "': expected seconds in (0, 300]");
-    }
-    options.total_timeout_s = t;
-    options.connect_timeout_s = std::min(t, options.connect_timeout_s);
+  std::string value;
+  if (args[0] == "--timeout") {
+    if (args.size() < 2) return Fail(kExitUsage, "--timeout needs a value in seconds");
+    value = std::string(args[1]);
+    args.erase(args.begin(), args.begin() + 2);
+  } else {
+    value = std::string(args[0].substr(10));
+    args.erase(args.begin());
   }
-  const bool discovery = args.size() == 2 && args[1] == "discovery";
-  if (!discovery && args.size() != 3) {
-    PrintUsage(stderr);
-    return Fail(kExitUsage, "expected 2 or 3 arguments, got " + std::to_string(args.size()));
+  char* end = nullptr;
+  double t = std::strtod(value.c_str(), &end);
+  if (value.empty() || *end != '\0' || !(t > 0) || t > 300) {
+    return Fail(kExitUsage, "--timeout '" + value + "': expected seconds in (0, 300]");
   }
-  if (!discovery && !IsKnownKey(args[2])) {
-    std::string keys;
-    for (const std::string& k : KnownKeys()) keys += (keys.empty() ? "" : ", ") + k;
-    return Fail(kExitUsage,
-                "unknown key '" + std::string(args[2]) + "' (known keys: " + keys + ")");
-  }
+  options.total_timeout_s = t;
+  options.connect_timeout_s = std::min(t, options.connect_timeout_s);
+  return std::nullopt;
+}
 
-  auto url = ParseHttpUrl(args[0]);
+// GET <exporter-url>/api/v1/targets into `doc`. Returns 0, or the exit code
+// of the failure (already reported).
+int FetchTargets(std::string_view exporter_url, const HttpOptions& options, nlohmann::json& doc) {
+  auto url = ParseHttpUrl(exporter_url);
   if (!url) return Fail(kExitUsage, url.error().message);
   if (!EndsWith(url->path, kTargetsPath)) {
     while (!url->path.empty() && url->path.back() == '/') url->path.pop_back();
@@ -110,20 +106,22 @@ int Run(int argc, char** argv) {
                                       " " + response->reason + " for " + url->path +
                                       (snippet.empty() ? "" : ": " + snippet));
   }
-  auto doc = ParseTargets(response->body);
-  if (!doc) return Fail(kExitBadJson, doc.error().message);
+  auto parsed = ParseTargets(response->body);
+  if (!parsed) return Fail(kExitBadJson, parsed.error().message);
+  doc = std::move(*parsed);
+  return 0;
+}
 
-  if (discovery) {
-    std::printf("%s\n", DiscoveryJson(*doc).c_str());
-    return 0;
-  }
-  const nlohmann::json* vm = FindVm(*doc, args[1]);
+// Prints `key` of the VM named (or with UUID) `vm_name`; returns the exit code.
+int PrintVmValue(const nlohmann::json& doc, std::string_view exporter_url, std::string_view vm_name,
+                 std::string_view key) {
+  const nlohmann::json* vm = FindVm(doc, vm_name);
   if (vm == nullptr) {
-    return Fail(kExitUnknownVm, "no VM named or with UUID '" + std::string(args[1]) + "' at " +
-                                    std::string(args[0]) + " (" +
-                                    std::to_string((*doc)["vms"].size()) + " VMs listed)");
+    return Fail(kExitUnknownVm, "no VM named or with UUID '" + std::string(vm_name) + "' at " +
+                                    std::string(exporter_url) + " (" +
+                                    std::to_string(doc["vms"].size()) + " VMs listed)");
   }
-  Lookup value = VmValue(*doc, *vm, args[2]);
+  Lookup value = VmValue(doc, *vm, key);
   if (!value.ok) {
     switch (value.failure.kind) {
       case LookupError::kUnknownKey:
@@ -138,6 +136,32 @@ int Run(int argc, char** argv) {
   }
   std::printf("%s\n", value.value.c_str());
   return 0;
+}
+
+int Run(int argc, char** argv) {
+  std::vector<std::string_view> args(argv + 1, argv + argc);
+  if (!args.empty() && (args[0] == "-h" || args[0] == "--help")) {
+    PrintUsage(stdout);
+    return 0;
+  }
+  HttpOptions options;
+  if (auto bad = ReadTimeoutFlag(args, options)) return *bad;
+  const bool discovery = args.size() == 2 && args[1] == "discovery";
+  if (!discovery && args.size() != 3) {
+    PrintUsage(stderr);
+    return Fail(kExitUsage, "expected 2 or 3 arguments, got " + std::to_string(args.size()));
+  }
+  if (!discovery && !IsKnownKey(args[2])) {
+    return Fail(kExitUsage,
+                "unknown key '" + std::string(args[2]) + "' (known keys: " + KnownKeysText() + ")");
+  }
+  nlohmann::json doc;
+  if (int failed = FetchTargets(args[0], options, doc); failed != 0) return failed;
+  if (discovery) {
+    std::printf("%s\n", DiscoveryJson(doc).c_str());
+    return 0;
+  }
+  return PrintVmValue(doc, args[0], args[1], args[2]);
 }
 
 }  // namespace

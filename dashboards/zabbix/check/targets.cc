@@ -66,33 +66,34 @@ std::string JoinPath(std::initializer_list<std::string_view> path) {
   return out;
 }
 
+// `key` has no value now: `path` is null or absent.
+Lookup UnknownNow(const json& vm, std::string_view key,
+                  std::initializer_list<std::string_view> path) {
+  return Fail(LookupError::kUnknownValue, "VM '" + VmName(vm) + "': " + std::string(key) +
+                                              " is unknown now (" + JoinPath(path) +
+                                              " is null or absent in /api/v1/targets)");
+}
+
+// `path` holds `v`, which is not of the `expected` type.
+Lookup WrongType(const json& vm, std::initializer_list<std::string_view> path, const json& v,
+                 std::string_view expected) {
+  return Fail(LookupError::kBadDocument, "VM '" + VmName(vm) + "': " + JoinPath(path) + " is " +
+                                             v.type_name() + ", expected " + std::string(expected));
+}
+
 Lookup Number(const json& vm, std::string_view key, std::initializer_list<std::string_view> path) {
   const json* v = Path(vm, path);
-  if (v == nullptr) {
-    return Fail(LookupError::kUnknownValue, "VM '" + VmName(vm) + "': " + std::string(key) +
-                                                " is unknown now (" + JoinPath(path) +
-                                                " is null or absent in /api/v1/targets)");
-  }
+  if (v == nullptr) return UnknownNow(vm, key, path);
   if (v->is_boolean()) return Ok(v->get<bool>() ? "1" : "0");
-  if (!v->is_number()) {
-    return Fail(LookupError::kBadDocument, "VM '" + VmName(vm) + "': " + JoinPath(path) + " is " +
-                                               v->type_name() + ", expected a number");
-  }
+  if (!v->is_number()) return WrongType(vm, path, *v, "a number");
   if (v->is_number_integer()) return Ok(v->dump());
   return Ok(FormatNumber(v->get<double>()));
 }
 
 Lookup Text(const json& vm, std::string_view key, std::initializer_list<std::string_view> path) {
   const json* v = Path(vm, path);
-  if (v == nullptr) {
-    return Fail(LookupError::kUnknownValue, "VM '" + VmName(vm) + "': " + std::string(key) +
-                                                " is unknown now (" + JoinPath(path) +
-                                                " is null or absent in /api/v1/targets)");
-  }
-  if (!v->is_string()) {
-    return Fail(LookupError::kBadDocument, "VM '" + VmName(vm) + "': " + JoinPath(path) + " is " +
-                                               v->type_name() + ", expected a string");
-  }
+  if (v == nullptr) return UnknownNow(vm, key, path);
+  if (!v->is_string()) return WrongType(vm, path, *v, "a string");
   return Ok(v->get<std::string>());
 }
 
@@ -193,35 +194,111 @@ const std::vector<std::string>& KnownKeys() {
   return kKeys;
 }
 
-Lookup VmValue(const json& doc, const json& vm, std::string_view key) {
-  if (key == "score") return Number(vm, key, {"health_score"});
-  if (key == "band") {
-    // The JSON name as the number vmtime_vm_health_band exports.
-    Lookup name = Text(vm, key, {"band"});
-    if (!name.ok) return name;
-    auto it = std::find(kBands.begin(), kBands.end(), name.value);
-    if (it == kBands.end()) {
-      return Fail(LookupError::kBadDocument, "VM '" + VmName(vm) + "': band is '" + name.value +
-                                                 "', expected good, degraded or bad");
-    }
-    return Ok(std::to_string(it - kBands.begin()));
+// Keys that read one JSON field of the VM as it is: a number (booleans as
+// 0/1) or a text.
+struct FieldKey {
+  std::string_view key;
+  bool text;
+  std::string_view field;
+  std::string_view subfield;  // empty: `field` is read directly
+};
+constexpr FieldKey kFieldKeys[] = {
+    {"score", false, "health_score", ""},
+    {"offset", false, "offset_seconds", ""},
+    {"utc_offset", false, "utc_offset_seconds", ""},
+    {"uncertainty", false, "offset_uncertainty_seconds", ""},
+    {"drift", false, "drift_ratio", ""},
+    {"stopped", false, "clock_stopped", ""},
+    {"agent_up", false, "agent_up", ""},
+    {"agent_rtt", false, "agent_rtt_seconds", ""},
+    {"last_sample", false, "last_sample_timestamp_seconds", ""},
+    {"steps_forward", false, "steps_total", "forward"},
+    {"steps_backward", false, "steps_total", "backward"},
+    {"guest_stratum", false, "guest", "stratum"},
+    {"guest_leap_status", false, "guest", "leap_status"},
+    {"guest_daemon", true, "guest", "daemon"},
+    {"state", true, "state", ""},
+    {"uuid", true, "uuid", ""},
+    {"name", true, "domain", ""},
+};
+
+Lookup FieldValue(const json& vm, const FieldKey& f) {
+  if (f.subfield.empty()) {
+    return f.text ? Text(vm, f.key, {f.field}) : Number(vm, f.key, {f.field});
   }
-  if (key == "offset") return Number(vm, key, {"offset_seconds"});
-  if (key == "utc_offset") return Number(vm, key, {"utc_offset_seconds"});
+  return f.text ? Text(vm, f.key, {f.field, f.subfield}) : Number(vm, f.key, {f.field, f.subfield});
+}
+
+// The JSON band name as the number vmtime_vm_health_band exports.
+Lookup BandValue(const json& vm, std::string_view key) {
+  Lookup name = Text(vm, key, {"band"});
+  if (!name.ok) return name;
+  auto it = std::find(kBands.begin(), kBands.end(), name.value);
+  if (it == kBands.end()) {
+    return Fail(LookupError::kBadDocument, "VM '" + VmName(vm) + "': band is '" + name.value +
+                                               "', expected good, degraded or bad");
+  }
+  return Ok(std::to_string(it - kBands.begin()));
+}
+
+// Seconds between the newest good sample and the document (both host
+// realtime as the exporter read it).
+Lookup SampleAge(const json& doc, const json& vm) {
+  const json* last = Path(vm, {"last_sample_timestamp_seconds"});
+  const json* now = Path(doc, {"generated_at_unix"});
+  if (last == nullptr || now == nullptr) {
+    return Fail(LookupError::kUnknownValue,
+                "VM '" + VmName(vm) + "': sample_age is unknown now (no good sample yet)");
+  }
+  if (!last->is_number() || !now->is_number()) {
+    return Fail(LookupError::kBadDocument,
+                "VM '" + VmName(vm) +
+                    "': last_sample_timestamp_seconds or generated_at_unix is not a number");
+  }
+  return Ok(FormatNumber(now->get<double>() - last->get<double>()));
+}
+
+// `reasons` (comma-separated), `reasons_count`, `reason.<name>` (1 or 0).
+Lookup ReasonValue(const json& vm, std::string_view key) {
+  const bool one = key.rfind("reason.", 0) == 0;
+  const std::string_view name = one ? key.substr(7) : std::string_view();
+  if (one && std::find(kReasons.begin(), kReasons.end(), name) == kReasons.end()) {
+    return Fail(LookupError::kUnknownKey,
+                "unknown reason '" + std::string(name) + "' in key '" + std::string(key) + "'");
+  }
+  auto reasons = Reasons(vm);
+  if (!reasons) {
+    return Fail(LookupError::kBadDocument, "VM '" + VmName(vm) + "': " + reasons.error().message);
+  }
+  if (key == "reasons_count") return Ok(std::to_string(reasons->size()));
+  if (key == "reasons") {
+    std::string joined;
+    for (const std::string& r : *reasons) joined += (joined.empty() ? "" : ",") + r;
+    return Ok(joined);
+  }
+  return Ok(std::find(reasons->begin(), reasons->end(), name) != reasons->end() ? "1" : "0");
+}
+
+Lookup ComponentValue(const json& vm, std::string_view key) {
+  std::string_view name = key.substr(10);
+  if (std::find(kComponents.begin(), kComponents.end(), name) == kComponents.end()) {
+    return Fail(LookupError::kUnknownKey,
+                "unknown component '" + std::string(name) + "' in key '" + std::string(key) + "'");
+  }
+  return Number(vm, key, {"components", name});
+}
+
+Lookup VmValue(const json& doc, const json& vm, std::string_view key) {
+  for (const FieldKey& f : kFieldKeys) {
+    if (f.key == key) return FieldValue(vm, f);
+  }
+  if (key == "band") return BandValue(vm, key);
   if (key == "effective_offset") {
     // Guest minus UTC when known, else guest minus host (what the offset
     // alerts and triggers use).
     if (Path(vm, {"utc_offset_seconds"}) != nullptr) return Number(vm, key, {"utc_offset_seconds"});
     return Number(vm, key, {"offset_seconds"});
   }
-  if (key == "uncertainty") return Number(vm, key, {"offset_uncertainty_seconds"});
-  if (key == "drift") return Number(vm, key, {"drift_ratio"});
-  if (key == "stopped") return Number(vm, key, {"clock_stopped"});
-  if (key == "agent_up") return Number(vm, key, {"agent_up"});
-  if (key == "agent_rtt") return Number(vm, key, {"agent_rtt_seconds"});
-  if (key == "last_sample") return Number(vm, key, {"last_sample_timestamp_seconds"});
-  if (key == "steps_forward") return Number(vm, key, {"steps_total", "forward"});
-  if (key == "steps_backward") return Number(vm, key, {"steps_total", "backward"});
   if (key == "guest_synchronised") {
     // Exporters before the spelling change name the field "synchronized".
     if (Path(vm, {"guest", "synchronised"}) == nullptr &&
@@ -229,62 +306,15 @@ Lookup VmValue(const json& doc, const json& vm, std::string_view key) {
       return Number(vm, key, {"guest", "synchronized"});
     return Number(vm, key, {"guest", "synchronised"});
   }
-  if (key == "guest_stratum") return Number(vm, key, {"guest", "stratum"});
-  if (key == "guest_leap_status") return Number(vm, key, {"guest", "leap_status"});
-  if (key == "guest_daemon") return Text(vm, key, {"guest", "daemon"});
-  if (key == "state") return Text(vm, key, {"state"});
-  if (key == "uuid") return Text(vm, key, {"uuid"});
-  if (key == "name") return Text(vm, key, {"domain"});
   if (key == "agent_error") {
-    const json* v = Path(vm, {"agent_error"});
-    if (v == nullptr) return Ok("");
+    if (Path(vm, {"agent_error"}) == nullptr) return Ok("");
     return Text(vm, key, {"agent_error"});
   }
-  if (key == "sample_age") {
-    // Seconds between the newest good sample and the document (both host
-    // realtime as the exporter read it).
-    const json* last = Path(vm, {"last_sample_timestamp_seconds"});
-    const json* now = Path(doc, {"generated_at_unix"});
-    if (last == nullptr || now == nullptr) {
-      return Fail(LookupError::kUnknownValue,
-                  "VM '" + VmName(vm) + "': sample_age is unknown now (no good sample yet)");
-    }
-    if (!last->is_number() || !now->is_number()) {
-      return Fail(LookupError::kBadDocument,
-                  "VM '" + VmName(vm) +
-                      "': last_sample_timestamp_seconds or generated_at_unix is not a number");
-    }
-    return Ok(FormatNumber(now->get<double>() - last->get<double>()));
-  }
+  if (key == "sample_age") return SampleAge(doc, vm);
   if (key == "reasons" || key == "reasons_count" || key.rfind("reason.", 0) == 0) {
-    if (key.rfind("reason.", 0) == 0) {
-      std::string_view name = key.substr(7);
-      if (std::find(kReasons.begin(), kReasons.end(), name) == kReasons.end()) {
-        return Fail(LookupError::kUnknownKey,
-                    "unknown reason '" + std::string(name) + "' in key '" + std::string(key) + "'");
-      }
-    }
-    auto reasons = Reasons(vm);
-    if (!reasons) {
-      return Fail(LookupError::kBadDocument, "VM '" + VmName(vm) + "': " + reasons.error().message);
-    }
-    if (key == "reasons_count") return Ok(std::to_string(reasons->size()));
-    if (key == "reasons") {
-      std::string joined;
-      for (const std::string& r : *reasons) joined += (joined.empty() ? "" : ",") + r;
-      return Ok(joined);
-    }
-    std::string_view name = key.substr(7);
-    return Ok(std::find(reasons->begin(), reasons->end(), name) != reasons->end() ? "1" : "0");
+    return ReasonValue(vm, key);
   }
-  if (key.rfind("component.", 0) == 0) {
-    std::string_view name = key.substr(10);
-    if (std::find(kComponents.begin(), kComponents.end(), name) == kComponents.end()) {
-      return Fail(LookupError::kUnknownKey, "unknown component '" + std::string(name) +
-                                                "' in key '" + std::string(key) + "'");
-    }
-    return Number(vm, key, {"components", name});
-  }
+  if (key.rfind("component.", 0) == 0) return ComponentValue(vm, key);
   std::string known;
   for (const std::string& k : KnownKeys()) known += (known.empty() ? "" : ", ") + k;
   return Fail(LookupError::kUnknownKey,

@@ -1,7 +1,7 @@
 // chrony collector: the host chronyd's tracking state and sources, read
 // natively over its command protocol (ChronyClient), never via chronyc.
-// Also the scoring helper that turns chronyd's tracking into the host's
-// reference (host - UTC offset and root distance).
+// What the tracking means for the host's sync state is decided by the store
+// (store/host_reference.h), not here: a collector only observes.
 #pragma once
 
 #include <memory>
@@ -10,7 +10,6 @@
 #include "exporter/collectors/chrony/chrony_client.h"
 #include "exporter/collectors/collector.h"
 #include "exporter/config/config.h"
-#include "scoring/types.h"
 
 namespace vmtime {
 
@@ -26,11 +25,5 @@ class ChronyCollector final : public Collector {
   ChronyConfig config_;
   std::unique_ptr<chrony::ChronyClient> client_;  // kept open between polls
 };
-
-// The host's time reference as chronyd sees it. synchronised = leap != 3,
-// stratum < 16 and a reference is set; offset_s = system_time_offset_s
-// (host - UTC, positive = host ahead); root_distance_s = root_delay/2 +
-// root_dispersion.
-scoring::HostReference HostReferenceFromChrony(const ChronyObservation& obs);
 
 }  // namespace vmtime

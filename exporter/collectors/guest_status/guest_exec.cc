@@ -4,21 +4,15 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "exporter/collectors/guest_status/parse_text.h"
+
 namespace vmtime::guest_status {
 namespace {
 
 using nlohmann::json;
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 bool MeansNotFound(std::string_view message) {
-  std::string m = Lower(message);
+  std::string m = AsciiLower(message);
   return m.find("no such file") != std::string::npos ||
          m.find("cannot find the file") != std::string::npos ||
          m.find("enoent") != std::string::npos;
@@ -114,8 +108,8 @@ GuestOsFamily ParseOsInfoReply(const std::string& reply_json) {
     auto it = r.find(k);
     return it != r.end() && it->is_string() ? it->get<std::string>() : std::string();
   };
-  if (str("id") == "mswindows" || Lower(str("name")).find("windows") != std::string::npos ||
-      Lower(str("kernel-version")).find("windows") != std::string::npos) {
+  if (str("id") == "mswindows" || AsciiLower(str("name")).find("windows") != std::string::npos ||
+      AsciiLower(str("kernel-version")).find("windows") != std::string::npos) {
     return GuestOsFamily::kWindows;
   }
   if (!str("kernel-release").empty() || !str("id").empty()) return GuestOsFamily::kLinux;
@@ -129,7 +123,7 @@ bool ReapGuestExec(GuestAgent& agent, const std::string& uuid, int64_t pid, int 
   if (!reply) {
     // qemu-ga forgets a pid once its exit was reported or the agent
     // restarted: "Invalid parameter 'pid'". Anything else: still unknown.
-    return Lower(reply.error().message).find("invalid parameter") != std::string::npos;
+    return AsciiLower(reply.error().message).find("invalid parameter") != std::string::npos;
   }
   auto st = ReturnOf(*reply, "guest-exec-status");
   if (!st || !st->is_object()) return false;

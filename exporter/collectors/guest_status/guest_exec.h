@@ -14,8 +14,8 @@
 #include <string>
 
 #include "exporter/collectors/guest_status/guest_agent.h"
-#include "exporter/collectors/guest_status/guest_commands.h"
 #include "exporter/core/clock.h"
+#include "exporter/model/guest_commands.h"
 
 namespace vmtime::guest_status {
 

@@ -11,45 +11,114 @@
 namespace vmtime::guest_status {
 namespace {
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 std::string WithKind(GuestStatusError kind, const std::string& message) {
   return std::string(GuestStatusErrorName(kind)) + ": " + message;
 }
 
+// The agent's reply deadline for a command budget: whole seconds, at least 1.
+int AgentTimeoutS(double seconds) { return std::max(1, static_cast<int>(std::ceil(seconds))); }
+
+GuestStatusObservation Failure(std::string daemon, GuestStatusError kind,
+                               const std::string& message) {
+  GuestStatusObservation obs;
+  obs.daemon = std::move(daemon);
+  obs.error = WithKind(kind, message);
+  return obs;
+}
+
+// Step 1. A command an earlier probe left running must have exited before
+// another starts: the failure to report while it still runs, else nullopt.
+std::optional<GuestStatusObservation> CheckStuckCommand(GuestAgent& agent, const std::string& uuid,
+                                                        const ProbeOptions& options,
+                                                        ProbeMemory& memory) {
+  if (!memory.stuck_pid) return std::nullopt;
+  const GuestCommand& cmd =
+      GetGuestCommand(memory.stuck_command.value_or(GuestCommandId::kChronycTracking));
+  if (!ReapGuestExec(agent, uuid, *memory.stuck_pid, AgentTimeoutS(options.exec_timeout_s))) {
+    return Failure(std::string(cmd.daemon), GuestStatusError::kTimeout,
+                   std::string(cmd.display) + ": an earlier run (pid " +
+                       std::to_string(*memory.stuck_pid) +
+                       ") is still running in the guest; not starting another");
+  }
+  memory.stuck_pid.reset();
+  memory.stuck_command.reset();
+  return std::nullopt;
+}
+
+// Step 2. The guest's OS family, asked until known (guest-get-osinfo);
+// without it (an old agent) every configured command is tried.
+void LearnOs(GuestAgent& agent, const std::string& uuid, const ProbeOptions& options,
+             ProbeMemory& memory) {
+  if (memory.os_known) return;
+  auto reply = agent.Command(uuid, R"({"execute":"guest-get-osinfo"})",
+                             AgentTimeoutS(options.exec_timeout_s));
+  if (reply) {
+    memory.os = ParseOsInfoReply(*reply);
+    memory.os_known = memory.os != GuestOsFamily::kUnknown;
+  }
+}
+
+// What the candidates tried so far left behind.
+struct Attempts {
+  std::vector<std::string> absent;  // "chronyc -c tracking: not installed", ...
+  std::optional<std::pair<GuestStatusError, std::string>> first_failure;
+  std::string failed_daemon = "none";
+
+  void Absent(const GuestCommand& cmd, std::string_view why) {
+    absent.push_back(std::string(cmd.display) + ": " + std::string(why));
+  }
+  void Failed(const GuestCommand& cmd, GuestStatusError kind, std::string message) {
+    if (first_failure) return;
+    first_failure.emplace(kind, std::move(message));
+    failed_daemon = std::string(cmd.daemon);
+  }
+  // The outcome once no candidate is left: the first real failure, else
+  // "no_daemon" listing why each command did not count.
+  GuestStatusObservation NothingWorked() const {
+    if (first_failure) return Failure(failed_daemon, first_failure->first, first_failure->second);
+    std::string message = "no time daemon found";
+    for (size_t i = 0; i < absent.size(); ++i) message += (i ? "; " : " (") + absent[i];
+    if (!absent.empty()) message += ")";
+    return Failure("none", GuestStatusError::kNoDaemon, message);
+  }
+};
+
+// Step 3b. A command that ran to its end: its parsed status (the probe is
+// done), or nullopt after noting why it does not count.
+std::optional<GuestStatusObservation> ReadExited(GuestCommandId id, const GuestExecOutcome& outcome,
+                                                 const ProbeOptions& options, Attempts& attempts) {
+  const GuestCommand& cmd = GetGuestCommand(id);
+  if (outcome.exit_code != 0) {
+    if (MeansDaemonNotRunning(cmd, outcome)) {
+      attempts.Absent(cmd, "daemon not running");
+      return std::nullopt;
+    }
+    std::string detail = std::string(Trim(outcome.err.empty() ? outcome.out : outcome.err));
+    std::string how = outcome.signal ? "killed by signal " + std::to_string(outcome.signal)
+                                     : "exited with code " + std::to_string(outcome.exit_code);
+    attempts.Failed(cmd, GuestStatusError::kExecFailed,
+                    std::string(cmd.display) + ": " + how + ": " + Quote(detail));
+    return std::nullopt;
+  }
+  if (outcome.out_truncated) {
+    attempts.Failed(cmd, GuestStatusError::kParseFailed,
+                    std::string(cmd.display) + ": output truncated (over " +
+                        std::to_string(options.max_output_bytes) + " bytes or by the agent)");
+    return std::nullopt;
+  }
+  auto parsed = ParseGuestCommandOutput(id, outcome.out);
+  if (!parsed) {
+    attempts.Failed(cmd, GuestStatusError::kParseFailed, parsed.error().message);
+    return std::nullopt;
+  }
+  if (parsed->daemon == "none") {  // e.g. timedatectl: no time service enabled
+    attempts.Absent(cmd, "no time service enabled");
+    return std::nullopt;
+  }
+  return std::move(*parsed);
+}
+
 }  // namespace
-
-std::string_view GuestStatusErrorName(GuestStatusError e) {
-  switch (e) {
-    case GuestStatusError::kNone:
-      return "";
-    case GuestStatusError::kExecFailed:
-      return "exec_failed";
-    case GuestStatusError::kParseFailed:
-      return "parse_failed";
-    case GuestStatusError::kTimeout:
-      return "timeout";
-    case GuestStatusError::kNoDaemon:
-      return "no_daemon";
-  }
-  return "";
-}
-
-GuestStatusError GuestStatusErrorOf(std::string_view error) {
-  if (error.empty()) return GuestStatusError::kNone;
-  for (auto e : {GuestStatusError::kExecFailed, GuestStatusError::kParseFailed,
-                 GuestStatusError::kTimeout, GuestStatusError::kNoDaemon}) {
-    std::string prefix = std::string(GuestStatusErrorName(e)) + ":";
-    if (error.starts_with(prefix)) return e;
-  }
-  return GuestStatusError::kExecFailed;  // an error of unknown form is still an error
-}
 
 std::vector<GuestCommandId> SelectCommands(GuestOsFamily os,
                                            std::span<const GuestCommandId> configured,
@@ -70,7 +139,7 @@ std::vector<GuestCommandId> SelectCommands(GuestOsFamily os,
 
 bool MeansDaemonNotRunning(const GuestCommand& command, const GuestExecOutcome& outcome) {
   if (outcome.kind != GuestExecOutcome::Kind::kExited || outcome.exit_code == 0) return false;
-  std::string text = Lower(outcome.out + "\n" + outcome.err);
+  std::string text = AsciiLower(outcome.out + "\n" + outcome.err);
   auto has = [&](std::string_view s) { return text.find(s) != std::string::npos; };
   switch (command.id) {
     case GuestCommandId::kChronycTracking:
@@ -88,124 +157,56 @@ bool MeansDaemonNotRunning(const GuestCommand& command, const GuestExecOutcome& 
 GuestStatusObservation ProbeGuest(GuestAgent& agent, const std::string& uuid,
                                   const ProbeOptions& options, ProbeMemory& memory,
                                   const Clock& clock, const Sleeper& sleep, std::stop_token stop) {
-  using Kind = GuestExecOutcome::Kind;
-  const int64_t exec_timeout_ns =
-      std::max<int64_t>(1, static_cast<int64_t>(options.exec_timeout_s * 1e9));
   auto finish = [&](GuestStatusObservation obs) {
     obs.uuid = uuid;
     obs.status.measured_mono_ns = clock.MonotonicNs();
     return obs;
   };
-  auto failure = [&](std::string daemon, GuestStatusError kind, const std::string& message) {
-    GuestStatusObservation obs;
-    obs.daemon = std::move(daemon);
-    obs.error = WithKind(kind, message);
-    return finish(std::move(obs));
-  };
-
-  if (memory.stuck_pid) {
-    const GuestCommand& cmd =
-        GetGuestCommand(memory.stuck_command.value_or(GuestCommandId::kChronycTracking));
-    int timeout_s = std::max(1, static_cast<int>(std::ceil(options.exec_timeout_s)));
-    if (!ReapGuestExec(agent, uuid, *memory.stuck_pid, timeout_s)) {
-      return failure(std::string(cmd.daemon), GuestStatusError::kTimeout,
-                     std::string(cmd.display) + ": an earlier run (pid " +
-                         std::to_string(*memory.stuck_pid) +
-                         ") is still running in the guest; not starting another");
-    }
-    memory.stuck_pid.reset();
-    memory.stuck_command.reset();
-  }
-
-  if (!memory.os_known) {
-    int timeout_s = std::max(1, static_cast<int>(std::ceil(options.exec_timeout_s)));
-    auto reply = agent.Command(uuid, R"({"execute":"guest-get-osinfo"})", timeout_s);
-    if (reply) {
-      memory.os = ParseOsInfoReply(*reply);
-      memory.os_known = memory.os != GuestOsFamily::kUnknown;
-    }
-    // Without osinfo (old agent) every configured command is tried.
-  }
-
-  auto candidates = SelectCommands(memory.os, options.commands, memory.preferred);
+  if (auto busy = CheckStuckCommand(agent, uuid, options, memory)) return finish(std::move(*busy));
+  LearnOs(agent, uuid, options, memory);
+  const auto candidates = SelectCommands(memory.os, options.commands, memory.preferred);
   if (candidates.empty()) {
-    return failure("none", GuestStatusError::kNoDaemon,
-                   "no configured command applies to this guest's OS");
+    return finish(Failure("none", GuestStatusError::kNoDaemon,
+                          "no configured command applies to this guest's OS"));
   }
-
-  std::vector<std::string> absent;  // "chronyc -c tracking: not installed", ...
-  std::optional<std::pair<GuestStatusError, std::string>> first_failure;
-  std::string failed_daemon = "none";
-  auto note_failure = [&](const GuestCommand& cmd, GuestStatusError kind, std::string message) {
-    if (!first_failure) {
-      first_failure.emplace(kind, std::move(message));
-      failed_daemon = std::string(cmd.daemon);
-    }
-  };
-
+  // Step 3: the candidates in order, until one yields a status or ends the probe.
+  const int64_t exec_timeout_ns =
+      std::max<int64_t>(1, static_cast<int64_t>(options.exec_timeout_s * 1e9));
+  Attempts attempts;
   for (auto id : candidates) {
     if (stop.stop_requested()) break;
     const GuestCommand& cmd = GetGuestCommand(id);
     ExecLimits limits{clock.MonotonicNs() + exec_timeout_ns, options.max_output_bytes};
     GuestExecOutcome outcome = RunGuestExec(agent, uuid, cmd, limits, clock, sleep, stop);
     switch (outcome.kind) {
-      case Kind::kNotFound:
-        absent.push_back(std::string(cmd.display) + ": not installed");
+      case GuestExecOutcome::Kind::kNotFound:
+        attempts.Absent(cmd, "not installed");
         continue;
-      case Kind::kTimeout:
+      case GuestExecOutcome::Kind::kTimeout:
+        // Still running in the guest: remembered, so the next probe waits for it.
         memory.preferred.reset();
         if (outcome.pid >= 0) {
           memory.stuck_pid = outcome.pid;
           memory.stuck_command = id;
         }
-        return failure(std::string(cmd.daemon), GuestStatusError::kTimeout, outcome.message);
-      case Kind::kFailed:
+        return finish(
+            Failure(std::string(cmd.daemon), GuestStatusError::kTimeout, outcome.message));
+      case GuestExecOutcome::Kind::kFailed:
         // The agent itself failed (not responding, guest-exec disabled...):
         // the next command would fail the same way.
         memory.preferred.reset();
-        return failure(first_failure ? failed_daemon : std::string(cmd.daemon),
-                       first_failure ? first_failure->first : GuestStatusError::kExecFailed,
-                       first_failure ? first_failure->second : outcome.message);
-      case Kind::kExited:
-        break;
-    }
-    if (outcome.exit_code != 0) {
-      if (MeansDaemonNotRunning(cmd, outcome)) {
-        absent.push_back(std::string(cmd.display) + ": daemon not running");
+        attempts.Failed(cmd, GuestStatusError::kExecFailed, outcome.message);
+        return finish(attempts.NothingWorked());
+      case GuestExecOutcome::Kind::kExited:
+        if (auto status = ReadExited(id, outcome, options, attempts)) {
+          memory.preferred = id;
+          return finish(std::move(*status));
+        }
         continue;
-      }
-      std::string detail = std::string(Trim(outcome.err.empty() ? outcome.out : outcome.err));
-      std::string how = outcome.signal ? "killed by signal " + std::to_string(outcome.signal)
-                                       : "exited with code " + std::to_string(outcome.exit_code);
-      note_failure(cmd, GuestStatusError::kExecFailed,
-                   std::string(cmd.display) + ": " + how + ": " + Quote(detail));
-      continue;
     }
-    if (outcome.out_truncated) {
-      note_failure(cmd, GuestStatusError::kParseFailed,
-                   std::string(cmd.display) + ": output truncated (over " +
-                       std::to_string(options.max_output_bytes) + " bytes or by the agent)");
-      continue;
-    }
-    auto parsed = ParseGuestCommandOutput(id, outcome.out);
-    if (!parsed) {
-      note_failure(cmd, GuestStatusError::kParseFailed, parsed.error().message);
-      continue;
-    }
-    if (parsed->daemon == "none") {  // e.g. timedatectl: no time service enabled
-      absent.push_back(std::string(cmd.display) + ": no time service enabled");
-      continue;
-    }
-    memory.preferred = id;
-    return finish(std::move(*parsed));
   }
-
   memory.preferred.reset();
-  if (first_failure) return failure(failed_daemon, first_failure->first, first_failure->second);
-  std::string message = "no time daemon found";
-  for (size_t i = 0; i < absent.size(); ++i) message += (i ? "; " : " (") + absent[i];
-  if (!absent.empty()) message += ")";
-  return failure("none", GuestStatusError::kNoDaemon, message);
+  return finish(attempts.NothingWorked());
 }
 
 }  // namespace vmtime::guest_status

@@ -23,17 +23,10 @@
 #include <vector>
 
 #include "exporter/collectors/guest_status/guest_exec.h"
+#include "exporter/model/guest_status_error.h"
 #include "exporter/model/observations.h"
 
 namespace vmtime::guest_status {
-
-// The bounded set of error kinds (label values of
-// vmtime_vm_guest_status_error{error}). GuestStatusObservation::error
-// starts with "<kind>: ".
-enum class GuestStatusError { kNone, kExecFailed, kParseFailed, kTimeout, kNoDaemon };
-std::string_view GuestStatusErrorName(GuestStatusError e);  // "exec_failed", ...
-// The kind an observation's error names (kNone for an empty error).
-GuestStatusError GuestStatusErrorOf(std::string_view error);
 
 struct ProbeOptions {
   std::vector<GuestCommandId> commands;  // configured, in order

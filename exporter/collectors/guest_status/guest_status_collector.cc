@@ -191,23 +191,11 @@ Status GuestStatusCollector::Collect(const CollectContext& ctx, Observations& ou
 }
 
 std::unique_ptr<Collector> MakeGuestStatusCollector(const Config& config, const Clock& clock) {
-  if (!config.Collector("guest_status").enabled) return nullptr;
+  if (!config.Collector(CollectorId::kGuestStatus).enabled) return nullptr;
   return std::make_unique<GuestStatusCollector>(
       std::make_shared<LibvirtGuestAgent>(libvirt::ConnectionPolicy::FromConfig(config.libvirt),
                                           clock),
       OptionsFromConfig(config), clock);
-}
-
-std::string GuestStatusFingerprint(const Config& config) {
-  const auto o = OptionsFromConfig(config);
-  const auto& l = config.libvirt;
-  std::string fp = l.uri + "|" + std::to_string(l.keepalive_interval_s) + "|" +
-                   std::to_string(l.keepalive_count) + "|" +
-                   std::to_string(l.reconnect_backoff_max_s);
-  for (const auto& id : config.guest_status.commands) fp += "|" + id;
-  fp += "|" + std::to_string(o.probe.exec_timeout_s) + "|" +
-        std::to_string(o.probe.max_output_bytes) + "|" + std::to_string(o.concurrency);
-  return fp;
 }
 
 }  // namespace vmtime::guest_status

@@ -98,8 +98,4 @@ std::unique_ptr<Collector> MakeGuestStatusCollector(const Config& config, const 
 // wait for a domain's agent job before failing a call.
 int64_t ProbeDeadlineNs(const ProbeOptions& options);
 
-// Everything MakeGuestStatusCollector reads from the config: a reload that
-// changes it must recreate the collector (collector registry).
-std::string GuestStatusFingerprint(const Config& config);
-
 }  // namespace vmtime::guest_status

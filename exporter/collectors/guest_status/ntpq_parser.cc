@@ -81,6 +81,40 @@ Error KeyError(std::string_view key, std::string_view what, std::string_view val
                Quote(value)};
 }
 
+// The leap indicator of the status word (its top two bits, 4 hex digits),
+// e.g. "0618 leap_none, sync_ntp, ..." -> 0; nullopt when not a status word.
+std::optional<int> LeapOfStatusWord(std::string_view status_text) {
+  auto word = SplitOn(Trim(status_text), ' ')[0];
+  if (word.empty() || word.size() > 4) return std::nullopt;
+  unsigned value = 0;
+  for (char c : word) {
+    int d = (c >= '0' && c <= '9')   ? c - '0'
+            : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+            : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                     : -1;
+    if (d < 0) return std::nullopt;
+    value = value * 16 + static_cast<unsigned>(d);
+  }
+  return static_cast<int>((value >> 14) & 3);
+}
+
+// leap= as two binary digits (00 .. 11) or one decimal digit; without it,
+// the status word's leap bits; nullopt when neither says.
+Result<std::optional<int>> ReadLeap(const std::map<std::string, std::string, std::less<>>& kv) {
+  if (auto it = kv.find("leap"); it != kv.end()) {
+    std::string_view v = Trim(it->second);
+    if (v.size() == 2 && (v[0] == '0' || v[0] == '1') && (v[1] == '0' || v[1] == '1')) {
+      return std::optional<int>((v[0] - '0') * 2 + (v[1] - '0'));
+    }
+    if (auto n = ParseInt(v); n && *n >= 0 && *n <= 3) {
+      return std::optional<int>(static_cast<int>(*n));
+    }
+    return KeyError("leap", "is not 00, 01, 10 or 11", it->second);
+  }
+  if (auto it = kv.find("status"); it != kv.end()) return LeapOfStatusWord(it->second);
+  return std::optional<int>();
+}
+
 }  // namespace
 
 Result<GuestStatusObservation> ParseNtpqRv(std::string_view out) {
@@ -107,37 +141,10 @@ Result<GuestStatusObservation> ParseNtpqRv(std::string_view out) {
     return KeyError("stratum", "is out of range 0..255", stratum_it->second);
   obs.status.stratum = static_cast<int>(*stratum);
 
-  // leap: two binary digits (00 .. 11); a single decimal digit also accepted.
-  std::optional<int> leap;
-  if (auto it = kv.find("leap"); it != kv.end()) {
-    std::string_view v = Trim(it->second);
-    if (v.size() == 2 && (v[0] == '0' || v[0] == '1') && (v[1] == '0' || v[1] == '1')) {
-      leap = (v[0] - '0') * 2 + (v[1] - '0');
-    } else if (auto n = ParseInt(v); n && *n >= 0 && *n <= 3) {
-      leap = static_cast<int>(*n);
-    } else {
-      return KeyError("leap", "is not 00, 01, 10 or 11", it->second);
-    }
-  }
-  std::string status_text;
-  if (auto it = kv.find("status"); it != kv.end()) {
-    status_text = it->second;
-    if (!leap) {  // status word: leap indicator in its top two bits
-      auto word = SplitOn(Trim(status_text), ' ')[0];
-      unsigned value = 0;
-      bool hex = !word.empty() && word.size() <= 4;
-      for (char c : word) {
-        int d = (c >= '0' && c <= '9')   ? c - '0'
-                : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-                : (c >= 'A' && c <= 'F') ? c - 'A' + 10
-                                         : -1;
-        if (d < 0) hex = false;
-        value = value * 16 + static_cast<unsigned>(d < 0 ? 0 : d);
-      }
-      if (hex) leap = static_cast<int>((value >> 14) & 3);
-    }
-  }
-  if (leap) obs.status.leap = static_cast<scoring::LeapStatus>(*leap);
+  auto leap = ReadLeap(kv);
+  if (!leap) return leap.error();
+  if (*leap) obs.status.leap = static_cast<scoring::LeapStatus>(**leap);
+  const std::string status_text = kv.contains("status") ? kv.at("status") : std::string();
 
   if (auto it = kv.find("refid"); it != kv.end() && !Trim(it->second).empty()) {
     obs.reference = std::string(Trim(it->second));
@@ -160,7 +167,7 @@ Result<GuestStatusObservation> ParseNtpqRv(std::string_view out) {
   if (!disp) return disp.error();
   obs.root_dispersion_s = *disp;
 
-  bool unsynced = (leap && *leap == 3) || *stratum == 0 || *stratum >= 16 ||
+  bool unsynced = (*leap && **leap == 3) || *stratum == 0 || *stratum >= 16 ||
                   status_text.find("sync_unspec") != std::string::npos ||
                   status_text.find("leap_alarm") != std::string::npos;
   obs.status.state =

@@ -156,6 +156,14 @@ std::string Quote(std::string_view s) {
   return out;
 }
 
+std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
 std::string LabelKey(std::string_view s) {
   std::string out;
   for (char ch : s) {

@@ -32,6 +32,9 @@ std::optional<double> LeadingDouble(std::string_view s, bool decimal_comma = fal
 // \xNN, so garbage never floods a log line or breaks a terminal.
 std::string Quote(std::string_view s);
 
+// `s` with ASCII A-Z lowered; other bytes unchanged (no locale).
+std::string AsciiLower(std::string_view s);
+
 // ASCII lower-case letters and digits of `s` only ("Root Delay" ->
 // "rootdelay", "Stammverzögerung" -> "stammverzgerung"): labels compared
 // this way survive spacing, punctuation and any code page.

@@ -19,8 +19,8 @@
 
 #include <string_view>
 
-#include "exporter/collectors/guest_status/guest_commands.h"
 #include "exporter/core/result.h"
+#include "exporter/model/guest_commands.h"
 #include "exporter/model/observations.h"
 
 namespace vmtime::guest_status {

@@ -17,6 +17,7 @@ namespace {
 constexpr std::string_view kCmd = "w32tm /query /status";
 
 enum class Field { kLeap, kStratum, kRootDelay, kRootDispersion, kSource, kReferenceId, kNone };
+constexpr size_t kFieldCount = static_cast<size_t>(Field::kNone);
 
 struct Label {
   std::string_view key;  // LabelKey() of the label
@@ -51,54 +52,62 @@ Field FieldOf(std::string_view label) {
   return Field::kNone;
 }
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 // A source that means "not synchronised to anything".
 bool IsLocalSource(std::string_view source) {
-  std::string s = Lower(source);
+  std::string s = AsciiLower(source);
   return s.find("cmos") != std::string::npos || s.find("free-running") != std::string::npos ||
          s.find("freilaufend") != std::string::npos ||
          s.find("fonctionnement libre") != std::string::npos;
 }
 
-}  // namespace
+// The value of each known label, first occurrence, by Field.
+using Fields = std::array<std::optional<std::string_view>, kFieldCount>;
 
-Result<GuestStatusObservation> ParseW32tmStatus(std::string_view out) {
-  std::optional<std::string_view> leap_text, stratum_text, delay_text, disp_text, source_text,
-      refid_text;
+Fields CollectFields(std::string_view out) {
+  Fields fields;
   for (auto line : SplitLines(out)) {
     size_t colon = line.find(':');
     if (colon == std::string_view::npos) continue;
-    std::string_view value = Trim(line.substr(colon + 1));
-    switch (FieldOf(line.substr(0, colon))) {
-      case Field::kLeap:
-        if (!leap_text) leap_text = value;
-        break;
-      case Field::kStratum:
-        if (!stratum_text) stratum_text = value;
-        break;
-      case Field::kRootDelay:
-        if (!delay_text) delay_text = value;
-        break;
-      case Field::kRootDispersion:
-        if (!disp_text) disp_text = value;
-        break;
-      case Field::kSource:
-        if (!source_text) source_text = value;
-        break;
-      case Field::kReferenceId:
-        if (!refid_text) refid_text = value;
-        break;
-      case Field::kNone:
-        break;
-    }
+    const Field f = FieldOf(line.substr(0, colon));
+    if (f == Field::kNone) continue;
+    auto& slot = fields[static_cast<size_t>(f)];
+    if (!slot) slot = Trim(line.substr(colon + 1));
   }
+  return fields;
+}
+
+// "0,0312500s" -> 0.03125; absent stays absent.
+Result<std::optional<double>> Seconds(std::optional<std::string_view> text, std::string_view name) {
+  if (!text) return std::optional<double>();
+  auto v = LeadingDouble(*text, /*decimal_comma=*/true);
+  if (!v) {
+    return Error{std::string(kCmd) + ": " + std::string(name) +
+                 " is not a number of seconds: " + Quote(*text)};
+  }
+  return std::optional<double>(*v);
+}
+
+// The reference from Source (dropping ",0x9" client flags), else from
+// ReferenceId. Returns whether the source is the local clock.
+bool ReadReference(const Fields& fields, GuestStatusObservation& obs) {
+  const auto& source = fields[static_cast<size_t>(Field::kSource)];
+  const auto& refid = fields[static_cast<size_t>(Field::kReferenceId)];
+  if (source && !source->empty()) {
+    std::string_view src = *source;
+    if (size_t p = src.find(",0x"); p != std::string_view::npos) src = src.substr(0, p);
+    obs.reference = std::string(Trim(src));
+    return IsLocalSource(src);
+  }
+  if (refid && !refid->empty()) obs.reference = std::string(*refid);
+  return false;
+}
+
+}  // namespace
+
+Result<GuestStatusObservation> ParseW32tmStatus(std::string_view out) {
+  const Fields fields = CollectFields(out);
+  const auto& leap_text = fields[static_cast<size_t>(Field::kLeap)];
+  const auto& stratum_text = fields[static_cast<size_t>(Field::kStratum)];
   if (!leap_text) {
     return Error{std::string(kCmd) +
                  ": no Leap Indicator line (not w32tm status output, "
@@ -119,33 +128,14 @@ Result<GuestStatusObservation> ParseW32tmStatus(std::string_view out) {
     return Error{std::string(kCmd) + ": Stratum is not an integer 0..255: " + Quote(*stratum_text)};
   }
   obs.status.stratum = static_cast<int>(*stratum);
-  auto seconds = [&](std::optional<std::string_view> text,
-                     std::string_view name) -> Result<std::optional<double>> {
-    if (!text) return std::optional<double>();
-    auto v = LeadingDouble(*text, /*decimal_comma=*/true);
-    if (!v)
-      return Error{std::string(kCmd) + ": " + std::string(name) +
-                   " is not a number of seconds: " + Quote(*text)};
-    return std::optional<double>(*v);
-  };
-  auto delay = seconds(delay_text, "Root Delay");
+  auto delay = Seconds(fields[static_cast<size_t>(Field::kRootDelay)], "Root Delay");
   if (!delay) return delay.error();
   obs.root_delay_s = *delay;
-  auto disp = seconds(disp_text, "Root Dispersion");
+  auto disp = Seconds(fields[static_cast<size_t>(Field::kRootDispersion)], "Root Dispersion");
   if (!disp) return disp.error();
   obs.root_dispersion_s = *disp;
 
-  bool local_source = false;
-  if (source_text && !source_text->empty()) {
-    std::string_view src = *source_text;
-    // "time.windows.com,0x9": drop the NTP client flags.
-    if (size_t p = src.find(",0x"); p != std::string_view::npos) src = src.substr(0, p);
-    obs.reference = std::string(Trim(src));
-    local_source = IsLocalSource(src);
-  } else if (refid_text && !refid_text->empty()) {
-    obs.reference = std::string(*refid_text);
-  }
-
+  const bool local_source = ReadReference(fields, obs);
   bool unsynced = *leap == 3 || *stratum == 0 || *stratum >= 16 || local_source;
   obs.status.state =
       unsynced ? scoring::SyncState::kUnsynchronised : scoring::SyncState::kSynchronised;

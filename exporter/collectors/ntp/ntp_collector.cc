@@ -113,30 +113,17 @@ void HandleDatagram(Probe& p, std::span<const uint8_t> data, int64_t t4_real_ns)
   o.offset_s = timing.offset_s;
   o.delay_s = timing.delay_s;
   o.reachable = true;
-  o.usable = r.leap != 3 && r.stratum > 0 && r.stratum < 16;
-  if (r.leap == 3) {
-    o.error = "unsynchronised (leap indicator 3)";
-  } else if (r.stratum >= 16) {
-    o.error = "unsynchronised (stratum " + std::to_string(r.stratum) + ")";
-  }
   Finish(p);
 }
 
-}  // namespace
-
-std::vector<NtpServerObservation> ProbeNtpServers(const std::vector<std::string>& servers,
-                                                  double timeout_s, const Clock& clock,
-                                                  int64_t deadline_mono_ns) {
-  std::vector<NtpServerObservation> out(servers.size());
-  std::vector<Probe> probes(servers.size());
-  const int64_t timeout_ns = SecondsToNs(std::max(timeout_s, 0.001));
-  // Resolve and open every socket first (name lookups may take a while),
-  // then send all requests back to back so no probe's round trip includes
-  // another's setup.
-  for (size_t i = 0; i < servers.size(); ++i) {
-    out[i].server = servers[i];
+// Step 1: resolves and opens one socket per server (name lookups may take a
+// while, so all of this comes before any request is sent). A server that
+// cannot be opened is done, with the reason.
+std::vector<Probe> OpenProbes(std::vector<NtpServerObservation>& out, const Clock& clock) {
+  std::vector<Probe> probes(out.size());
+  for (size_t i = 0; i < out.size(); ++i) {
     probes[i].obs = &out[i];
-    auto fd = OpenSocket(servers[i]);
+    auto fd = OpenSocket(out[i].server);
     if (!fd) {
       out[i].error = fd.error().message;
       out[i].measured_real_ns = clock.RealtimeNs();
@@ -145,8 +132,14 @@ std::vector<NtpServerObservation> ProbeNtpServers(const std::vector<std::string>
     }
     probes[i].fd = *fd;
   }
-  for (size_t i = 0; i < servers.size(); ++i) {
-    Probe& p = probes[i];
+  return probes;
+}
+
+// Step 2: sends every request back to back, so no probe's round trip
+// includes another's setup; each probe's deadline starts at its send.
+void SendRequests(std::vector<Probe>& probes, const Clock& clock, int64_t timeout_ns,
+                  int64_t deadline_mono_ns) {
+  for (Probe& p : probes) {
     if (p.done) continue;
     p.deadline = clock.MonotonicNs() + timeout_ns;
     if (deadline_mono_ns > 0) p.deadline = std::min(p.deadline, deadline_mono_ns);
@@ -154,66 +147,105 @@ std::vector<NtpServerObservation> ProbeNtpServers(const std::vector<std::string>
     p.transmit = ntp::UnixNsToNtp(t1);
     const std::vector<uint8_t> req = ntp::BuildNtpRequest(p.transmit);
     if (::send(p.fd, req.data(), req.size(), 0) < 0) {
-      out[i].error = std::string("send: ") + std::strerror(errno);
-      out[i].measured_real_ns = t1;
+      p.obs->error = std::string("send: ") + std::strerror(errno);
+      p.obs->measured_real_ns = t1;
       Finish(p);
     }
   }
+}
+
+// Ends a probe whose deadline passed without a valid reply.
+void Expire(Probe& p, int64_t timeout_ns, const Clock& clock) {
+  p.obs->error =
+      "timeout: no valid reply within " + Seconds3(NsToSeconds(std::max<int64_t>(timeout_ns, 0)));
+  if (!p.last_reject.empty()) p.obs->error += " (last reply rejected: " + p.last_reject + ")";
+  p.obs->measured_real_ns = clock.RealtimeNs();
+  Finish(p);
+}
+
+// Reads every datagram queued for `p`, until it is done or none is left.
+void Drain(Probe& p, const Clock& clock) {
+  while (!p.done) {
+    uint8_t buf[512];
+    const ssize_t n = ::recv(p.fd, buf, sizeof buf, 0);
+    const int64_t t4 = clock.RealtimeNs();
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+      const int err = errno;
+      p.obs->error = std::string("receive: ") + std::strerror(err);
+      if (err == ECONNREFUSED) p.obs->error += " (no NTP server on that port)";
+      p.obs->measured_real_ns = t4;
+      Finish(p);
+      return;
+    }
+    HandleDatagram(p, std::span<const uint8_t>(buf, static_cast<size_t>(n)), t4);
+  }
+}
+
+// Step 3: waits with poll() until every probe has its reply or its deadline.
+void AwaitReplies(std::vector<Probe>& probes, const Clock& clock, int64_t timeout_ns) {
   while (true) {
     std::vector<pollfd> pfds;
-    std::vector<size_t> index;
+    std::vector<Probe*> waiting;
     const int64_t now = clock.MonotonicNs();
     int64_t next_deadline = INT64_MAX;
-    for (size_t i = 0; i < probes.size(); ++i) {
-      Probe& p = probes[i];
+    for (Probe& p : probes) {
       if (p.done) continue;
       if (now >= p.deadline) {
-        out[i].error = "timeout: no valid reply within " +
-                       Seconds3(NsToSeconds(std::max<int64_t>(timeout_ns, 0)));
-        if (!p.last_reject.empty()) out[i].error += " (last reply rejected: " + p.last_reject + ")";
-        out[i].measured_real_ns = clock.RealtimeNs();
-        Finish(p);
+        Expire(p, timeout_ns, clock);
         continue;
       }
       next_deadline = std::min(next_deadline, p.deadline);
       pfds.push_back({p.fd, POLLIN, 0});
-      index.push_back(i);
+      waiting.push_back(&p);
     }
-    if (pfds.empty()) break;
+    if (pfds.empty()) return;
     const int64_t wait_ns = next_deadline - now;
     const int wait_ms =
         static_cast<int>(std::clamp<int64_t>((wait_ns + 999'999) / 1'000'000, 1, 60'000));
     const int pr = ::poll(pfds.data(), pfds.size(), wait_ms);
     if (pr < 0 && errno != EINTR) {
       const std::string err = std::string("poll: ") + std::strerror(errno);
-      for (size_t k = 0; k < index.size(); ++k) {
-        out[index[k]].error = err;
-        Finish(probes[index[k]]);
+      for (Probe* p : waiting) {
+        p->obs->error = err;
+        Finish(*p);
       }
-      break;
+      return;
     }
     if (pr <= 0) continue;
     for (size_t k = 0; k < pfds.size(); ++k) {
-      if (pfds[k].revents == 0) continue;
-      Probe& p = probes[index[k]];
-      // Drain every queued datagram for this probe.
-      while (!p.done) {
-        uint8_t buf[512];
-        const ssize_t n = ::recv(p.fd, buf, sizeof buf, 0);
-        const int64_t t4 = clock.RealtimeNs();
-        if (n < 0) {
-          if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
-          const int err = errno;
-          out[index[k]].error = std::string("receive: ") + std::strerror(err);
-          if (err == ECONNREFUSED) out[index[k]].error += " (no NTP server on that port)";
-          out[index[k]].measured_real_ns = t4;
-          Finish(p);
-          break;
-        }
-        HandleDatagram(p, std::span<const uint8_t>(buf, static_cast<size_t>(n)), t4);
-      }
+      if (pfds[k].revents != 0) Drain(*waiting[k], clock);
     }
   }
+}
+
+}  // namespace
+
+void JudgeNtpServer(NtpServerObservation& o, int max_stratum) {
+  if (!o.reachable) return;
+  o.usable = false;
+  if (o.leap == 3) {
+    o.error = "unsynchronised (leap indicator 3)";
+  } else if (o.stratum <= 0 || o.stratum >= 16) {
+    o.error = "unsynchronised (stratum " + std::to_string(o.stratum) + ")";
+  } else if (o.stratum > max_stratum) {
+    o.error = "stratum " + std::to_string(o.stratum) + " above ntp.max_stratum " +
+              std::to_string(max_stratum) + " (a server serving its local clock?)";
+  } else {
+    o.usable = true;
+    o.error.clear();
+  }
+}
+
+std::vector<NtpServerObservation> ProbeNtpServers(const NtpConfig& config, const Clock& clock,
+                                                  int64_t deadline_mono_ns) {
+  std::vector<NtpServerObservation> out(config.servers.size());
+  for (size_t i = 0; i < out.size(); ++i) out[i].server = config.servers[i];
+  const int64_t timeout_ns = SecondsToNs(std::max(config.timeout_s, 0.001));
+  std::vector<Probe> probes = OpenProbes(out, clock);
+  SendRequests(probes, clock, timeout_ns, deadline_mono_ns);
+  AwaitReplies(probes, clock, timeout_ns);
+  for (auto& o : out) JudgeNtpServer(o, config.max_stratum);
   return out;
 }
 
@@ -222,8 +254,7 @@ NtpCollector::NtpCollector(const NtpConfig& config) : config_(config) {}
 Status NtpCollector::Collect(const CollectContext& ctx, Observations& out) {
   try {
     NtpObservation obs;
-    obs.servers =
-        ProbeNtpServers(config_.servers, config_.timeout_s, ctx.clock, ctx.deadline_mono_ns);
+    obs.servers = ProbeNtpServers(config_, ctx.clock, ctx.deadline_mono_ns);
     std::string failures;
     size_t usable = 0;
     for (const auto& s : obs.servers) {

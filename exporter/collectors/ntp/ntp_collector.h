@@ -16,13 +16,20 @@
 
 namespace vmtime {
 
-// Probes every server in `servers` ("host", "host:port", "[v6]:port"; port
-// 123 by default) concurrently; each probe waits at most `timeout_s` and
-// nobody waits beyond `deadline_mono_ns` (<= 0: no extra deadline). Returns
-// one observation per server, in order. Never throws.
-std::vector<NtpServerObservation> ProbeNtpServers(const std::vector<std::string>& servers,
-                                                  double timeout_s, const Clock& clock,
+// Probes every server in `config.servers` ("host", "host:port",
+// "[v6]:port"; port 123 by default) concurrently; each probe waits at most
+// `config.timeout_s` and nobody waits beyond `deadline_mono_ns` (<= 0: no
+// extra deadline). Returns one observation per server, in order, each
+// judged by JudgeNtpServer. Never throws.
+std::vector<NtpServerObservation> ProbeNtpServers(const NtpConfig& config, const Clock& clock,
                                                   int64_t deadline_mono_ns);
+
+// Decides whether a server that answered may be used: leap != 3 and
+// 0 < stratum <= max_stratum (stratum 16 is unsynchronised; a stratum above
+// max_stratum is typically a server that lost its sources and serves its own
+// `local stratum 10` clock). Sets obs.usable, and obs.error when unusable.
+// Leaves unreachable servers (and kiss-o'-death replies) as they are.
+void JudgeNtpServer(NtpServerObservation& obs, int max_stratum);
 
 class NtpCollector final : public Collector {
  public:

@@ -1,5 +1,5 @@
 // The compiled-in guest command table (see guest_commands.h).
-#include "exporter/collectors/guest_status/guest_commands.h"
+#include "exporter/model/guest_commands.h"
 
 #include <array>
 

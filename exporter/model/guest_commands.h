@@ -1,9 +1,10 @@
 // Guest commands: the fixed, compiled-in list of read-only programs the
 // guest_status collector may run inside a guest through the agent's
 // guest-exec. Nothing here is built from configuration text: the config only
-// selects entries by id (`collectors.guest_status.commands`), and an unknown
-// id is a config error (IsKnownGuestCommand). No shell is involved; the
-// program and its arguments are constants.
+// selects entries by id (`guest_status.commands`), and an unknown id is a
+// config error (IsKnownGuestCommand). No shell is involved; the program and
+// its arguments are constants. The table lives in model, below config, so
+// that config validation and the guest_status collector read the same list.
 #pragma once
 
 #include <span>
