@@ -31,17 +31,25 @@ void Store::SetConfig(const Config& config) {
   if (!enabled(CollectorId::kTimex)) timex_.reset();
   if (!enabled(CollectorId::kChrony)) chrony_.reset(), chrony_up_ = false;
   if (!enabled(CollectorId::kNtp)) ntp_.reset();
-  if (!enabled(CollectorId::kLibvirt)) vms_.clear(), libvirt_connected_ = false;
+  if (!enabled(CollectorId::kLibvirt)) vms_.clear(), gone_.clear(), libvirt_connected_ = false;
   for (auto it = runs_.begin(); it != runs_.end();) {
     const auto id = CollectorIdFromName(it->first);
     it = id && enabled(*id) ? std::next(it) : runs_.erase(it);
   }
 }
 
-void Store::AddSample(VmState& vm, const scoring::ClockSample& s, double rtt_s) {
+namespace {
+// Unlisted domains remembered at most, so a churning host cannot grow it.
+constexpr size_t kMaxGone = 10000;
+}  // namespace
+
+void Store::AddSample(VmState& vm, const scoring::ClockSample& sample, double rtt_s) {
+  scoring::ClockSample s = sample;
+  newest_mono_ns_ = std::max(newest_mono_ns_, s.host_mono_ns);
   if (!vm.samples.empty()) {
     const auto& prev = vm.samples.back();
     if (s.host_mono_ns <= prev.host_mono_ns) return;  // already have it
+    if (vm.returned) s.after_interruption = true;
     double drift = 0;
     if (auto d = scoring::EstimateDrift(vm.samples, params_)) drift = d->ratio;
     switch (scoring::StepBetween(prev, s, drift, params_)) {
@@ -57,6 +65,7 @@ void Store::AddSample(VmState& vm, const scoring::ClockSample& s, double rtt_s) 
   }
   if (vm.samples.size() >= history_samples_) vm.samples.erase(vm.samples.begin());
   vm.samples.push_back(s);
+  vm.returned = false;
   vm.rtt_s = rtt_s;
 }
 
@@ -74,17 +83,53 @@ void Store::ApplyLibvirt(const LibvirtObservation& lv) {
   libvirt_connected_ = lv.connected;
   if (lv.partial) {
     // A harvest: only the domains with news; nobody vanished.
-    for (const auto& d : lv.domains) MergeDomain(vms_[d.uuid], d);
+    for (const auto& d : lv.domains) {
+      auto it = vms_.find(d.uuid);
+      if (it == vms_.end()) it = vms_.emplace(d.uuid, Revive(d.uuid)).first;
+      MergeDomain(it->second, d);
+    }
     return;
   }
   std::map<std::string, VmState> next;
   for (const auto& d : lv.domains) {
     auto it = vms_.find(d.uuid);
-    VmState vm = it != vms_.end() ? std::move(it->second) : VmState{};
+    VmState vm = it != vms_.end() ? std::move(it->second) : Revive(d.uuid);
+    if (it != vms_.end()) vms_.erase(it);
     MergeDomain(vm, d);
     next.emplace(d.uuid, std::move(vm));
   }
+  // Whatever is left was not listed: remember it for a while.
+  for (auto& [uuid, vm] : vms_) {
+    const int64_t last = vm.samples.empty() ? newest_mono_ns_ : vm.samples.back().host_mono_ns;
+    gone_[uuid] = GoneVm{std::move(vm), last};
+  }
   vms_ = std::move(next);
+  ForgetGoneLocked();
+}
+
+Store::VmState Store::Revive(const std::string& uuid) {
+  auto it = gone_.find(uuid);
+  if (it == gone_.end()) return VmState{};
+  VmState vm = std::move(it->second.vm);
+  gone_.erase(it);
+  vm.returned = true;
+  return vm;
+}
+
+// Unlisted domains are kept while their history could still matter to the
+// detectors (drift_window_s after their newest sample), and at most kMaxGone
+// of them (the oldest go first).
+void Store::ForgetGoneLocked() {
+  const auto window_ns = static_cast<int64_t>(std::min(params_.drift_window_s, 1e9) * 1e9);
+  for (auto it = gone_.begin(); it != gone_.end();) {
+    it = newest_mono_ns_ - it->second.last_mono_ns > window_ns ? gone_.erase(it) : std::next(it);
+  }
+  while (gone_.size() > kMaxGone) {
+    auto oldest = std::min_element(gone_.begin(), gone_.end(), [](const auto& a, const auto& b) {
+      return a.second.last_mono_ns < b.second.last_mono_ns;
+    });
+    gone_.erase(oldest);
+  }
 }
 
 void Store::Apply(const Observations& obs) {

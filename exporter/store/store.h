@@ -52,7 +52,20 @@ class Store {
     double rtt_s = 0;
     scoring::StepCounts steps_total;
     std::optional<GuestStatusObservation> guest;
+    // The domain vanished from libvirt's list and came back (a transient
+    // domain saved and restored, or migrated away and back): its next sample
+    // is marked after_interruption.
+    bool returned = false;
   };
+  // A domain libvirt stopped listing, kept (not exported) so that its history
+  // continues if it comes back: a transient domain is unlisted while saved.
+  struct GoneVm {
+    VmState vm;
+    int64_t last_mono_ns = 0;  // its newest sample, or when it was seen last
+  };
+  // Takes `uuid` back from gone_ (marked returned) or starts a new VmState.
+  VmState Revive(const std::string& uuid);
+  void ForgetGoneLocked();
   void ApplyLibvirt(const LibvirtObservation& lv);
   void MergeDomain(VmState& vm, const DomainObservation& d);
   void AddSample(VmState& vm, const scoring::ClockSample& s, double rtt_s);
@@ -65,6 +78,8 @@ class Store {
   std::set<CollectorId> enabled_;
   size_t ntp_configured_ = 0;
   std::map<std::string, VmState> vms_;  // by uuid
+  std::map<std::string, GoneVm> gone_;  // by uuid, at most kMaxGone, for drift_window_s
+  int64_t newest_mono_ns_ = 0;          // newest sample time the store has seen
   std::optional<TimexObservation> timex_;
   uint64_t kvm_artifacts_ = 0;
   std::optional<ChronyObservation> chrony_;

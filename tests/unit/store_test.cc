@@ -1,0 +1,118 @@
+// Store: what it remembers across domain lists. A domain libvirt stops
+// listing is not exported, but its history is kept (drift_window_s, bounded)
+// so that a transient domain saved and restored, or migrated away and back,
+// continues where it was: the first sample after it returns is marked
+// after_interruption, and the lag it left reads resumed_behind.
+#include "exporter/store/store.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "scoring/types.h"
+
+namespace vmtime {
+namespace {
+
+constexpr int64_t kS = 1'000'000'000;
+constexpr char kUuid[] = "11111111-1111-1111-1111-111111111111";
+
+Config TestConfig() {
+  Config c;
+  c.scoring.drift_window_s = 600;
+  return c;
+}
+
+// A running domain with a sample at host time `t_s` and `offset_s` (guest -
+// host); the guest clock is host + offset.
+Observations Listed(double t_s, double offset_s) {
+  DomainObservation d;
+  d.name = "web-1";
+  d.uuid = kUuid;
+  d.state = DomainState::kRunning;
+  d.agent_up = d.agent_attempted = true;
+  scoring::ClockSample s;
+  s.host_mono_ns = static_cast<int64_t>(t_s * kS);
+  s.host_real_ns = 1'767'225'600 * kS + s.host_mono_ns;
+  s.offset_s = offset_s;
+  s.guest_real_ns = s.host_real_ns + static_cast<int64_t>(offset_s * kS);
+  s.uncertainty_s = 0.0005;
+  d.sample = s;
+  Observations obs;
+  obs.libvirt = LibvirtObservation{};
+  obs.libvirt->connected = true;
+  obs.libvirt->domains = {d};
+  return obs;
+}
+
+Observations Unlisted() {
+  Observations obs;
+  obs.libvirt = LibvirtObservation{};
+  obs.libvirt->connected = true;
+  return obs;
+}
+
+bool Has(const VmView& vm, scoring::Reason r) {
+  return std::find(vm.score.reasons.begin(), vm.score.reasons.end(), r) != vm.score.reasons.end();
+}
+
+TEST(Store, ReturnedTransientDomainContinuesWithAnInterruption) {
+  Store store(TestConfig());
+  for (int i = 1; i <= 6; ++i) store.Apply(Listed(15.0 * i, 0.001));
+  store.Apply(Unlisted());  // saved: a transient domain is gone from the list
+  EXPECT_EQ(store.vm_count(), 0u);
+  EXPECT_TRUE(store.Build(100 * kS, 0)->vms.empty()) << "an unlisted domain is not exported";
+  // Restored 40 s later; its clock lost those 40 s.
+  store.Apply(Listed(130, -40.0));
+  const auto snap = store.Build(131 * kS, 0);
+  ASSERT_EQ(snap->vms.size(), 1u);
+  const VmView& vm = snap->vms[0];
+  EXPECT_TRUE(Has(vm, scoring::Reason::kResumedBehind));
+  EXPECT_FALSE(Has(vm, scoring::Reason::kStepBackward));
+  EXPECT_FALSE(Has(vm, scoring::Reason::kClockStopped));
+  EXPECT_EQ(vm.steps_total.backward, 0) << "the interrupted pair is not a step";
+  ASSERT_TRUE(vm.last_sample.has_value());
+  EXPECT_TRUE(vm.last_sample->after_interruption);
+}
+
+TEST(Store, OnlyTheFirstSampleAfterTheReturnIsMarked) {
+  Store store(TestConfig());
+  for (int i = 1; i <= 4; ++i) store.Apply(Listed(15.0 * i, 0.001));
+  store.Apply(Unlisted());
+  store.Apply(Listed(100, -30.0));
+  store.Apply(Listed(115, -30.0));
+  const auto snap = store.Build(116 * kS, 0);
+  ASSERT_EQ(snap->vms.size(), 1u);
+  EXPECT_FALSE(snap->vms[0].last_sample->after_interruption);
+  EXPECT_TRUE(Has(snap->vms[0], scoring::Reason::kResumedBehind)) << "the lag lasts";
+}
+
+TEST(Store, GoneDomainsAreForgottenAfterTheDriftWindow) {
+  Store store(TestConfig());
+  store.Apply(Listed(15, 0.001));
+  store.Apply(Listed(30, 0.001));
+  store.Apply(Unlisted());
+  // Another domain keeps the store's notion of time moving past the window.
+  Observations other = Listed(30 + 601, 0.0);
+  other.libvirt->domains[0].uuid = "22222222-2222-2222-2222-222222222222";
+  store.Apply(other);
+  store.Apply(Listed(30 + 602, -5.0));  // back too late: a new history
+  const auto snap = store.Build((30 + 603) * kS, 0);
+  const auto it = std::find_if(snap->vms.begin(), snap->vms.end(),
+                               [](const VmView& v) { return v.uuid == kUuid; });
+  ASSERT_NE(it, snap->vms.end());
+  EXPECT_FALSE(it->last_sample->after_interruption);
+  EXPECT_FALSE(Has(*it, scoring::Reason::kResumedBehind));
+}
+
+TEST(Store, NewDomainIsNotMarked) {
+  Store store(TestConfig());
+  store.Apply(Listed(15, 0.001));
+  store.Apply(Listed(30, 0.001));
+  const auto snap = store.Build(31 * kS, 0);
+  ASSERT_EQ(snap->vms.size(), 1u);
+  EXPECT_FALSE(snap->vms[0].last_sample->after_interruption);
+}
+
+}  // namespace
+}  // namespace vmtime
