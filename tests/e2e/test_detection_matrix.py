@@ -78,9 +78,9 @@ step_backward for the whole window; one uncertain sample (+-23..30 ms, the
 exporter's first or the first after an agent restart) among 4-6 gave
 +-4,000 ppm and drift_high on clean guests; offset_elevated fired on a clean
 guest reading +63 ms with 76 ms uncertainty. The measured table on main is
-in docs/scoring.md. Still failing there: save/restore of a transient domain
-(libvirt forgets it while saved, the exporter drops its history, no
-resumed_behind after the restore).
+in docs/scoring.md. The matrix also found that a transient domain saved and
+restored (libvirt forgets it while saved) lost its history and came back
+without resumed_behind; the store keeps it since.
 
 Env: VMTIME_EXPORTER (binary), VMTIME_SOURCE_DIR (repo). Needs root (the lab
 runs libvirtd and QEMU/TCG); skipped otherwise.
