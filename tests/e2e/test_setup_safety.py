@@ -15,15 +15,11 @@
 3. The levels: --build asks for no daemon, kernel image or browser.
 Every wait is bounded; daemons are torn down also on failure.
 """
-import contextlib
 import os
-import shutil
-import signal
 import stat
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 
@@ -32,6 +28,8 @@ SOURCE_DIR = os.environ.get("VMTIME_SOURCE_DIR") or os.path.abspath(
 SETUP = os.path.join(SOURCE_DIR, "scripts", "setup")
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "lab"))
 import vmlab  # noqa: E402
+
+import integrations_support as sup  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -42,40 +40,12 @@ def start_time(pid):
         return int(f.read().rsplit(")", 1)[1].split()[19])
 
 
-def wait(fn, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if fn():
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-
-
 @pytest.fixture
 def chronyd():
-    d = tempfile.mkdtemp(prefix="vmtime-setup-chrony-")
-    os.chmod(d, 0o700)
-    sock = os.path.join(d, "cmd.sock")
-    conf = os.path.join(d, "chrony.conf")
-    with open(conf, "w") as f:
-        f.write(f"port 0\ncmdport 0\nbindcmdaddress {sock}\npidfile {d}/chronyd.pid\n"
-                f"local stratum 8\n")
-    p = subprocess.Popen([shutil.which("chronyd") or "/usr/sbin/chronyd", "-d", "-x", "-u", "root",
-                          "-f", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
-    try:
-        wait(lambda: os.path.exists(sock), 15, "chronyd command socket")
-        yield p, sock
-    finally:
-        if p.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGTERM)
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=5)
-        shutil.rmtree(d, ignore_errors=True)
+    """A private chronyd (-x, command socket only, local stratum 8)."""
+    with tempfile.TemporaryDirectory(prefix="vmtime-setup-chrony-") as d, sup.processes() as procs:
+        proc, address = sup.start_chronyd(procs, d, extra_conf="local stratum 8")
+        yield proc.proc, address[len("unix://"):]
 
 
 @pytest.fixture
