@@ -7,6 +7,7 @@
 #include <cstring>
 #include <exception>
 
+#include "exporter/core/clock.h"
 #include "exporter/exposition/metrics.h"
 #include "exporter/exposition/views.h"
 
@@ -99,10 +100,14 @@ class HttpServer::Handler final : public CivetHandler {
                       "\n",
                   head);
     }
-    if (path == "/") {
+    if (path == "/") {  // status page: filters and paging from the query string
       auto snap = snapshots_.Get();
+      const auto query =
+          exposition::ParseStatusQuery(ri && ri->query_string ? ri->query_string : "");
       return Send(conn, 200, "OK", "text/html; charset=utf-8",
-                  exposition::RenderStatusPage(*snap, web_.telemetry_path), head);
+                  exposition::RenderStatusPage(*snap, query, SystemClock::Instance().RealtimeNs(),
+                                               web_.telemetry_path),
+                  head);
     }
     Send(conn, 404, "Not Found", kText, "not found: " + path + "\n", head);
   }

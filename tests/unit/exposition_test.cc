@@ -332,7 +332,7 @@ TEST(Exposition, AgentUpAbsentUntilAttempted) {
   EXPECT_TRUE(j["vms"][1]["agent_up"].is_null());
   EXPECT_EQ(j["vms"][2]["agent_up"], true);
   const std::string page = exposition::RenderStatusPage(s, "/metrics");
-  EXPECT_NE(page.find("<td>not tried yet</td>"), std::string::npos);
+  EXPECT_NE(page.find("<td data-l=\"Agent\">not tried yet</td>"), std::string::npos);
 }
 
 // vmtime_vm_health_band is the Band's value; JSON "band" its name.
@@ -356,7 +356,8 @@ TEST(Exposition, HealthBandGaugeAndJson) {
         << vm.name << "\n"
         << text;
     EXPECT_EQ(j["vms"][i]["band"], vm.name);
-    EXPECT_NE(page.find("<td class=\"" + vm.name + "\">" + vm.name + "</td>"), std::string::npos)
+    EXPECT_NE(page.find("<td class=\"" + vm.name + "\" data-l=\"Band\">" + vm.name + "</td>"),
+              std::string::npos)
         << vm.name;
   }
   EXPECT_EQ(text.find("# TYPE vmtime_vm_health_band gauge"),
@@ -390,7 +391,7 @@ TEST(Exposition, HostSynchronisedFollowsHostReference) {
   EXPECT_EQ(exposition::RenderText(none).find("# TYPE vmtime_host_synchronised "),
             std::string::npos);
   EXPECT_TRUE(exposition::RenderJson(none)["host"]["reference"].is_null());
-  EXPECT_NE(exposition::RenderStatusPage(none, "/metrics").find("host clock: unknown"),
+  EXPECT_NE(exposition::RenderStatusPage(none, "/metrics").find("<dt>Host clock</dt><dd>unknown"),
             std::string::npos);
 }
 
@@ -405,7 +406,8 @@ TEST(Exposition, EveryReasonRendersEverywhere) {
     const std::string name(scoring::ReasonName(static_cast<scoring::Reason>(r)));
     EXPECT_NE(text.find(",reason=\"" + name + "\"} 1\n"), std::string::npos) << name;
     EXPECT_EQ(j["vms"][0]["reasons"][r], name);
-    EXPECT_NE(page.find(name), std::string::npos) << name;
+    EXPECT_NE(page.find("<a href=\"?reason=" + name + "\">" + name + "</a>"), std::string::npos)
+        << name;
   }
 }
 
