@@ -340,14 +340,16 @@ constexpr const char* kStyle =
     "label{display:flex;flex-direction:column;font-size:.85em;color:#3d444d}"
     "input,select,button{font:inherit;font-size:1rem;padding:.25em .4em;max-width:100%}"
     "input[type=search]{width:16em}input[type=number]{width:6em}"
-    "table{border-collapse:collapse;width:100%}"
+    "table{border-collapse:collapse}table.vms{min-width:60%}"
     "th,td{padding:.3em .6em;border-bottom:1px solid #d8dee4;text-align:left;vertical-align:top}"
-    "th{background:#f3f4f6;font-weight:600;white-space:nowrap}"
+    "th{background:#f3f4f6;font-weight:600;white-space:nowrap}th.n{text-align:right}"
     "td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
-    "td.vm{overflow-wrap:anywhere;min-width:8em}td.why{font-size:.9em}"
-    "td.why a{margin-right:.5em;white-space:nowrap}"
-    "tr.bad td:first-child{box-shadow:inset 4px 0 #b3261e}"
-    "tr.degraded td:first-child{box-shadow:inset 4px 0 #c98a00}"
+    "td.vm{overflow-wrap:anywhere;min-width:9em;font-weight:600}td.why{font-size:.9em}"
+    "td.why a{white-space:nowrap;text-decoration:none;background:#eef1f4;color:#1f2328;"
+    "border-radius:4px;padding:0 .35em;line-height:1.8}td.why a:hover{text-decoration:underline}"
+    "tr.r-bad td:first-child{box-shadow:inset 4px 0 #b3261e}"
+    "tr.r-degraded td:first-child{box-shadow:inset 4px 0 #c98a00}"
+    "tr.r-good td:first-child{box-shadow:inset 4px 0 #17662c}td.agent{white-space:nowrap}"
     ".good{color:#17662c}.degraded{color:#8a5a00;font-weight:600}"
     ".bad{color:#b3261e;font-weight:600}small{display:block;color:#59636e;overflow-wrap:anywhere}"
     ".pager{display:flex;flex-wrap:wrap;gap:.4em 1em;align-items:center;margin:.6em 0}"
@@ -355,9 +357,14 @@ constexpr const char* kStyle =
     "@media (max-width:720px){body{padding:.5em .7em}"
     "dl.host{grid-template-columns:1fr}dd{margin-bottom:.3em}"
     "table.vms thead{display:none}"
-    "table.vms,table.vms tbody,table.vms tr,table.vms td{display:block;width:100%}"
-    "table.vms tr{border:1px solid #d8dee4;border-radius:6px;margin:.5em 0;padding:.3em 0}"
-    "table.vms td{border:0;padding:.1em .7em;text-align:left;white-space:normal}"
+    "table.vms,table.vms tbody{display:block;width:100%;min-width:0}"
+    "table.vms tr{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));"
+    "border:1px solid #d8dee4;border-radius:6px;margin:.5em 0;padding:.3em 0}"
+    "table.vms td{display:block;border:0;padding:.1em .7em;text-align:left;white-space:normal}"
+    "table.vms td.vm,table.vms td.why{grid-column:1/-1}"
+    "td[data-l=Score]{order:1}td[data-l=Band]{order:2}td[data-l=Offset]{order:3}"
+    "td[data-l=Uncertainty]{order:4}td[data-l=State]{order:5}td[data-l=Agent]{order:6}"
+    "td[data-l=Sample]{order:7}td.why{order:8}"
     "table.vms td::before{content:attr(data-l) ': ';color:#59636e;font-weight:400}"
     "table.vms td.vm{font-weight:600}table.vms td.vm::before{content:''}"
     "table.cols{font-size:.9em}input[type=search]{width:100%}label.q{flex:1 1 100%}}";
@@ -415,7 +422,7 @@ void AppendHostReference(const Snapshot& s, std::string& h) {
   if (ref.stratum) h += ", stratum " + std::to_string(*ref.stratum);
   if (ref.offset_s) h += ", host &minus; UTC " + FormatSignedDuration(*ref.offset_s);
   if (ref.root_distance_s) h += ", root distance " + Magnitude(*ref.root_distance_s);
-  h += " " + Muted("(the reference VM offsets are scored against)") + "</dd>";
+  h += " " + Muted("(the reference every VM's score uses)") + "</dd>";
 }
 
 void AppendChrony(const Snapshot& s, int64_t now_real_ns, std::string& h) {
@@ -572,10 +579,10 @@ void AppendRow(const VmView& vm, int64_t now_real_ns, std::string& h) {
   const std::string band(scoring::BandName(vm.score.band));
   char score[32];
   std::snprintf(score, sizeof(score), "%.0f", vm.score.score);
-  h += "<tr class=\"" + band + "\"><td class=\"vm\" data-l=\"VM\" title=\"uuid " + Escape(vm.uuid) +
-       "\">" + Escape(vm.name) + "</td><td data-l=\"State\">" + DomainStateName(vm.state) +
-       "</td><td class=\"n " + band + "\" data-l=\"Score\">" + score + "</td><td class=\"" + band +
-       "\" data-l=\"Band\">" + band + "</td>";
+  h += "<tr class=\"r-" + band + "\"><td class=\"vm\" data-l=\"VM\" title=\"uuid " +
+       Escape(vm.uuid) + "\">" + Escape(vm.name) + "</td><td data-l=\"State\">" +
+       DomainStateName(vm.state) + "</td><td class=\"n " + band + "\" data-l=\"Score\">" + score +
+       "</td><td class=\"" + band + "\" data-l=\"Band\">" + band + "</td>";
   if (vm.last_sample) {
     h += "<td class=\"n\" data-l=\"Offset\">" + FormatSignedDuration(vm.last_sample->offset_s) +
          "</td><td class=\"n\" data-l=\"Uncertainty\">" +
@@ -586,7 +593,7 @@ void AppendRow(const VmView& vm, int64_t now_real_ns, std::string& h) {
     h += "<td class=\"n\" data-l=\"Offset\">&ndash;</td><td class=\"n\" "
          "data-l=\"Uncertainty\">&ndash;</td><td class=\"n\" data-l=\"Sample\">none yet</td>";
   }
-  h += "<td data-l=\"Agent\">";
+  h += "<td class=\"agent\" data-l=\"Agent\">";
   if (!vm.agent_attempted) {
     h += "not tried yet";
   } else if (vm.agent_up) {
@@ -598,7 +605,7 @@ void AppendRow(const VmView& vm, int64_t now_real_ns, std::string& h) {
   h += "</td><td class=\"why\" data-l=\"Reasons\">";
   for (auto r : vm.score.reasons) {
     const std::string name(scoring::ReasonName(r));
-    h += "<a href=\"?reason=" + name + "\">" + name + "</a>";
+    h += "<a href=\"?reason=" + name + "\">" + name + "</a> ";
   }
   if (vm.score.reasons.empty()) h += "&ndash;";
   h += "</td></tr>";
@@ -606,10 +613,12 @@ void AppendRow(const VmView& vm, int64_t now_real_ns, std::string& h) {
 
 void AppendTable(const Selection& sel, int64_t now_real_ns, std::string& h) {
   if (sel.page.empty()) return;
-  h += "<table class=\"vms\"><thead><tr><th>VM</th><th>State</th><th>Score</th><th>Band</th>"
-       "<th title=\"guest clock minus host clock; positive: guest ahead\">Offset "
-       "(guest &minus; host)</th><th title=\"half the round trip of the reading\">&plusmn;</th>"
-       "<th>Sample</th><th>Agent</th><th>Reasons</th></tr></thead><tbody>";
+  h += "<table class=\"vms\"><thead><tr><th>VM</th><th>State</th><th "
+       "class=\"n\">Score</th><th>Band</th>"
+       "<th class=\"n\" title=\"guest clock minus host clock; positive: guest ahead\">Offset "
+       "(guest &minus; host)</th><th class=\"n\" title=\"uncertainty: half the round trip of the "
+       "reading\">&plusmn;</th><th class=\"n\">Last "
+       "sample</th><th>Agent</th><th>Reasons</th></tr></thead><tbody>";
   for (const VmView* vm : sel.page) AppendRow(*vm, now_real_ns, h);
   h += "</tbody></table>";
 }

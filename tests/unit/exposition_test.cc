@@ -332,7 +332,8 @@ TEST(Exposition, AgentUpAbsentUntilAttempted) {
   EXPECT_TRUE(j["vms"][1]["agent_up"].is_null());
   EXPECT_EQ(j["vms"][2]["agent_up"], true);
   const std::string page = exposition::RenderStatusPage(s, "/metrics");
-  EXPECT_NE(page.find("<td data-l=\"Agent\">not tried yet</td>"), std::string::npos);
+  EXPECT_NE(page.find("<td class=\"agent\" data-l=\"Agent\">not tried yet</td>"),
+            std::string::npos);
 }
 
 // vmtime_vm_health_band is the Band's value; JSON "band" its name.
@@ -406,7 +407,7 @@ TEST(Exposition, EveryReasonRendersEverywhere) {
     const std::string name(scoring::ReasonName(static_cast<scoring::Reason>(r)));
     EXPECT_NE(text.find(",reason=\"" + name + "\"} 1\n"), std::string::npos) << name;
     EXPECT_EQ(j["vms"][0]["reasons"][r], name);
-    EXPECT_NE(page.find("<a href=\"?reason=" + name + "\">" + name + "</a>"), std::string::npos)
+    EXPECT_NE(page.find("<a href=\"?reason=" + name + "\">" + name + "</a> "), std::string::npos)
         << name;
   }
 }

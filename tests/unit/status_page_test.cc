@@ -269,7 +269,7 @@ TEST(StatusPage, RowShowsUnitsAgeAndAgent) {
   EXPECT_TRUE(Has(page, "<td class=\"n\" data-l=\"Offset\">+2.10 ms</td>")) << page;
   EXPECT_TRUE(Has(page, "<td class=\"n\" data-l=\"Uncertainty\">\u00b1400 \u00b5s</td>"));
   EXPECT_TRUE(Has(page, "<td class=\"n\" data-l=\"Sample\">5 s ago</td>"));
-  EXPECT_TRUE(Has(page, "<td data-l=\"Agent\">up</td>"));
+  EXPECT_TRUE(Has(page, "<td class=\"agent\" data-l=\"Agent\">up</td>"));
   EXPECT_TRUE(Has(page, "connected, 1 domain</dd>"));
   EXPECT_TRUE(Has(page, "1 VM: "));
   EXPECT_TRUE(Has(page,
