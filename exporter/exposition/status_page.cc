@@ -258,10 +258,17 @@ bool Matches(const VmView& vm, const StatusQuery& q) {
   return ContainsIgnoringCase(vm.name, q.name) || ContainsIgnoringCase(vm.uuid, q.name);
 }
 
-// Worst first: lowest score (NaN lowest), then the worse band, then name, uuid.
+// The score as the page shows it (whole points); NaN sorts below 0.
+double ShownScore(const VmView& vm) {
+  return std::isnan(vm.score.score) ? -1 : std::round(vm.score.score);
+}
+
+// Worst first: lowest score as shown (so rows that read "10" are ordered by
+// band and name, not by decimals the reader cannot see), then the worse
+// band, then name, uuid.
 bool WorseFirst(const VmView* a, const VmView* b) {
-  const double sa = std::isnan(a->score.score) ? -1 : a->score.score;
-  const double sb = std::isnan(b->score.score) ? -1 : b->score.score;
+  const double sa = ShownScore(*a);
+  const double sb = ShownScore(*b);
   if (sa != sb) return sa < sb;
   if (a->score.band != b->score.band) return a->score.band > b->score.band;
   if (a->name != b->name) return a->name < b->name;
@@ -344,7 +351,8 @@ constexpr const char* kStyle =
     "th,td{padding:.3em .6em;border-bottom:1px solid #d8dee4;text-align:left;vertical-align:top}"
     "th{background:#f3f4f6;font-weight:600;white-space:nowrap}th.n{text-align:right}"
     "td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
-    "td.vm{overflow-wrap:anywhere;min-width:9em;font-weight:600}td.why{font-size:.9em}"
+    "td.vm{overflow-wrap:anywhere;min-width:9em;max-width:18em;font-weight:600}td.why{font-size:."
+    "9em}"
     "td.why a{white-space:nowrap;text-decoration:none;background:#eef1f4;color:#1f2328;"
     "border-radius:4px;padding:0 .35em;line-height:1.8}td.why a:hover{text-decoration:underline}"
     "tr.r-bad td:first-child{box-shadow:inset 4px 0 #b3261e}"
@@ -361,13 +369,14 @@ constexpr const char* kStyle =
     "table.vms tr{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));"
     "border:1px solid #d8dee4;border-radius:6px;margin:.5em 0;padding:.3em 0}"
     "table.vms td{display:block;border:0;padding:.1em .7em;text-align:left;white-space:normal}"
-    "table.vms td.vm,table.vms td.why{grid-column:1/-1}"
+    "table.vms td.vm,table.vms td.why{grid-column:1/-1;max-width:none}"
     "td[data-l=Score]{order:1}td[data-l=Band]{order:2}td[data-l=Offset]{order:3}"
     "td[data-l=Uncertainty]{order:4}td[data-l=State]{order:5}td[data-l=Agent]{order:6}"
     "td[data-l=Sample]{order:7}td.why{order:8}"
     "table.vms td::before{content:attr(data-l) ': ';color:#59636e;font-weight:400}"
     "table.vms td.vm{font-weight:600}table.vms td.vm::before{content:''}"
-    "table.cols{font-size:.9em}input[type=search]{width:100%}label.q{flex:1 1 100%}}";
+    ".pager>span:first-child{flex:1 1 100%}.pager a{padding:.3em 0}"
+    "input[type=search]{width:100%}label.q{flex:1 1 100%}}";
 
 void AppendHead(const Snapshot& s, int64_t now_real_ns, const std::string& telemetry_path,
                 std::string& h) {

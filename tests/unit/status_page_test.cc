@@ -75,13 +75,17 @@ bool Has(const std::string& page, const std::string& text) {
   return page.find(text) != std::string::npos;
 }
 
-TEST(StatusPage, WorstFirstByScoreThenBandThenName) {
+TEST(StatusPage, WorstFirstByShownScoreThenBandThenName) {
   Snapshot s = Fleet();
   // Same score, different band: the worse band first.
   s.vms.push_back(Vm("z-degraded", 12, scoring::Band::kDegraded));
   s.vms.push_back(Vm("nan", std::nan(""), scoring::Band::kBad));
-  EXPECT_EQ(Rows(Page(s, "")), (std::vector<std::string>{"nan", "APP-1", "db-1", "z-degraded",
-                                                         "app-2", "cache-1", "web-1"}));
+  // 12.4 reads "12" like db-1's 12: ordered by name among the "12"s, not by decimals.
+  s.vms.push_back(Vm("b-12.4", 12.4, scoring::Band::kBad));
+  s.vms.push_back(Vm("c-11.6", 11.6, scoring::Band::kBad));
+  EXPECT_EQ(Rows(Page(s, "")),
+            (std::vector<std::string>{"nan", "APP-1", "b-12.4", "c-11.6", "db-1", "z-degraded",
+                                      "app-2", "cache-1", "web-1"}));
 }
 
 TEST(StatusPage, FiltersByNameReasonAndBand) {
