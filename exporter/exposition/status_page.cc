@@ -372,7 +372,7 @@ constexpr const char* kStyle =
     "table.vms td.vm,table.vms td.why{grid-column:1/-1;max-width:none}"
     "td[data-l=Score]{order:1}td[data-l=Band]{order:2}td[data-l=Offset]{order:3}"
     "td[data-l=Uncertainty]{order:4}td[data-l=State]{order:5}td[data-l=Agent]{order:6}"
-    "td[data-l=Sample]{order:7}td.why{order:8}"
+    "td[data-l='Last sample']{order:7}td.why{order:8}"
     "table.vms td::before{content:attr(data-l) ': ';color:#59636e;font-weight:400}"
     "table.vms td.vm{font-weight:600}table.vms td.vm::before{content:''}"
     ".pager>span:first-child{flex:1 1 100%}.pager a{padding:.3em 0}"
@@ -596,11 +596,11 @@ void AppendRow(const VmView& vm, int64_t now_real_ns, std::string& h) {
     h += "<td class=\"n\" data-l=\"Offset\">" + FormatSignedDuration(vm.last_sample->offset_s) +
          "</td><td class=\"n\" data-l=\"Uncertainty\">" +
          FormatUncertainty(vm.last_sample->uncertainty_s) +
-         "</td><td class=\"n\" data-l=\"Sample\">" +
+         "</td><td class=\"n\" data-l=\"Last sample\">" +
          FormatAge(now_real_ns, vm.last_sample->host_real_ns) + "</td>";
   } else {
     h += "<td class=\"n\" data-l=\"Offset\">&ndash;</td><td class=\"n\" "
-         "data-l=\"Uncertainty\">&ndash;</td><td class=\"n\" data-l=\"Sample\">none yet</td>";
+         "data-l=\"Uncertainty\">&ndash;</td><td class=\"n\" data-l=\"Last sample\">none yet</td>";
   }
   h += "<td class=\"agent\" data-l=\"Agent\">";
   if (!vm.agent_attempted) {

@@ -272,7 +272,7 @@ TEST(StatusPage, RowShowsUnitsAgeAndAgent) {
   const std::string page = Page(s, "");
   EXPECT_TRUE(Has(page, "<td class=\"n\" data-l=\"Offset\">+2.10 ms</td>")) << page;
   EXPECT_TRUE(Has(page, "<td class=\"n\" data-l=\"Uncertainty\">\u00b1400 \u00b5s</td>"));
-  EXPECT_TRUE(Has(page, "<td class=\"n\" data-l=\"Sample\">5 s ago</td>"));
+  EXPECT_TRUE(Has(page, "<td class=\"n\" data-l=\"Last sample\">5 s ago</td>"));
   EXPECT_TRUE(Has(page, "<td class=\"agent\" data-l=\"Agent\">up</td>"));
   EXPECT_TRUE(Has(page, "connected, 1 domain</dd>"));
   EXPECT_TRUE(Has(page, "1 VM: "));
@@ -280,7 +280,7 @@ TEST(StatusPage, RowShowsUnitsAgeAndAgent) {
                   "Page generated 2025-11-24 16:00:00 UTC; data from the snapshot of "
                   "2025-11-24 15:59:58 UTC (2 s ago)."));
   s.vms[0].last_sample.reset();
-  EXPECT_TRUE(Has(Page(s, ""), "data-l=\"Sample\">none yet</td>"));
+  EXPECT_TRUE(Has(Page(s, ""), "data-l=\"Last sample\">none yet</td>"));
 }
 
 TEST(StatusPage, HostStateAndCollectorErrors) {
