@@ -48,11 +48,15 @@ void App::PublishReload(bool successful) {
   ReloadStatus rs;
   rs.last_successful = successful;
   rs.source = config_.source;
-  // A failed reload keeps the time of the last success.
-  rs.last_success_real_ns =
-      successful ? clock_.RealtimeNs() : snapshots_.Get()->reload.last_success_real_ns;
+  // A failed reload keeps the time of the last success (kept here, under
+  // reload_mu_ or before the poller starts, not read back from a snapshot).
+  if (successful) last_reload_success_real_ns_ = clock_.RealtimeNs();
+  rs.last_success_real_ns = last_reload_success_real_ns_;
   store_.SetReload(rs);
-  snapshots_.Set(store_.Build(clock_.MonotonicNs(), clock_.RealtimeNs()));
+  // Built and published under the poller's lock, after the store has the
+  // status: a poller publish built before SetReload can no longer land after
+  // this one and hide the outcome.
+  poller_->PublishNow();
 }
 
 Status App::Start() {
@@ -75,7 +79,11 @@ Status App::Start() {
 }
 
 Status App::Reload() {
-  std::lock_guard lock(reload_mu_);
+  // Collectors the new table replaced: destroyed after the reload is
+  // published and reload_mu_ released (their destructors may wait up to
+  // their pools' grace period for calls blocked in libvirt).
+  std::vector<std::shared_ptr<Collector>> retired;
+  std::unique_lock lock(reload_mu_);
   auto next = LoadEffectiveConfig(flags_);
   if (!next) {
     spdlog::error("config reload failed, keeping the running configuration: {}",
@@ -89,10 +97,18 @@ Status App::Reload() {
     next->web = config_.web;
   }
   store_.SetConfig(*next);
-  poller_->Configure(BuildEntries(*next));
+  retired = poller_->Configure(BuildEntries(*next));
   config_ = std::move(*next);
   PublishReload(true);
   spdlog::info("config reloaded from {}", config_.source);
+  lock.unlock();
+  if (!retired.empty()) {
+    const size_t n = retired.size();
+    const int64_t start = clock_.MonotonicNs();
+    retired.clear();
+    spdlog::debug("config reload: {} replaced collector(s) released in {:.3f}s", n,
+                  NsToSeconds(clock_.MonotonicNs() - start));
+  }
   return Status::Ok();
 }
 

@@ -52,6 +52,7 @@ class App {
   std::unique_ptr<Poller> poller_;
   std::unique_ptr<HttpServer> http_;
   std::map<CollectorId, std::shared_ptr<Collector>> instances_;
+  int64_t last_reload_success_real_ns_ = 0;  // guarded by reload_mu_ (after Start)
 };
 
 }  // namespace vmtime

@@ -67,6 +67,15 @@ struct WorkerPool::Core {
     return n;
   }
 
+  // Abandoned jobs the budget counts: the shared counter when there is one.
+  int StuckLocked() const { return options.shared_stuck ? options.shared_stuck->count() : stuck; }
+
+  // One more (+1) or one fewer (-1) abandoned job still blocked.
+  void CountStuckLocked(int delta) {
+    stuck += delta;
+    if (options.shared_stuck) options.shared_stuck->Add(delta);
+  }
+
   int BusyLocked() const {
     int n = 0;
     for (const auto& w : workers) n += w->busy ? 1 : 0;
@@ -79,13 +88,14 @@ struct WorkerPool::Core {
     const int want = std::max(1, options.workers);
     const int budget = std::max(0, options.max_stuck);
     while (LiveLocked() < want) {
-      if (LiveLocked() + stuck >= want + budget) {
+      if (LiveLocked() + StuckLocked() >= want + budget) {
         if (!budget_logged) {
           budget_logged = true;
           spdlog::error(
-              "{}: {} stuck job(s) (stuck budget {}): no replacement workers are started until "
+              "{}: {} stuck job(s) (stuck budget {}{}): no replacement workers are started until "
               "some return",
-              options.name, stuck, budget);
+              options.name, StuckLocked(), budget,
+              options.shared_stuck ? ", shared across reloads" : "");
         }
         return;
       }
@@ -146,8 +156,8 @@ void WorkerPool::Core::Run(std::shared_ptr<Core> self, std::shared_ptr<Worker> w
     if (w->abandoned) {
       // Detached: the watchdog (or Shutdown) already counted this job as
       // stuck and replaced the thread. Free the budget and leave.
-      --self->stuck;
-      if (self->stuck < std::max(0, self->options.max_stuck)) self->budget_logged = false;
+      self->CountStuckLocked(-1);
+      if (self->StuckLocked() < std::max(0, self->options.max_stuck)) self->budget_logged = false;
       self->EnsureWorkersLocked(self);
       self->state_cv.notify_all();
       return;
@@ -227,7 +237,7 @@ void WorkerPool::Tick() {
         w.abandoned = true;
         w.abandon_pending = true;
         w.thread.detach();  // it keeps blocking; it co-owns what it touches
-        ++c.stuck;
+        c.CountStuckLocked(1);
         fired.emplace_back(*it, std::move(w.on_abandon));
         it = c.workers.erase(it);
       } else {
@@ -299,7 +309,7 @@ bool WorkerPool::Shutdown(std::chrono::milliseconds grace) {
       if (w->busy) {
         w->abandoned = true;
         w->thread.detach();
-        ++c.stuck;
+        c.CountStuckLocked(1);
       } else {
         joinable.push_back(std::move(w->thread));  // idle: exits at once
       }

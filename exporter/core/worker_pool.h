@@ -33,6 +33,7 @@
 // See docs/architecture.md "Threads and shutdown".
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -47,10 +48,27 @@ namespace vmtime {
 
 constexpr int64_t kNoDeadline = INT64_MAX;
 
+// Abandoned jobs whose thread has not returned yet, counted across every
+// pool that shares this counter. Pools that share one share one stuck budget:
+// a collector re-created by a reload gets the counter of the instance it
+// replaces, so calls its predecessor left blocked in libvirt still count.
+class StuckCounter {
+ public:
+  int count() const { return n_.load(); }
+  void Add(int delta) { n_.fetch_add(delta); }
+
+ private:
+  std::atomic<int> n_{0};
+};
+
 struct WorkerPoolOptions {
   std::string name = "pool";  // names the pool in log lines
   int workers = 1;            // live workers kept (at least 1)
   int max_stuck = 0;          // abandoned jobs tolerated before no replacement starts
+  // Set: the stuck budget counts this counter (every sharing pool's
+  // abandoned jobs, including those of pools already shut down) instead of
+  // this pool's own.
+  std::shared_ptr<StuckCounter> shared_stuck;
   // > 0: a watchdog thread calls Tick() and then on_tick at this period.
   // 0: the owner calls Tick() itself (on_tick is then unused).
   std::chrono::milliseconds watchdog_period{0};

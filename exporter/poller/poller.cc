@@ -88,9 +88,11 @@ Poller::Poller(const Clock& clock, Store& store, Publish publish)
 
 Poller::~Poller() { Stop(); }
 
-void Poller::Configure(std::vector<PollerEntry> entries) {
-  // Replaced collectors are released after the lock: the last reference
-  // runs the collector's destructor, which shuts its own pool down.
+std::vector<std::shared_ptr<Collector>> Poller::Configure(std::vector<PollerEntry> entries) {
+  // Replaced collectors leave the slot table under the lock and are handed
+  // to the caller: the last reference runs the collector's destructor, which
+  // shuts its own pool down and may wait on libvirt, so it must never run
+  // under mu_ (the HTTP readiness check and every publish take it).
   std::map<std::string, Slot> replaced;
   {
     std::lock_guard lock(mu_);
@@ -119,6 +121,17 @@ void Poller::Configure(std::vector<PollerEntry> entries) {
     ResizePoolLocked();
   }
   doorbell_->Ring();
+  std::vector<std::shared_ptr<Collector>> retired;
+  for (auto& [name, slot] : replaced) {
+    if (slot.collector) retired.push_back(std::move(slot.collector));  // kept ones were moved out
+  }
+  entries.clear();  // the new table's references: the slots hold their own
+  return retired;
+}
+
+void Poller::PublishNow() {
+  std::lock_guard lock(mu_);
+  PublishLocked();
 }
 
 void Poller::ResizePoolLocked() {

@@ -56,8 +56,19 @@ class Poller {
   Poller& operator=(const Poller&) = delete;
 
   // Installs the collector table. Entries whose collector is the instance
-  // already running under that name keep their schedule.
-  void Configure(std::vector<PollerEntry> entries);
+  // already running under that name keep their schedule. Returns the
+  // collectors it replaced or dropped, released by the poller outside its
+  // lock: the caller's copies may be the last references, whose destructors
+  // (a collector's own pool shutdown, waiting up to its grace period for
+  // calls blocked in libvirt) then run wherever the caller drops them, never
+  // under the poller's lock (FirstRoundDone, i.e. /readyz, keeps answering).
+  std::vector<std::shared_ptr<Collector>> Configure(std::vector<PollerEntry> entries);
+  // Builds a snapshot from the store and publishes it now, ordered with the
+  // poller's own publishes (all of them build and publish under its lock),
+  // so a change written to the store before this call (e.g. the reload
+  // status) is in the snapshot left published, never overwritten by an
+  // older one built concurrently.
+  void PublishNow();
   // Starts the workers and the scheduler thread (`threaded` false: tests
   // drive RunOnce()).
   void Start(bool threaded = true);

@@ -152,6 +152,37 @@ def test_bad_reload_keeps_old_config_then_good_reload(tmp_path):
         assert metric_value(e.metrics(), "vmtime_config_last_reload_successful") == 1
 
 
+def test_reload_outcome_is_visible_at_once_and_readyz_keeps_answering():
+    """Each reload that returns 200 is on /metrics at once (published in order
+    with the poller's own snapshots, never overwritten by an older one), the
+    time of the last success only moves forward, and /readyz answers 200
+    throughout, while the collector is re-created by every other reload."""
+    cfg = "collectors:\n  timex: {interval: 1s}\n"
+    # POST /-/reload may be gated by --web.enable-lifecycle (issue 14 item 4).
+    lifecycle = [f for f in ["--web.enable-lifecycle"] if f in run("--help").stdout]
+    with Exporter(*BASE_ARGS, *lifecycle, config_text=cfg) as e:
+        e.wait_metric(r'^vmtime_collector_success\{collector="timex"\} 1$')
+        last = 0.0
+        for i in range(10):
+            with open(e.config_path, "w") as f:
+                f.write("collectors:\n  timex: {interval: %ds}\n" % (1 + i % 2))
+            status, body, _ = e.get("/-/reload", method="POST", data=b"")
+            assert status == 200, body
+            text = e.metrics()
+            assert metric_value(text, "vmtime_config_last_reload_successful") == 1, i
+            ts = metric_value(text, "vmtime_config_last_reload_success_timestamp_seconds")
+            assert ts >= last, (i, ts, last)
+            last = ts
+            assert e.get("/readyz")[0] == 200, i
+        # A refused reload is visible at once too, and keeps the last success time.
+        with open(e.config_path, "w") as f:
+            f.write("collectors:\n  timex: {bogus: 1}\n")
+        assert e.get("/-/reload", method="POST", data=b"")[0] == 500
+        text = e.metrics()
+        assert metric_value(text, "vmtime_config_last_reload_successful") == 0
+        assert metric_value(text, "vmtime_config_last_reload_success_timestamp_seconds") == last
+
+
 def test_sigterm_stops_within_two_seconds():
     e = Exporter(*BASE_ARGS)
     try:

@@ -4,7 +4,8 @@ malformed, truncated, kiss-o'-death, wrong-origin, unsynchronised, too-high
 stratum (11, above the default ntp.max_stratum 9) and silent replies. Each
 server must get its own clear outcome (in the metrics and in the log line
 naming every server), the exporter must neither crash nor hang, and a good
-server next to them must stay usable."""
+server next to them must stay usable. Requests carry random transmit bits,
+not the host's clock."""
 import os
 import re
 import socket
@@ -56,6 +57,7 @@ class Responder:
         self.behaviour = BEHAVIOURS[behaviour]
         self.stop = False
         self.requests = 0
+        self.transmits = []  # (request's transmit field, wall clock at receipt)
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
@@ -66,6 +68,8 @@ class Responder:
             except socket.timeout:
                 continue
             self.requests += 1
+            if len(data) >= 48:
+                self.transmits.append((struct.unpack("!Q", data[40:48])[0], time.time()))
             if self.behaviour and len(data) >= 48:
                 self.sock.sendto(self.behaviour(data), addr)
 
@@ -123,6 +127,9 @@ def test_each_bad_reply_gets_its_outcome(responders):
         assert "kiss-o'-death RATE" in line and "kiss-o'-death DENY" in line, line
         assert "leap indicator 3" in line and "stratum 16" in line, line
         assert "stratum 11 above ntp.max_stratum 9" in line, line
+        # The reply echoing other bits than our request's is named as such.
+        assert ("last reply rejected: origin timestamp mismatch: the reply echoes "
+                "0101010101010101, our request carried ") in line, line
         # Still alive and answering after several rounds of bad replies.
         time.sleep(2)
         assert e.proc.poll() is None
@@ -143,7 +150,18 @@ def test_good_server_stays_usable_among_bad_ones(responders):
         assert metric_value(text, "vmtime_ntp_server_usable", {"server": good}) == 1
         assert metric_value(text, "vmtime_ntp_server_stratum", {"server": good}) == 2
         # The responder stamps its receive/transmit with this host's clock: offset ~ 0.
+        # (The exporter keeps its own send time: the request does not carry it.)
         assert abs(metric_value(text, "vmtime_ntp_server_offset_seconds", {"server": good})) < 0.05
+    # Data minimisation: each request's transmit timestamp is random bits, not
+    # the clock (a clock value would be within seconds of the receipt time;
+    # random bits are that close with probability ~1e-8 per request), and no
+    # two requests carry the same bits.
+    sent = responders["good"].transmits
+    assert sent, "the good responder got no request"
+    for bits, received in sent:
+        clock_s = (bits >> 32) - NTP_EPOCH
+        assert abs(clock_s - received) > 3600, (hex(bits), received)
+    assert len({bits for bits, _ in sent}) == len(sent), sent
 
 
 def test_max_stratum_is_configurable(responders):

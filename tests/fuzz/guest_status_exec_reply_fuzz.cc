@@ -2,7 +2,11 @@
 // replies a fake agent returns to guest-get-osinfo, guest-exec and
 // guest-exec-status; RunGuestExec and ParseOsInfoReply must handle any of
 // them (bad JSON, wrong types, bad base64, huge data) without crashing and
-// respect the output cap.
+// respect the output cap; a failure always carries a message. Seeds:
+// tests/fuzz/seeds/guest_status_exec_reply_fuzz (NUL-separated replies,
+// including the wrong-typed "error.desc" that used to throw); dictionary:
+// tests/fuzz/dict/guest_status_exec_reply_fuzz.dict. The unit test
+// GuestExecTest.FuzzSeedsReplayWithoutExceptions replays the seeds.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -51,5 +55,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       {clock.MonotonicNs() + vmtime::kNsPerSecond, kCap}, clock,
       [&clock](int64_t ns) { clock.Advance(ns); });
   if (o.out.size() > kCap || o.err.size() > kCap) std::abort();
+  if (o.kind != vmtime::guest_status::GuestExecOutcome::Kind::kExited && o.message.empty()) {
+    std::abort();  // every failure is named
+  }
+  (void)vmtime::guest_status::ParseOsInfo(replies[0], "fuzz");
   return 0;
 }

@@ -9,10 +9,14 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
+#include <vector>
 
 #include "exporter/collectors/guest_status/guest_exec.h"
 #include "exporter/collectors/guest_status/guest_probe.h"
@@ -67,6 +71,7 @@ struct FakeGuest {
   std::string os_info = kLinuxOsInfo;
   std::map<std::string, Program> programs;  // by path; others are "not installed"
   bool agent_down = false;
+  bool status_down = false;  // guest-exec-status fails (the exec itself works)
 };
 
 // Speaks the guest agent protocol for a set of fake guests. Thread-safe.
@@ -116,6 +121,7 @@ class FakeAgent : public GuestAgent {
       return json{{"return", {{"pid", pid}}}}.dump();
     }
     if (cmd == "guest-exec-status") {
+      if (g->second.status_down) return Error{"Guest agent is not responding: timeout"};
       int pid = req["arguments"]["pid"];
       auto r = running_.find(pid);
       if (r == running_.end()) return Error{"Invalid parameter 'pid'"};
@@ -646,6 +652,289 @@ TEST(GuestStatusCollectorTest, DestroyWithBlockedProbeLeavesItBehind) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   EXPECT_EQ(agent.use_count(), 1);  // the probe (co-owning the agent) has gone
+}
+
+// ---- agent replies of the wrong shape ----
+
+// Replays scripted reply texts, one per agent call, in order.
+class ScriptedAgent : public GuestAgent {
+ public:
+  explicit ScriptedAgent(std::vector<std::string> replies) : replies_(std::move(replies)) {}
+  Result<std::string> Command(const std::string&, const std::string&, int) override {
+    if (next_ >= replies_.size()) return Error{"no more replies"};
+    return replies_[next_++];
+  }
+  Result<std::vector<RunningDomain>> ListRunning() override { return std::vector<RunningDomain>{}; }
+
+ private:
+  std::vector<std::string> replies_;
+  size_t next_ = 0;
+};
+
+// Runs chronyc through replies: guest-exec's reply, then guest-exec-status's.
+GuestExecOutcome RunScripted(std::vector<std::string> replies) {
+  ScriptedAgent agent(std::move(replies));
+  FakeClock clock;
+  return RunGuestExec(agent, "dom-uuid-1", GetGuestCommand(GuestCommandId::kChronycTracking),
+                      {clock.MonotonicNs() + kNsPerSecond, 64}, clock, Advancing(clock));
+}
+
+// The crash found by fuzzing: "desc" of another type made the JSON library
+// throw. Every member of every reply is type-checked, and the error names
+// the request, the domain and the member.
+TEST(GuestExecTest, WrongTypesInRepliesAreNamedErrorsNotExceptions) {
+  using Kind = GuestExecOutcome::Kind;
+  struct Case {
+    std::vector<std::string> replies;
+    std::string message;  // expected, exactly
+    int64_t pid;          // the outcome's pid (-1: nothing left running)
+  };
+  const std::string ok_exec = R"({"return":{"pid":7}})";
+  const std::vector<Case> cases = {
+      {{R"({"error":{"class":"GenericError","desc":42}})"},
+       "chronyc -c tracking: guest-exec reply from domain dom-uuid-1: \"error.desc\" is number, "
+       "expected a string",
+       -1},
+      {{R"({"error":{"desc":["a"]}})"},
+       "chronyc -c tracking: guest-exec reply from domain dom-uuid-1: \"error.desc\" is array, "
+       "expected a string",
+       -1},
+      {{R"({"error":"boom"})"},
+       "chronyc -c tracking: guest-exec reply from domain dom-uuid-1: \"error\" is string, "
+       "expected an object",
+       -1},
+      {{R"({"error":{"desc":"Guest agent is busy"}})"},
+       "chronyc -c tracking: guest-exec: Guest agent is busy",
+       -1},
+      {{R"({"return":{"pid":"7"}})"},
+       "chronyc -c tracking: guest-exec reply from domain dom-uuid-1: \"return.pid\" is string, "
+       "expected an integer",
+       -1},
+      {{R"({"return":{"pid":-3}})"},
+       "chronyc -c tracking: guest-exec reply from domain dom-uuid-1: \"return.pid\" -3 is out "
+       "of range",
+       -1},
+      {{R"({"return":[7]})"},
+       "chronyc -c tracking: guest-exec reply from domain dom-uuid-1: \"return\" is array, "
+       "expected an object",
+       -1},
+      {{ok_exec, R"({"error":{"desc":null}})"},
+       "chronyc -c tracking: guest-exec-status reply from domain dom-uuid-1: \"error.desc\" is "
+       "null, expected a string",
+       7},
+      {{ok_exec, R"({"return":{"exited":"yes"}})"},
+       "chronyc -c tracking: guest-exec-status reply from domain dom-uuid-1: \"return.exited\" "
+       "is string, expected a boolean",
+       7},
+      {{ok_exec, R"({"return":{"exited":true,"exitcode":"0"}})"},
+       "chronyc -c tracking: guest-exec-status reply from domain dom-uuid-1: "
+       "\"return.exitcode\" is string, expected an integer",
+       -1},
+      {{ok_exec, R"({"return":{"exited":true,"exitcode":4294967296}})"},
+       "chronyc -c tracking: guest-exec-status reply from domain dom-uuid-1: "
+       "\"return.exitcode\" 4294967296 is out of range",
+       -1},
+      {{ok_exec, R"({"return":{"exited":true,"exitcode":0,"out-data":12}})"},
+       "chronyc -c tracking: guest-exec-status reply from domain dom-uuid-1: "
+       "\"return.out-data\" is number, expected a string",
+       -1},
+      {{ok_exec, R"({"return":{"exited":true,"exitcode":0,"out-truncated":"no"}})"},
+       "chronyc -c tracking: guest-exec-status reply from domain dom-uuid-1: "
+       "\"return.out-truncated\" is string, expected a boolean",
+       -1},
+      {{ok_exec, R"({"return":{"exited":true,"signal":{}}})"},
+       "chronyc -c tracking: guest-exec-status reply from domain dom-uuid-1: "
+       "\"return.signal\" is object, expected an integer",
+       -1},
+  };
+  for (const auto& c : cases) {
+    GuestExecOutcome o;
+    ASSERT_NO_THROW(o = RunScripted(c.replies)) << c.replies.back();
+    EXPECT_EQ(o.kind, Kind::kFailed) << c.replies.back();
+    EXPECT_EQ(o.message, c.message) << c.replies.back();
+    EXPECT_EQ(o.pid, c.pid) << c.replies.back();
+  }
+}
+
+// The agent-reply fuzz seeds (tests/fuzz/seeds/guest_status_exec_reply_fuzz,
+// NUL-separated replies) replayed the way the fuzz target does, in the unit
+// suite: none throws, every failure is a named message.
+TEST(GuestExecTest, FuzzSeedsReplayWithoutExceptions) {
+  const std::filesystem::path dir =
+      std::filesystem::path(VMTIME_SOURCE_DIR) / "tests/fuzz/seeds/guest_status_exec_reply_fuzz";
+  int seeds = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::string> replies;
+    size_t start = 0;
+    while (start <= text.size()) {
+      size_t end = text.find('\0', start);
+      if (end == std::string::npos) end = text.size();
+      replies.push_back(text.substr(start, end - start));
+      start = end + 1;
+    }
+    ++seeds;
+    EXPECT_NO_THROW((void)ParseOsInfo(replies[0], "fuzz")) << entry.path();
+    GuestExecOutcome o;
+    ASSERT_NO_THROW(o = RunScripted(replies)) << entry.path();
+    if (o.kind != GuestExecOutcome::Kind::kExited) {
+      EXPECT_FALSE(o.message.empty()) << entry.path();
+    }
+  }
+  EXPECT_GE(seeds, 10);
+}
+
+TEST(GuestExecTest, OsInfoWrongTypesAreNamed) {
+  auto os = ParseOsInfo(R"({"return":{"id":5,"kernel-release":"6.1"}})", "dom-uuid-1");
+  ASSERT_FALSE(os.ok());
+  EXPECT_EQ(os.error().message,
+            "guest-get-osinfo reply from domain dom-uuid-1: \"return.id\" is number, expected a "
+            "string");
+  os = ParseOsInfo(R"({"error":{"desc":true}})", "dom-uuid-1");
+  ASSERT_FALSE(os.ok());
+  EXPECT_EQ(os.error().message,
+            "guest-get-osinfo reply from domain dom-uuid-1: \"error.desc\" is boolean, expected "
+            "a string");
+  EXPECT_EQ(ParseOsInfoReply(R"({"return":{"name":["Windows"]}})"), GuestOsFamily::kUnknown);
+  auto linux_os = ParseOsInfo(kLinuxOsInfo, "dom-uuid-1");
+  ASSERT_TRUE(linux_os.ok());
+  EXPECT_EQ(*linux_os, GuestOsFamily::kLinux);
+}
+
+// ---- outstanding guest-exec pids ----
+
+// guest-exec-status failing after the start: the program may still run, so
+// its pid is remembered and reaped before anything else starts.
+TEST(ProbeGuestTest, PidRememberedWhenExecStatusFails) {
+  FakeAgent agent;
+  agent.guests["u1"].programs["chronyc"] = {0, kLocal10, "", 0};
+  agent.guests["u1"].status_down = true;
+  FakeClock clock;
+  ProbeMemory mem;
+  ProbeOptions o = AllCommands();
+  auto first = ProbeGuest(agent, "u1", o, mem, clock, Advancing(clock));
+  EXPECT_EQ(GuestStatusErrorOf(first.error), GuestStatusError::kExecFailed);
+  ASSERT_TRUE(mem.stuck_pid.has_value());
+  EXPECT_EQ(*mem.stuck_pid, 100);
+  // Still unanswered: nothing new starts.
+  auto second = ProbeGuest(agent, "u1", o, mem, clock, Advancing(clock));
+  EXPECT_NE(second.error.find("(pid 100) is still running in the guest; not starting another"),
+            std::string::npos)
+      << second.error;
+  EXPECT_EQ(agent.execs.size(), 1u);
+  // The agent answers again: the old status is reaped, then a normal probe.
+  agent.guests["u1"].status_down = false;
+  auto third = ProbeGuest(agent, "u1", o, mem, clock, Advancing(clock));
+  EXPECT_EQ(third.error, "");
+  EXPECT_EQ(third.status.stratum, 10);
+  EXPECT_FALSE(mem.stuck_pid.has_value());
+  EXPECT_EQ(agent.RunningCount(), 0u);  // both programs' statuses were collected
+  EXPECT_EQ(agent.execs.size(), 2u);
+}
+
+TEST(OutstandingExecsTest, BoundedInAgeAndNumber) {
+  OutstandingExecs t(/*max_entries=*/2, /*max_age_ns=*/10 * kNsPerSecond);
+  t.Remember("a", 1, GuestCommandId::kNtpqRv, 0);
+  t.Remember("a", 1, GuestCommandId::kNtpqRv, 5 * kNsPerSecond);  // same pid keeps its age
+  ASSERT_TRUE(t.Get("a", 9 * kNsPerSecond).has_value());
+  EXPECT_EQ(t.Get("a", 9 * kNsPerSecond)->command, GuestCommandId::kNtpqRv);
+  EXPECT_FALSE(t.Get("a", 11 * kNsPerSecond).has_value());  // too old: forgotten
+  EXPECT_EQ(t.size(), 0u);
+  t.Remember("a", 1, GuestCommandId::kChronycTracking, 20 * kNsPerSecond);
+  t.Remember("b", 2, GuestCommandId::kChronycTracking, 21 * kNsPerSecond);
+  t.Remember("c", 3, GuestCommandId::kChronycTracking, 22 * kNsPerSecond);  // evicts "a"
+  EXPECT_EQ(t.size(), 2u);
+  EXPECT_FALSE(t.Get("a", 22 * kNsPerSecond).has_value());
+  t.Forget("b", 99);  // another pid: kept
+  EXPECT_TRUE(t.Get("b", 22 * kNsPerSecond).has_value());
+  t.Forget("b", 2);
+  EXPECT_FALSE(t.Get("b", 22 * kNsPerSecond).has_value());
+  EXPECT_TRUE(t.BeginProbe("x"));
+  EXPECT_FALSE(t.BeginProbe("x"));
+  t.EndProbe("x");
+  EXPECT_TRUE(t.BeginProbe("x"));
+}
+
+// A collector re-created by a reload shares the table: the pid its
+// predecessor left running is reaped first, and no second exec starts
+// beside it.
+TEST(GuestStatusCollectorTest, OutstandingPidSurvivesCollectorRecreation) {
+  auto agent = std::make_shared<FakeAgent>();
+  Program hang;
+  hang.never_exits = true;
+  agent->guests["g"].programs["chronyc"] = hang;
+  FakeClock clock;
+  CollectorOptions o;
+  o.probe = AllCommands();
+  o.probe.exec_timeout_s = 1;
+  o.outstanding = std::make_shared<OutstandingExecs>();
+  auto first = std::make_unique<GuestStatusCollector>(agent, o, clock, Advancing(clock));
+  Observations r1;
+  ASSERT_TRUE(first->Collect(Ctx(clock), r1).ok());
+  ASSERT_EQ(r1.guest_status->guests.size(), 1u);
+  EXPECT_EQ(GuestStatusErrorOf(r1.guest_status->guests[0].error), GuestStatusError::kTimeout);
+  ASSERT_EQ(o.outstanding->size(), 1u);
+  first.reset();  // the reload replaces the collector
+
+  auto second = std::make_unique<GuestStatusCollector>(agent, o, clock, Advancing(clock));
+  Observations r2;
+  ASSERT_TRUE(second->Collect(Ctx(clock), r2).ok());
+  ASSERT_EQ(r2.guest_status->guests.size(), 1u);
+  EXPECT_NE(r2.guest_status->guests[0].error.find("(pid 100) is still running in the guest"),
+            std::string::npos)
+      << r2.guest_status->guests[0].error;
+  EXPECT_EQ(agent->ExecCount(), 1);
+
+  agent->Finish(100);
+  agent->guests["g"].programs["chronyc"] = {0, kLocal10, "", 0};
+  Observations r3;
+  ASSERT_TRUE(second->Collect(Ctx(clock), r3).ok());
+  ASSERT_EQ(r3.guest_status->guests.size(), 1u);
+  EXPECT_EQ(r3.guest_status->guests[0].error, "");
+  EXPECT_EQ(r3.guest_status->guests[0].status.stratum, 10);
+  EXPECT_EQ(o.outstanding->size(), 0u);
+  EXPECT_EQ(agent->RunningCount(), 0u);
+}
+
+// A probe the old instance left blocked in libvirt keeps the guest: the new
+// instance does not start a second exec beside it, and the late probe's
+// outcome lands in the shared table.
+TEST(GuestStatusCollectorTest, NoSecondProbeBesideAPredecessorsBlockedOne) {
+  auto agent = std::make_shared<FakeAgent>();
+  agent->guests["g"].programs["chronyc"] = {0, kLocal10, "", 0};
+  agent->hold_execs = true;
+  FakeClock clock;
+  CollectorOptions o;
+  o.probe = AllCommands();
+  o.outstanding = std::make_shared<OutstandingExecs>();
+  auto first = std::make_unique<GuestStatusCollector>(agent, o, clock, Advancing(clock));
+  Observations r1;
+  ASSERT_TRUE(first->Collect(Ctx(clock, 0), r1).ok());
+  for (int i = 0; i < 10'000 && agent->ExecCount() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(agent->ExecCount(), 1);
+  first.reset();  // grace period, then the blocked probe is left behind
+
+  auto second = std::make_unique<GuestStatusCollector>(agent, o, clock, Advancing(clock));
+  Observations r2;
+  ASSERT_TRUE(second->Collect(Ctx(clock), r2).ok());
+  ASSERT_EQ(r2.guest_status->guests.size(), 1u);
+  EXPECT_EQ(r2.guest_status->guests[0].error,
+            "timeout: a probe started before the last reload is still running in this guest; "
+            "not starting another");
+  EXPECT_EQ(agent->ExecCount(), 1);
+
+  agent->Release();  // the old probe returns and finishes its exec
+  for (int i = 0; i < 10'000 && !o.outstanding->BeginProbe("g"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  o.outstanding->EndProbe("g");
+  Observations r3;
+  ASSERT_TRUE(second->Collect(Ctx(clock), r3).ok());
+  EXPECT_EQ(r3.guest_status->guests[0].error, "");
+  EXPECT_EQ(agent->max_per_guest, 1);
 }
 
 // ---- error metric ----

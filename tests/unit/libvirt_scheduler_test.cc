@@ -299,6 +299,46 @@ TEST_F(LibvirtSchedulerTest, StuckBudgetLimitsReplacementWorkers) {
   ASSERT_TRUE(api_->WaitCalls("uuid-ok", 1));
 }
 
+// A reload re-creates the collector while one of its calls is blocked in
+// libvirt: with the shared counter (production: ProcessStuckAgentCalls())
+// that call still counts against libvirt.max_stuck_calls in the new
+// instance, which therefore starts no replacement beyond the budget.
+TEST_F(LibvirtSchedulerTest, StuckBudgetIsSharedAcrossCollectorInstances) {
+  config_.max_stuck_calls = 1;
+  config_.concurrency = 1;
+  config_.samples = 1;
+  auto stuck = std::make_shared<StuckCounter>();
+  SchedulerOptions opts;
+  opts.background_tick = false;
+  opts.stuck_calls = stuck;
+  api_ = std::make_shared<FakeApi>(clock_);
+  collector_ = std::make_unique<LibvirtCollector>(config_, clock_, api_, opts);
+  SetDomains({Dom("h1")});
+  api_->SetBehavior("uuid-h1", {.hang = true});
+  Collect();
+  ASSERT_TRUE(api_->WaitCalls("uuid-h1", 1));
+  clock_.AdvanceSeconds(6);
+  collector_->scheduler().Tick();  // h1 abandoned
+  EXPECT_EQ(stuck->count(), 1);
+
+  collector_ = std::make_unique<LibvirtCollector>(config_, clock_, api_, opts);  // the reload
+  EXPECT_EQ(stuck->count(), 1);  // the old instance's call is still blocked
+  SetDomains({Dom("h2"), Dom("ok")});
+  api_->SetBehavior("uuid-h2", {.hang = true});
+  Collect();
+  ASSERT_TRUE(api_->WaitCalls("uuid-h2", 1));
+  clock_.AdvanceSeconds(6);
+  collector_->scheduler().Tick();  // h2 abandoned: 2 stuck in the process, budget 1
+  EXPECT_EQ(stuck->count(), 2);
+  EXPECT_EQ(collector_->scheduler().StuckCalls(), 1);   // its own
+  EXPECT_EQ(collector_->scheduler().LiveWorkers(), 0);  // a fresh budget would have replaced it
+  EXPECT_EQ(api_->Calls("uuid-ok"), 0);
+  api_->Release("uuid-h1");  // the old instance's call returns: budget frees up
+  ASSERT_TRUE(Eventually([&] { return stuck->count() == 1; }));
+  collector_->scheduler().Tick();
+  ASSERT_TRUE(api_->WaitCalls("uuid-ok", 1));
+}
+
 TEST_F(LibvirtSchedulerTest, FailingAgentRetryScheduleThenBackoff) {
   config_.agent_max_attempts = 3;
   config_.agent_retry_interval_s = 5;

@@ -8,7 +8,9 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <mutex>
+#include <thread>
 
 #include "exporter/exposition/snapshot_holder.h"
 #include "exporter/poller/schedule.h"
@@ -405,6 +407,134 @@ class StuckCollector final : public Collector {
  private:
   std::shared_ptr<StuckState> st_;
 };
+
+// A collector whose destructor blocks until released, like a real one
+// waiting for its pool's grace period with calls stuck in libvirt.
+struct DestructorLatch {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false;
+  bool released = false;
+};
+
+class SlowToDestroyCollector final : public Collector {
+ public:
+  explicit SlowToDestroyCollector(std::shared_ptr<DestructorLatch> latch)
+      : latch_(std::move(latch)) {}
+  ~SlowToDestroyCollector() override {
+    std::unique_lock lock(latch_->mu);
+    latch_->entered = true;
+    latch_->cv.notify_all();
+    latch_->cv.wait(lock, [&] { return latch_->released; });
+  }
+  std::string_view Name() const override { return "libvirt"; }
+  Status Collect(const CollectContext&, Observations& out) override {
+    out.libvirt = LibvirtObservation{};
+    return Status::Ok();
+  }
+
+ private:
+  std::shared_ptr<DestructorLatch> latch_;
+};
+
+// Reload replaces a collector whose destructor blocks: the poller's lock is
+// free meanwhile, so the readiness query (/readyz), the names and a
+// scheduling pass all answer; the destructor runs where the caller drops
+// the collectors Configure handed back.
+TEST_F(PollerTest, ReplacedCollectorIsDestroyedOutsideThePollersLock) {
+  auto latch = std::make_shared<DestructorLatch>();
+  auto old_one = std::make_shared<SlowToDestroyCollector>(latch);
+  poller_.Configure({{old_one, Cfg(15, 5, 0, 1)}});
+  poller_.Start(false);
+  poller_.RunOnce();
+  ASSERT_TRUE(poller_.WaitIdle(10000));
+  EXPECT_TRUE(poller_.FirstRoundDone());
+  old_one.reset();  // the poller holds the last reference now
+
+  auto next = std::make_shared<GatedCollector>("libvirt");
+  std::thread reload([&] {
+    auto retired = poller_.Configure({{next, Cfg(15, 5, 0, 1)}});
+    EXPECT_EQ(retired.size(), 1u);
+    retired.clear();  // runs the blocking destructor, after Configure returned
+  });
+  {
+    std::unique_lock lock(latch->mu);
+    ASSERT_TRUE(latch->cv.wait_for(lock, std::chrono::seconds(10), [&] { return latch->entered; }));
+  }
+  // The destructor is blocked right now. Each query runs on its own thread
+  // so that a regression (destruction under the lock) fails instead of
+  // hanging the test.
+  auto ready = std::async(std::launch::async, [&] { return poller_.FirstRoundDone(); });
+  auto names = std::async(std::launch::async, [&] { return poller_.Names(); });
+  const bool answered = ready.wait_for(std::chrono::seconds(10)) == std::future_status::ready &&
+                        names.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  {
+    std::lock_guard lock(latch->mu);
+    latch->released = true;
+    latch->cv.notify_all();
+  }
+  reload.join();
+  ASSERT_TRUE(answered) << "the poller's queries blocked behind a collector's destructor";
+  EXPECT_FALSE(ready.get());  // the new instance has not run yet
+  EXPECT_EQ(names.get(), std::vector<std::string>{"libvirt"});
+  poller_.RunOnce();
+  ASSERT_TRUE(next->WaitStarted(1));
+  next->Release();
+  ASSERT_TRUE(poller_.WaitIdle(10000));
+  EXPECT_TRUE(poller_.FirstRoundDone());
+}
+
+// Reload status reaches the published snapshot through PublishNow(), ordered
+// with the poller's own publishes: a poller publish that built its snapshot
+// before the store learned the new status cannot land after it. The
+// publish callback of a harvest is held after its Build, a reload writes
+// its status and publishes, then the held one is released: the snapshot
+// left published carries the reload status.
+TEST(PollerPublishTest, ReloadStatusIsNotOverwrittenByAnOlderSnapshot) {
+  FakeClock clock;
+  Store store{Config{}};
+  SnapshotHolder holder;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool hold_next = false, held = false, release = false;
+  Poller poller(clock, store, [&](std::shared_ptr<const Snapshot> s) {
+    std::unique_lock lock(mu);
+    if (hold_next) {
+      hold_next = false;
+      held = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return release; });
+    }
+    holder.Set(std::move(s));
+  });
+  {
+    std::lock_guard lock(mu);
+    hold_next = true;
+  }
+  std::thread poller_publish([&] { poller.PublishNow(); });  // e.g. a harvest
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return held; }));
+  }
+  ReloadStatus rs;
+  rs.last_successful = false;
+  rs.source = "/etc/vmtime/new.yml";
+  store.SetReload(rs);
+  std::thread reload_publish([&] { poller.PublishNow(); });
+  // Give a regression (a publish that does not wait for the held one) the
+  // time to overtake it; the correct outcome does not depend on this pause.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  {
+    std::lock_guard lock(mu);
+    release = true;
+    cv.notify_all();
+  }
+  poller_publish.join();
+  reload_publish.join();
+  EXPECT_EQ(holder.Get()->reload.source, "/etc/vmtime/new.yml");
+  EXPECT_FALSE(holder.Get()->reload.last_successful);
+  EXPECT_EQ(poller.publishes(), 2u);
+}
 
 // Stop() is bounded with a run blocked for good, and the run, when it
 // finally returns after the poller (and its store) are gone, touches

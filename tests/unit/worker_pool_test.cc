@@ -194,6 +194,50 @@ TEST(WorkerPool, StuckBudgetLimitsReplacements) {
   h2->Open();
 }
 
+// Pools sharing a StuckCounter share one budget: a pool created after
+// another was shut down with a call still blocked (a collector re-created by
+// a reload) counts that call, and gets its place back when it returns.
+TEST(WorkerPool, SharedStuckBudgetOutlivesAPoolAcrossReplacement) {
+  FakeClock clock;
+  auto shared = std::make_shared<StuckCounter>();
+  WorkerPoolOptions o = Opts(1, 1);
+  o.shared_stuck = shared;
+  auto h1 = std::make_shared<Gate>();
+  auto h2 = std::make_shared<Gate>();
+  {
+    WorkerPool old_pool(clock, o);
+    old_pool.Submit([h1](JobContext&) { h1->Block(); }, {.timeout_ns = kS});
+    ASSERT_TRUE(h1->WaitEntered(1));
+    clock.AdvanceSeconds(1);
+    old_pool.Tick();  // abandoned: blocked for good, as far as anyone knows
+    EXPECT_EQ(shared->count(), 1);
+    old_pool.Shutdown(milliseconds(0));
+  }
+  EXPECT_EQ(shared->count(), 1);  // the old pool is gone, its stuck call is not
+  WorkerPool pool(clock, o);
+  auto ok = std::make_shared<std::atomic<bool>>(false);
+  pool.Submit([h2](JobContext&) { h2->Block(); }, {.timeout_ns = kS});
+  ASSERT_TRUE(h2->WaitEntered(1));
+  clock.AdvanceSeconds(1);
+  pool.Tick();  // h2 abandoned: with h1 that is 2 > budget 1, no replacement
+  pool.Submit([ok](JobContext&) { *ok = true; });
+  EXPECT_EQ(shared->count(), 2);
+  EXPECT_EQ(pool.stats().stuck, 1);  // its own
+  EXPECT_EQ(pool.stats().live, 0);   // a per-pool budget would have replaced it
+  EXPECT_FALSE(*ok);
+  h1->Open();  // the old pool's call returns: the budget frees up
+  for (int i = 0; i < 10'000 && shared->count() != 1; ++i)
+    std::this_thread::sleep_for(milliseconds(1));
+  EXPECT_EQ(shared->count(), 1);
+  pool.Tick();  // the watchdog pass starts the replacement
+  ASSERT_TRUE(pool.WaitIdle(kWait));
+  EXPECT_TRUE(*ok);
+  h2->Open();
+  for (int i = 0; i < 10'000 && shared->count() != 0; ++i)
+    std::this_thread::sleep_for(milliseconds(1));
+  EXPECT_EQ(shared->count(), 0);
+}
+
 TEST(WorkerPool, ShutdownIsBoundedAndStuckJobsTouchNothingAfterwards) {
   FakeClock clock;
   auto gate = std::make_shared<Gate>();

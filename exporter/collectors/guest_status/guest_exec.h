@@ -34,7 +34,10 @@ struct GuestExecOutcome {
   bool out_truncated = false;  // by the agent or by max_output_bytes
   bool err_truncated = false;
   std::string message;  // for kNotFound/kTimeout/kFailed: what happened
-  int64_t pid = -1;     // guest pid once started (kept on kTimeout: it still runs)
+  // The guest pid once started, kept on kTimeout and on a kFailed after the
+  // start (a failed guest-exec-status): the program may still run and its
+  // status must be reaped before another starts. -1 when nothing runs.
+  int64_t pid = -1;
 };
 
 // One guest-exec-status poll of a process left running by an earlier
@@ -58,7 +61,11 @@ std::string GuestExecRequestJson(const GuestCommand& command);
 
 // guest-get-osinfo reply -> OS family: "mswindows" id or a Windows name is
 // kWindows; any other reply with a kernel-release is kLinux (BSDs are not
-// distinguished: they run the same tools); unparsable -> kUnknown.
+// distinguished: they run the same tools); no such field -> kUnknown. A
+// reply that is not JSON, an agent error, or a member of the wrong type is
+// an error naming the request, the domain `uuid` and the member.
+Result<GuestOsFamily> ParseOsInfo(const std::string& reply_json, std::string_view uuid);
+// ParseOsInfo with every error read as kUnknown.
 GuestOsFamily ParseOsInfoReply(const std::string& reply_json);
 
 // base64 (RFC 4648, padding optional, whitespace ignored) decoded into at

@@ -193,8 +193,13 @@ GuestStatusObservation ProbeGuest(GuestAgent& agent, const std::string& uuid,
             Failure(std::string(cmd.daemon), GuestStatusError::kTimeout, outcome.message));
       case GuestExecOutcome::Kind::kFailed:
         // The agent itself failed (not responding, guest-exec disabled...):
-        // the next command would fail the same way.
+        // the next command would fail the same way. A program it started
+        // may still run: remembered like a timeout, reaped before the next.
         memory.preferred.reset();
+        if (outcome.pid >= 0) {
+          memory.stuck_pid = outcome.pid;
+          memory.stuck_command = id;
+        }
         attempts.Failed(cmd, GuestStatusError::kExecFailed, outcome.message);
         return finish(attempts.NothingWorked());
       case GuestExecOutcome::Kind::kExited:

@@ -30,11 +30,26 @@ int64_t ProbeDeadlineNs(const ProbeOptions& options) {
   return calls * SecondsToNs(std::max(0.0, options.exec_timeout_s) + 1.0) + 30 * kNsPerSecond;
 }
 
+namespace {
+
+// Options with an outstanding-exec table of its own when none is shared.
+CollectorOptions WithTables(CollectorOptions o) {
+  if (!o.outstanding) o.outstanding = std::make_shared<OutstandingExecs>();
+  return o;
+}
+
+}  // namespace
+
+std::shared_ptr<StuckCounter> ProcessStuckProbes() {
+  static const auto counter = std::make_shared<StuckCounter>();
+  return counter;
+}
+
 GuestStatusCollector::GuestStatusCollector(std::shared_ptr<GuestAgent> agent,
                                            CollectorOptions options, const Clock& clock,
                                            Sleeper sleep)
     : agent_(std::move(agent)),
-      options_(std::move(options)),
+      options_(WithTables(std::move(options))),
       clock_(clock),
       sleep_(std::move(sleep)) {
   if (!sleep_) {
@@ -44,6 +59,7 @@ GuestStatusCollector::GuestStatusCollector(std::shared_ptr<GuestAgent> agent,
   o.name = "guest_status probes";
   o.workers = std::max(1, options_.concurrency);
   o.max_stuck = o.workers;
+  o.shared_stuck = options_.stuck;
   o.watchdog_period = std::chrono::milliseconds(500);
   pool_ = std::make_unique<WorkerPool>(clock_, std::move(o));
 }
@@ -74,6 +90,45 @@ GuestStatusObservation SafeProbe(GuestAgent& agent, const std::string& uuid,
   return obs;
 }
 
+// SafeProbe with the process-wide view of the guest: nothing starts while
+// another instance's probe runs in it, the pid left outstanding by an
+// earlier probe (of any instance) is reaped first, and what this probe
+// leaves outstanding is recorded there (a probe abandoned in libvirt does
+// so when it returns, whether or not its collector still exists).
+GuestStatusObservation ProbeWithOutstanding(OutstandingExecs& outstanding, GuestAgent& agent,
+                                            const std::string& uuid, const ProbeOptions& options,
+                                            ProbeMemory& memory, const Clock& clock,
+                                            const Sleeper& sleep, std::stop_token stop) {
+  if (!outstanding.BeginProbe(uuid)) {
+    GuestStatusObservation obs;
+    obs.uuid = uuid;
+    obs.daemon = "none";
+    obs.error =
+        "timeout: a probe started before the last reload is still running in this guest; "
+        "not starting another";
+    obs.status.measured_mono_ns = clock.MonotonicNs();
+    return obs;
+  }
+  const auto before = outstanding.Get(uuid, clock.MonotonicNs());
+  memory.stuck_pid.reset();
+  memory.stuck_command.reset();
+  if (before) {
+    memory.stuck_pid = before->pid;
+    memory.stuck_command = before->command;
+  }
+  GuestStatusObservation obs =
+      SafeProbe(agent, uuid, options, memory, clock, sleep, std::move(stop));
+  if (memory.stuck_pid) {
+    outstanding.Remember(uuid, *memory.stuck_pid,
+                         memory.stuck_command.value_or(GuestCommandId::kChronycTracking),
+                         clock.MonotonicNs());
+  } else if (before) {
+    outstanding.Forget(uuid, before->pid);
+  }
+  outstanding.EndProbe(uuid);
+  return obs;
+}
+
 }  // namespace
 
 // One probe on a pool worker: the collector is touched only under a lease;
@@ -81,6 +136,7 @@ GuestStatusObservation SafeProbe(GuestAgent& agent, const std::string& uuid,
 void GuestStatusCollector::Probe(JobContext& ctx, const std::string& uuid) {
   ProbeMemory memory;
   std::shared_ptr<GuestAgent> agent;
+  std::shared_ptr<OutstandingExecs> outstanding;
   ProbeOptions probe;
   Sleeper sleep;
   std::stop_token stop;
@@ -97,12 +153,14 @@ void GuestStatusCollector::Probe(JobContext& ctx, const std::string& uuid) {
     }
     memory = it->second.memory;
     agent = agent_;
+    outstanding = options_.outstanding;
     probe = options_.probe;
     sleep = sleep_;
     stop = stop_.get_token();
     clock = &clock_;
   }
-  GuestStatusObservation obs = SafeProbe(*agent, uuid, probe, memory, *clock, sleep, stop);
+  GuestStatusObservation obs =
+      ProbeWithOutstanding(*outstanding, *agent, uuid, probe, memory, *clock, sleep, stop);
   ctx.Disarm();  // a late probe is still the newest news: it is kept
   auto lease = ctx.Enter();
   if (!lease) return;
@@ -192,10 +250,13 @@ Status GuestStatusCollector::Collect(const CollectContext& ctx, Observations& ou
 
 std::unique_ptr<Collector> MakeGuestStatusCollector(const Config& config, const Clock& clock) {
   if (!config.Collector(CollectorId::kGuestStatus).enabled) return nullptr;
+  CollectorOptions options = OptionsFromConfig(config);
+  options.outstanding = OutstandingExecs::Process();
+  options.stuck = ProcessStuckProbes();
   return std::make_unique<GuestStatusCollector>(
       std::make_shared<LibvirtGuestAgent>(libvirt::ConnectionPolicy::FromConfig(config.libvirt),
                                           clock),
-      OptionsFromConfig(config), clock);
+      std::move(options), clock);
 }
 
 }  // namespace vmtime::guest_status

@@ -33,6 +33,7 @@
 #include "exporter/collectors/collector.h"
 #include "exporter/collectors/guest_status/guest_agent.h"
 #include "exporter/collectors/guest_status/guest_probe.h"
+#include "exporter/collectors/guest_status/outstanding_execs.h"
 #include "exporter/config/config.h"
 #include "exporter/core/worker_pool.h"
 
@@ -41,6 +42,13 @@ namespace vmtime::guest_status {
 struct CollectorOptions {
   ProbeOptions probe;
   int concurrency = 2;  // worker threads, i.e. guests probed at once (>= 1)
+  // Outstanding guest-exec pids and running probes, shared with the
+  // instances a reload creates (production: OutstandingExecs::Process();
+  // nullptr: a table of this instance's own).
+  std::shared_ptr<OutstandingExecs> outstanding;
+  // Abandoned probes still blocked in libvirt, counted across instances
+  // (production: the process-wide counter; nullptr: this instance's own).
+  std::shared_ptr<StuckCounter> stuck;
 };
 
 // ProbeOptions from the config section; commands with unknown ids are
@@ -72,7 +80,7 @@ class GuestStatusCollector final : public Collector {
   void OnAbandon(const std::string& uuid);
 
   const std::shared_ptr<GuestAgent> agent_;  // co-owned by running probes
-  const CollectorOptions options_;
+  const CollectorOptions options_;           // outstanding set (never null after construction)
   const Clock& clock_;
   Sleeper sleep_;
   std::stop_source stop_;  // requested on destruction; probes hold tokens
@@ -91,6 +99,10 @@ class GuestStatusCollector final : public Collector {
 // Returns nullptr when collectors.guest_status.enabled is false, so a
 // disabled collector cannot run a single guest-exec.
 std::unique_ptr<Collector> MakeGuestStatusCollector(const Config& config, const Clock& clock);
+
+// The process-wide count of abandoned probes (never freed): the real
+// collector's stuck budget, kept across reloads.
+std::shared_ptr<StuckCounter> ProcessStuckProbes();
 
 // The watchdog deadline of one probe: every agent call's own timeout
 // (osinfo, reaping a stuck command, each command's exec and status polls,

@@ -400,6 +400,11 @@ void AgentScheduler::Impl::ClearDirtyLocked() {
   wake_armed = true;
 }
 
+std::shared_ptr<StuckCounter> ProcessStuckAgentCalls() {
+  static const auto counter = std::make_shared<StuckCounter>();
+  return counter;
+}
+
 AgentScheduler::AgentScheduler(const LibvirtConfig& config, const Clock& clock,
                                std::shared_ptr<LibvirtApi> api, SchedulerOptions options)
     : impl_(std::make_unique<Impl>(config, clock, std::move(api))) {
@@ -407,6 +412,7 @@ AgentScheduler::AgentScheduler(const LibvirtConfig& config, const Clock& clock,
   o.name = "libvirt agent workers";
   o.workers = std::max(1, config.concurrency);
   o.max_stuck = std::max(0, config.max_stuck_calls);
+  o.shared_stuck = std::move(options.stuck_calls);
   if (options.background_tick) {
     o.watchdog_period = options.tick_interval;
     Impl* impl = impl_.get();

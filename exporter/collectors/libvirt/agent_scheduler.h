@@ -44,6 +44,7 @@
 #include "exporter/collectors/libvirt/libvirt_api.h"
 #include "exporter/config/config.h"
 #include "exporter/core/clock.h"
+#include "exporter/core/worker_pool.h"
 #include "exporter/model/observations.h"
 
 namespace vmtime::libvirt {
@@ -54,7 +55,15 @@ struct SchedulerOptions {
   // moving a FakeClock.
   bool background_tick = true;
   std::chrono::milliseconds tick_interval{200};
+  // Abandoned calls still blocked in libvirt, counted against
+  // libvirt.max_stuck_calls across every scheduler sharing it (production:
+  // ProcessStuckAgentCalls(), so a reload does not restart the budget;
+  // nullptr: this scheduler's own).
+  std::shared_ptr<StuckCounter> stuck_calls;
 };
+
+// The process-wide count of abandoned agent calls (never freed).
+std::shared_ptr<StuckCounter> ProcessStuckAgentCalls();
 
 // Delay before the next attempt after `failures` consecutive failures
 // (failures >= 1), in nanoseconds, per the retry policy above.

@@ -8,9 +8,21 @@
 #include "exporter/collectors/libvirt/real_libvirt_api.h"
 
 namespace vmtime {
+namespace {
+
+// The real collector's scheduler: background watchdog, and the stuck-call
+// budget shared with the instances before and after it (reloads).
+libvirt::SchedulerOptions ProductionOptions() {
+  libvirt::SchedulerOptions o;
+  o.stuck_calls = libvirt::ProcessStuckAgentCalls();
+  return o;
+}
+
+}  // namespace
 
 LibvirtCollector::LibvirtCollector(const LibvirtConfig& config, const Clock& clock)
-    : LibvirtCollector(config, clock, std::make_shared<libvirt::RealLibvirtApi>(config, clock)) {}
+    : LibvirtCollector(config, clock, std::make_shared<libvirt::RealLibvirtApi>(config, clock),
+                       ProductionOptions()) {}
 
 LibvirtCollector::LibvirtCollector(const LibvirtConfig& config, const Clock& clock,
                                    std::shared_ptr<libvirt::LibvirtApi> api,

@@ -22,7 +22,8 @@ namespace {
 struct Probe {
   NtpServerObservation* obs = nullptr;
   int fd = -1;
-  uint64_t transmit = 0;  // t1 as sent; the reply must echo it
+  uint64_t transmit = 0;  // random bits as sent; the reply must echo them as origin
+  uint64_t t1 = 0;        // host clock at the send (NTP format), kept locally
   int64_t deadline = 0;   // monotonic ns
   bool done = false;
   std::string last_reject;  // why the last received datagram was discarded
@@ -109,7 +110,7 @@ void HandleDatagram(Probe& p, std::span<const uint8_t> data, int64_t t4_real_ns)
     Finish(p);
     return;
   }
-  const ntp::NtpTiming timing = ntp::ComputeTiming(r, p.transmit, ntp::UnixNsToNtp(t4_real_ns));
+  const ntp::NtpTiming timing = ntp::ComputeTiming(r, p.t1, ntp::UnixNsToNtp(t4_real_ns));
   o.offset_s = timing.offset_s;
   o.delay_s = timing.delay_s;
   o.reachable = true;
@@ -143,9 +144,10 @@ void SendRequests(std::vector<Probe>& probes, const Clock& clock, int64_t timeou
     if (p.done) continue;
     p.deadline = clock.MonotonicNs() + timeout_ns;
     if (deadline_mono_ns > 0) p.deadline = std::min(p.deadline, deadline_mono_ns);
-    const int64_t t1 = clock.RealtimeNs();
-    p.transmit = ntp::UnixNsToNtp(t1);
+    p.transmit = ntp::RandomTransmitBits();
     const std::vector<uint8_t> req = ntp::BuildNtpRequest(p.transmit);
+    const int64_t t1 = clock.RealtimeNs();
+    p.t1 = ntp::UnixNsToNtp(t1);
     if (::send(p.fd, req.data(), req.size(), 0) < 0) {
       p.obs->error = std::string("send: ") + std::strerror(errno);
       p.obs->measured_real_ns = t1;
@@ -192,7 +194,8 @@ void AwaitReplies(std::vector<Probe>& probes, const Clock& clock, int64_t timeou
     for (Probe& p : probes) {
       if (p.done) continue;
       if (now >= p.deadline) {
-        Expire(p, timeout_ns, clock);
+        Drain(p, clock);  // what is already queued still counts (or names its rejection)
+        if (!p.done) Expire(p, timeout_ns, clock);
         continue;
       }
       next_deadline = std::min(next_deadline, p.deadline);

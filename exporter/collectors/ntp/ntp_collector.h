@@ -1,8 +1,11 @@
 // ntp collector: SNTP probes of the configured upstream servers, all sent
 // at once and awaited together with poll() until each has answered or its
 // deadline passed, so one dead server costs one timeout, not one per server.
-// Each reply must echo our transmit timestamp as its origin timestamp
-// (anything else is discarded as stale or spoofed); a kiss-o'-death ends the
+// Each request's transmit timestamp is 64 random bits, not the host's clock
+// (RFC 5905 with draft-ietf-ntp-data-minimization), and each reply must echo
+// them as its origin timestamp (anything else is discarded as stale or
+// spoofed, with "origin timestamp mismatch: ..." as the reason if no valid
+// reply follows); the send time t1 stays in the exporter; a kiss-o'-death ends the
 // probe with its code. Host timestamps come from the injected Clock
 // (RealtimeNs), so offset = server - host (positive = host behind).
 #pragma once

@@ -1,7 +1,11 @@
 // NTP packet encoding and the pure reply parser (see the header).
 #include "exporter/collectors/ntp/ntp_packet.h"
 
+#include <sys/random.h>
+
 #include <cmath>
+#include <cstdio>
+#include <random>
 
 namespace vmtime::ntp {
 namespace {
@@ -43,6 +47,18 @@ std::vector<uint8_t> BuildNtpRequest(uint64_t transmit) {
   return p;
 }
 
+uint64_t RandomTransmitBits() {
+  uint64_t bits = 0;
+  while (bits == 0) {
+    if (::getrandom(&bits, sizeof bits, 0) != static_cast<ssize_t>(sizeof bits)) {
+      // No getrandom (or interrupted): the C++ library's entropy source.
+      std::random_device rd;
+      bits = (static_cast<uint64_t>(rd()) << 32) | rd();
+    }
+  }
+  return bits;
+}
+
 Result<NtpReply> ParseNtpPacket(std::span<const uint8_t> packet, uint64_t expected_origin) {
   if (packet.size() < kNtpPacketLength) {
     return Error{"truncated NTP packet: " + std::to_string(packet.size()) + " bytes, need 48"};
@@ -68,7 +84,13 @@ Result<NtpReply> ParseNtpPacket(std::span<const uint8_t> packet, uint64_t expect
   r.receive_ts = U64(packet, 32);
   r.transmit_ts = U64(packet, 40);
   if (r.origin_ts != expected_origin) {
-    return Error{"origin timestamp mismatch (not a reply to our request)"};
+    char buf[160];
+    std::snprintf(buf, sizeof buf,
+                  "origin timestamp mismatch: the reply echoes %016llx, our request carried "
+                  "%016llx (not a reply to our request)",
+                  static_cast<unsigned long long>(r.origin_ts),
+                  static_cast<unsigned long long>(expected_origin));
+    return Error{buf};
   }
   if (r.stratum == 0) {
     for (int shift = 24; shift >= 0; shift -= 8) {

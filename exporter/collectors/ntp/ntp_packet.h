@@ -27,7 +27,16 @@ double NtpDiffSeconds(uint64_t a, uint64_t b);
 
 // A 48-byte client request (LI 0, VN 4, mode 3) carrying `transmit` as its
 // transmit timestamp, which the server must echo as the origin timestamp.
+// Every other field is zero.
 std::vector<uint8_t> BuildNtpRequest(uint64_t transmit);
+
+// 64 random bits (getrandom(2); never 0) for a request's transmit field. A
+// client following RFC 5905 with draft-ietf-ntp-data-minimization does not
+// put its clock there: the server only echoes the field as origin, so random
+// bits leak nothing about the host's clock and make a reply that does not
+// echo them (stale, spoofed, off-path guessed) recognisable. The host's own
+// send time t1 is kept locally for the offset.
+uint64_t RandomTransmitBits();
 
 struct NtpReply {
   int leap = 0;  // LI: 0 none, 1 +1 s, 2 -1 s, 3 unsynchronised
@@ -49,8 +58,9 @@ struct NtpReply {
 // Parses a reply to the request whose transmit timestamp was
 // `expected_origin`. Errors name the problem: "truncated NTP packet: 20
 // bytes, need 48", "not a server reply (mode 3)", "origin timestamp
-// mismatch", "bad version 7", "zero transmit timestamp". A kiss-o'-death
-// (stratum 0) parses successfully with kiss_code set: the caller decides.
+// mismatch: the reply echoes <hex>, our request carried <hex> ...", "bad version 7", "zero transmit
+// timestamp". A kiss-o'-death (stratum 0) parses successfully with kiss_code set: the caller
+// decides.
 Result<NtpReply> ParseNtpPacket(std::span<const uint8_t> packet, uint64_t expected_origin);
 
 // Offset and round trip from one exchange. t1/t4 are the host's send and
