@@ -131,7 +131,8 @@ def main():
         wall = time.monotonic() - w0
         cpu = cpu_seconds(proc.pid) - cpu0
         lat = sorted(latencies)
-        print(f"exporter={a.exporter} cost={a.cost} clients={a.clients} mode={a.mode}")
+        print(f"exporter={a.exporter} cost={a.cost} clients={a.clients} mode={a.mode} "
+              f"loadavg(1m)={os.getloadavg()[0]:.1f} cores={os.cpu_count()}")
         print(f"flood: {a.seconds:.0f} s, answers {dict(sorted(counts.items(), key=str))}")
         print(f"exporter CPU during flood: {cpu:.2f} s over {wall:.2f} s wall "
               f"({cpu / wall * 100:.0f}% of one core)")

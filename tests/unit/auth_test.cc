@@ -155,6 +155,8 @@ TEST_F(AuthenticatorTest, GoodPasswordAllowedAndCached) {
 TEST_F(AuthenticatorTest, UnknownUserPaysADummyHashOfTheHighestCost) {
   auto a = Make();
   EXPECT_EQ(BcryptCost(a.dummy_setting()), 5);  // bob's cost 5 > alice's 4
+  // The dummy setting is a real bcrypt setting: libcrypt computes a full hash.
+  EXPECT_EQ(BcryptHash("x", a.dummy_setting()).size(), 60u);
   EXPECT_EQ(a.Check(Basic("mallory:s3cret")), AuthOutcome::kDenied);
   ASSERT_EQ(hasher_.settings.size(), 1u);
   EXPECT_EQ(hasher_.settings[0], a.dummy_setting());
