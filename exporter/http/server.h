@@ -1,12 +1,14 @@
 // HTTP endpoints on civetweb: the telemetry path (Prometheus text format
 // from the snapshot Collectable), `/` status page, `/api/v1/targets` JSON,
-// `/healthz`, `/readyz` and `POST /-/reload`. Handlers render the current
-// snapshot only; no I/O to guests or daemons happens at request time.
+// `/healthz`, `/readyz` and `POST /-/reload` (with --web.enable-lifecycle).
+// Which request reaches which endpoint is router.h's pure DecideRoute; basic
+// auth is auth.h's Authenticator, swapped whole on reload. Handlers render
+// the current snapshot only; no I/O to guests or daemons happens at request
+// time.
 #pragma once
 
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
