@@ -57,7 +57,9 @@ void App::PublishReload(bool successful) {
 
 std::shared_ptr<const Authenticator> App::MakeAuthenticator(const BasicAuth& web) const {
   for (const auto& w : web.warnings()) spdlog::warn("web config: {}", w);
-  return std::make_shared<const Authenticator>(web.users(), clock_);
+  auto auth = std::make_shared<Authenticator>(web.users(), clock_);
+  if (auth_) auth->KeepSuccessesFrom(*auth_);
+  return auth;
 }
 
 Status App::Start() {
@@ -70,7 +72,8 @@ Status App::Start() {
   hooks.reload = [this] { return Reload(); };
   hooks.ready = [this] { return poller_->FirstRoundDone(); };
   hooks.lifecycle = flags_.enable_lifecycle;
-  auto http = HttpServer::Start(config_.web, MakeAuthenticator(*web), snapshots_, std::move(hooks));
+  auth_ = MakeAuthenticator(*web);
+  auto http = HttpServer::Start(config_.web, auth_, snapshots_, std::move(hooks));
   if (!http) return http.error();
   http_ = std::move(*http);
   std::string ports;
@@ -100,9 +103,11 @@ Status App::Reload() {
     next->web.listen_address = config_.web.listen_address;
     next->web.telemetry_path = config_.web.telemetry_path;
   }
-  // The new authenticator replaces the old one in one step (fresh caches:
-  // a removed user or a changed password is refused by the next request).
-  if (http_) http_->SetAuthenticator(MakeAuthenticator(*web));
+  // The new authenticator replaces the old one in one step. It keeps only
+  // the cached successes of users whose hash is unchanged: a removed user
+  // or a changed password is refused by the next request.
+  auth_ = MakeAuthenticator(*web);
+  if (http_) http_->SetAuthenticator(auth_);
   store_.SetConfig(*next);
   poller_->Configure(BuildEntries(*next));
   config_ = std::move(*next);

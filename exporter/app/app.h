@@ -41,7 +41,8 @@ class App {
 
  private:
   std::vector<PollerEntry> BuildEntries(const Config& config);
-  // Logs the web config's warnings and builds the authenticator for it.
+  // Logs the web config's warnings and builds the authenticator for it,
+  // keeping the running one's still-valid cached successes.
   std::shared_ptr<const Authenticator> MakeAuthenticator(const BasicAuth& web) const;
   // Records the outcome of a (re)load and publishes a snapshot showing it.
   void PublishReload(bool successful);
@@ -54,6 +55,7 @@ class App {
   Store store_;
   std::unique_ptr<Poller> poller_;
   std::unique_ptr<HttpServer> http_;
+  std::shared_ptr<const Authenticator> auth_;  // the one http_ uses
   std::map<CollectorId, std::shared_ptr<Collector>> instances_;
 };
 

@@ -169,17 +169,36 @@ std::optional<bool> Authenticator::Cached(const Digest& key) const {
   return std::nullopt;
 }
 
-void Authenticator::Remember(const Digest& key, bool allowed) const {
+void Authenticator::Remember(const Digest& key, bool allowed, const std::string& user) const {
   if (key.empty()) return;
   std::lock_guard lock(mu_);
   Cache& cache = allowed ? successes_ : failures_;
   const size_t limit = allowed ? limits_.success_cache_entries : limits_.failure_cache_entries;
   if (limit == 0 || cache.index.count(key) > 0) return;
-  cache.order.push_front(key);
+  cache.order.push_front({key, allowed ? user : std::string()});
   cache.index[key] = cache.order.begin();
   while (cache.order.size() > limit) {
-    cache.index.erase(cache.order.back());
+    cache.index.erase(cache.order.back().key);
     cache.order.pop_back();
+  }
+}
+
+void Authenticator::KeepSuccessesFrom(const Authenticator& previous) {
+  std::scoped_lock lock(mu_, previous.mu_);
+  cache_key_ = previous.cache_key_;  // same digests for the same headers
+  successes_ = {};
+  failures_ = {};
+  // Oldest first, so the most recent ends up in front.
+  for (auto it = previous.successes_.order.rbegin(); it != previous.successes_.order.rend(); ++it) {
+    auto now = users_.find(it->user);
+    auto before = previous.users_.find(it->user);
+    if (now == users_.end() || before == previous.users_.end() ||
+        !ConstantTimeEquals(now->second, before->second)) {
+      continue;
+    }
+    if (successes_.order.size() >= limits_.success_cache_entries) break;
+    successes_.order.push_front(*it);
+    successes_.index[it->key] = successes_.order.begin();
   }
 }
 
@@ -226,7 +245,7 @@ AuthOutcome Authenticator::Check(std::string_view authorization) const {
     throw;
   }
   Release(started);
-  Remember(key, allowed);
+  Remember(key, allowed, creds->user);
   return allowed ? AuthOutcome::kAllowed : AuthOutcome::kDenied;
 }
 

@@ -79,6 +79,13 @@ class Authenticator {
   // `authorization` is the raw Authorization header value (may be empty).
   AuthOutcome Check(std::string_view authorization) const;
 
+  // Reload: takes over `previous`'s cached successes of users whose hash is
+  // unchanged, so a scraper keeps its cached credential across a reload
+  // (and needs no bcrypt slot while wrong passwords flood). Removed users
+  // and changed hashes are not carried; failures never are (a user may have
+  // been added). Call before the authenticator is shared.
+  void KeepSuccessesFrom(const Authenticator& previous);
+
   // Counters for tests and the log.
   uint64_t hashes_run() const;
   const std::string& dummy_setting() const { return dummy_setting_; }
@@ -87,7 +94,7 @@ class Authenticator {
   using Digest = std::string;  // 32 raw bytes
   Digest Key(std::string_view header) const;
   std::optional<bool> Cached(const Digest& key) const;
-  void Remember(const Digest& key, bool allowed) const;
+  void Remember(const Digest& key, bool allowed, const std::string& user) const;
   bool TryAcquire() const;
   void Release(int64_t started_ns) const;
   bool Verify(const BasicCredentials& creds) const;
@@ -99,10 +106,14 @@ class Authenticator {
   std::string dummy_setting_;  // bcrypt setting at the highest configured cost
   std::string cache_key_;      // random per instance: digests cannot be precomputed
 
-  // Bounded LRU caches: digest -> allowed.
+  // Bounded LRU caches of digests (the user is kept for successes only).
+  struct Entry {
+    Digest key;
+    std::string user;
+  };
   struct Cache {
-    std::list<Digest> order;  // most recent first
-    std::unordered_map<Digest, std::list<Digest>::iterator> index;
+    std::list<Entry> order;  // most recent first
+    std::unordered_map<Digest, std::list<Entry>::iterator> index;
   };
   mutable std::mutex mu_;
   mutable Cache successes_;

@@ -236,6 +236,31 @@ TEST_F(AuthenticatorTest, FailureCacheIsBoundedAndCannotEvictSuccesses) {
   EXPECT_EQ(hasher_.settings.size(), hashes + 1);
 }
 
+TEST_F(AuthenticatorTest, ReloadKeepsOnlySuccessesOfUnchangedUsers) {
+  auto old_auth = Make({.bcrypt_core_share = 1.0});
+  EXPECT_EQ(old_auth.Check(Basic("alice:s3cret")), AuthOutcome::kAllowed);
+  EXPECT_EQ(old_auth.Check(Basic("bob:pw")), AuthOutcome::kAllowed);
+  EXPECT_EQ(old_auth.Check(Basic("carol:pw")), AuthOutcome::kDenied);
+  ASSERT_EQ(hasher_.settings.size(), 3u);
+  // Reload: alice unchanged, bob removed, carol added with password "pw".
+  users_.erase("bob");
+  users_["carol"] = BcryptHash("pw", "$2b$04$abcdefghijklmnopqrstuu");
+  Authenticator next(users_, clock_, {.bcrypt_core_share = 0.25}, hasher_.Fn());
+  next.KeepSuccessesFrom(old_auth);
+  EXPECT_EQ(next.Check(Basic("alice:s3cret")), AuthOutcome::kAllowed);  // cached, no hash
+  EXPECT_EQ(hasher_.settings.size(), 3u);
+  EXPECT_EQ(next.Check(Basic("bob:pw")), AuthOutcome::kDenied);  // removed: not carried
+  EXPECT_EQ(hasher_.settings.size(), 4u);
+  Cool();
+  EXPECT_EQ(next.Check(Basic("carol:pw")), AuthOutcome::kAllowed);  // old failure not carried
+  // A changed hash drops alice's cached success.
+  users_["alice"] = BcryptHash("new", "$2b$04$abcdefghijklmnopqrstuu");
+  Authenticator third(users_, clock_, {.bcrypt_core_share = 1.0}, hasher_.Fn());
+  third.KeepSuccessesFrom(next);
+  EXPECT_EQ(third.Check(Basic("alice:s3cret")), AuthOutcome::kDenied);
+  EXPECT_EQ(third.Check(Basic("carol:pw")), AuthOutcome::kAllowed);  // carried
+}
+
 TEST_F(AuthenticatorTest, RealBcryptWithoutInjection) {
   Authenticator a(users_, clock_);
   EXPECT_EQ(a.Check(Basic("alice:s3cret")), AuthOutcome::kAllowed);
