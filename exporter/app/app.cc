@@ -11,8 +11,8 @@ Result<Config> LoadEffectiveConfig(const Flags& flags) {
                                                     : LoadConfigFile(flags.config_file);
   if (!config) return config;
   ApplyFlags(flags, *config);
-  auto auth = BasicAuth::Load(config->web.config_file);
-  if (!auth) return auth.error();
+  auto web = BasicAuth::Load(config->web.config_file);
+  if (!web) return web.error();
   return config;
 }
 
@@ -59,22 +59,32 @@ void App::PublishReload(bool successful) {
   poller_->PublishNow();
 }
 
+std::shared_ptr<const Authenticator> App::MakeAuthenticator(const BasicAuth& web) const {
+  for (const auto& w : web.warnings()) spdlog::warn("web config: {}", w);
+  auto auth = std::make_shared<Authenticator>(web.users(), clock_);
+  if (auth_) auth->KeepSuccessesFrom(*auth_);
+  return auth;
+}
+
 Status App::Start() {
-  auto auth = BasicAuth::Load(config_.web.config_file);
-  if (!auth) return auth.error();
+  auto web = BasicAuth::Load(config_.web.config_file);
+  if (!web) return web.error();
   PublishReload(true);
   poller_->Configure(BuildEntries(config_));
   poller_->Start();
   HttpHooks hooks;
   hooks.reload = [this] { return Reload(); };
   hooks.ready = [this] { return poller_->FirstRoundDone(); };
-  auto http = HttpServer::Start(config_.web, std::move(*auth), snapshots_, std::move(hooks));
+  hooks.lifecycle = flags_.enable_lifecycle;
+  auth_ = MakeAuthenticator(*web);
+  auto http = HttpServer::Start(config_.web, auth_, snapshots_, std::move(hooks));
   if (!http) return http.error();
   http_ = std::move(*http);
   std::string ports;
   for (int p : http_->ListeningPorts()) ports += (ports.empty() ? "" : ",") + std::to_string(p);
-  spdlog::info("listening on address={} port={} telemetry_path={} config={}",
-               config_.web.listen_address, ports, config_.web.telemetry_path, config_.source);
+  spdlog::info("listening on address={} port={} telemetry_path={} config={} lifecycle={}",
+               config_.web.listen_address, ports, config_.web.telemetry_path, config_.source,
+               flags_.enable_lifecycle ? "on" : "off");
   return Status::Ok();
 }
 
@@ -84,23 +94,35 @@ Status App::Reload() {
   // their pools' grace period for calls blocked in libvirt).
   std::vector<std::shared_ptr<Collector>> retired;
   std::unique_lock lock(reload_mu_);
+  // Both files are read and validated before anything changes: a broken
+  // config or web config file refuses the whole reload.
   auto next = LoadEffectiveConfig(flags_);
-  if (!next) {
-    spdlog::error("config reload failed, keeping the running configuration: {}",
-                  next.error().message);
+  Result<BasicAuth> web =
+      next ? BasicAuth::Load(next->web.config_file) : Result<BasicAuth>(next.error());
+  if (!next || !web) {
+    const Error& e = !next ? next.error() : web.error();
+    spdlog::error("config reload failed, keeping the running configuration: {}", e.message);
     PublishReload(false);
-    return next.error();
+    return e;
   }
   if (next->web.listen_address != config_.web.listen_address ||
       next->web.telemetry_path != config_.web.telemetry_path) {
     spdlog::warn("config reload: web.* changes take effect only after a restart");
-    next->web = config_.web;
+    next->web.listen_address = config_.web.listen_address;
+    next->web.telemetry_path = config_.web.telemetry_path;
   }
+  // The new authenticator replaces the old one in one step. It keeps only
+  // the cached successes of users whose hash is unchanged: a removed user
+  // or a changed password is refused by the next request.
+  auth_ = MakeAuthenticator(*web);
+  if (http_) http_->SetAuthenticator(auth_);
   store_.SetConfig(*next);
   retired = poller_->Configure(BuildEntries(*next));
   config_ = std::move(*next);
   PublishReload(true);
-  spdlog::info("config reloaded from {}", config_.source);
+  spdlog::info("config reloaded from {} (web config: {}, {} basic auth users)", config_.source,
+               config_.web.config_file.empty() ? "none" : config_.web.config_file,
+               web->users().size());
   lock.unlock();
   if (!retired.empty()) {
     const size_t n = retired.size();

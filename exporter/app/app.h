@@ -1,8 +1,9 @@
 // App: the exporter's lifecycle, shared by main() and the in-process tests.
 // Loads the configuration, builds the collectors from the table, runs the
-// poller and the HTTP server, and reloads on request (SIGHUP or
-// POST /-/reload): a bad new configuration is refused, logged, and the old
-// one keeps running.
+// poller and the HTTP server, and reloads on request (SIGHUP, or
+// POST /-/reload with --web.enable-lifecycle): the config file and the web
+// config file (basic auth users) are both re-read; if either is bad the
+// reload is refused, logged, and the old ones keep running.
 #pragma once
 
 #include <memory>
@@ -40,6 +41,9 @@ class App {
 
  private:
   std::vector<PollerEntry> BuildEntries(const Config& config);
+  // Logs the web config's warnings and builds the authenticator for it,
+  // keeping the running one's still-valid cached successes.
+  std::shared_ptr<const Authenticator> MakeAuthenticator(const BasicAuth& web) const;
   // Records the outcome of a (re)load and publishes a snapshot showing it.
   void PublishReload(bool successful);
 
@@ -51,6 +55,7 @@ class App {
   Store store_;
   std::unique_ptr<Poller> poller_;
   std::unique_ptr<HttpServer> http_;
+  std::shared_ptr<const Authenticator> auth_;  // the one http_ uses
   std::map<CollectorId, std::shared_ptr<Collector>> instances_;
   int64_t last_reload_success_real_ns_ = 0;  // guarded by reload_mu_ (after Start)
 };

@@ -29,6 +29,8 @@ FlagsOutcome ParseFlags(int argc, const char* const* argv, std::ostream& out, st
       app.add_option("--web.telemetry-path", telemetry, "Path of the metrics (default /metrics)");
   app.add_option("--web.config.file", f.web_config_file,
                  "Exporter-toolkit web config file: basic_auth_users (TLS is refused, see README)");
+  app.add_flag("--web.enable-lifecycle", f.enable_lifecycle,
+               "Enable POST /-/reload (default off: 403; SIGHUP always reloads)");
   auto* o_uri = app.add_option("--libvirt.uri", uri,
                                "libvirt connection URI, read-write (default qemu:///system)");
   auto* o_chrony =

@@ -22,6 +22,7 @@ struct Flags {
   std::optional<std::string> listen_address;
   std::optional<std::string> telemetry_path;
   std::string web_config_file;
+  bool enable_lifecycle = false;  // --web.enable-lifecycle: POST /-/reload
   std::optional<std::string> libvirt_uri;
   std::optional<std::string> chrony_address;
   std::vector<std::string> ntp_servers;  // non-empty replaces the config's list

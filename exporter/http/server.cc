@@ -10,6 +10,7 @@
 #include "exporter/core/clock.h"
 #include "exporter/exposition/metrics.h"
 #include "exporter/exposition/views.h"
+#include "exporter/http/router.h"
 
 namespace vmtime {
 
@@ -20,7 +21,8 @@ std::string CivetListeningPorts(const std::string& listen_address) {
 
 class HttpServer::Handler final : public CivetHandler {
  public:
-  Handler(const WebConfig& web, BasicAuth auth, const SnapshotHolder& snapshots, HttpHooks hooks)
+  Handler(const WebConfig& web, std::shared_ptr<const Authenticator> auth,
+          const SnapshotHolder& snapshots, HttpHooks hooks)
       : web_(web),
         auth_(std::move(auth)),
         snapshots_(snapshots),
@@ -34,6 +36,11 @@ class HttpServer::Handler final : public CivetHandler {
   bool handleDelete(CivetServer*, mg_connection* conn) override { return Serve(conn, "DELETE"); }
   bool handleOptions(CivetServer*, mg_connection* conn) override { return Serve(conn, "OPTIONS"); }
   bool handlePatch(CivetServer*, mg_connection* conn) override { return Serve(conn, "PATCH"); }
+
+  void SetAuthenticator(std::shared_ptr<const Authenticator> auth) {
+    std::lock_guard lock(auth_mu_);
+    auth_ = std::move(auth);
+  }
 
  private:
   static void Send(mg_connection* conn, int status, const char* reason, const char* type,
@@ -62,37 +69,44 @@ class HttpServer::Handler final : public CivetHandler {
     const std::string path = ri && ri->local_uri ? ri->local_uri : "/";
     const bool head = method == "HEAD";
     constexpr const char* kText = "text/plain; charset=utf-8";
-    if (path == "/healthz") {  // liveness: no auth, no snapshot
-      if (method != "GET" && !head) return MethodNotAllowed(conn, "GET, HEAD");
-      return Send(conn, 200, "OK", kText, "ok\n", head);
-    }
-    if (auth_.enabled()) {
-      const char* header = mg_get_header(conn, "Authorization");
-      if (!auth_.Check(header ? header : "")) {
+    const std::shared_ptr<const Authenticator> auth = Auth();
+    const RouteDecision route =
+        DecideRoute(method, path, {web_.telemetry_path, hooks_.lifecycle}, [&]() -> AuthOutcome {
+          if (!auth || !auth->enabled()) return AuthOutcome::kAllowed;
+          const char* header = mg_get_header(conn, "Authorization");
+          return auth->Check(header ? header : "");
+        });
+    switch (route.endpoint) {
+      case Endpoint::kHealthz:  // liveness: no auth, no snapshot
+        return Send(conn, 200, "OK", kText, "ok\n", head);
+      case Endpoint::kMethodNotAllowed:
+        return MethodNotAllowed(conn, std::string(route.allow));
+      case Endpoint::kUnauthorized:
         return Send(conn, 401, "Unauthorized", kText, "unauthorized\n", head,
                     "WWW-Authenticate: Basic realm=\"vmtime-exporter\"\r\n");
-      }
+      case Endpoint::kTooManyRequests:
+        return Send(conn, 429, "Too Many Requests", kText,
+                    "too many uncached credential checks, retry later\n", head,
+                    "Retry-After: 1\r\n");
+      case Endpoint::kLifecycleDisabled:
+        return Send(conn, 403, "Forbidden", kText, "Lifecycle API is not enabled.\n", head);
+      case Endpoint::kReload:
+        return Reload(conn);
+      default:
+        break;
     }
-    if (path == "/-/reload") {
-      if (method != "POST" && method != "PUT") return MethodNotAllowed(conn, "POST, PUT");
-      Status st = hooks_.reload ? hooks_.reload() : Status(Error{"reload not available"});
-      if (st.ok()) return Send(conn, 200, "OK", kText, "reloaded\n");
-      return Send(conn, 500, "Internal Server Error", kText,
-                  "failed to reload config: " + st.message() + "\n");
-    }
-    if (method != "GET" && !head) return MethodNotAllowed(conn, "GET, HEAD");
-    if (path == web_.telemetry_path) {
+    if (route.endpoint == Endpoint::kTelemetry) {
       prometheus::TextSerializer serializer;
       return Send(conn, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
                   serializer.Serialize(collectable_.Collect()), head);
     }
-    if (path == "/readyz") {
+    if (route.endpoint == Endpoint::kReadyz) {
       const bool ready = hooks_.ready ? hooks_.ready() : true;
       if (ready) return Send(conn, 200, "OK", kText, "ready\n", head);
       return Send(conn, 503, "Service Unavailable", kText,
                   "not ready: first collection round not finished\n", head);
     }
-    if (path == "/api/v1/targets") {
+    if (route.endpoint == Endpoint::kTargets) {
       auto snap = snapshots_.Get();
       return Send(conn, 200, "OK", "application/json",
                   exposition::RenderJson(*snap).dump(-1, ' ', false,
@@ -100,7 +114,7 @@ class HttpServer::Handler final : public CivetHandler {
                       "\n",
                   head);
     }
-    if (path == "/") {  // status page: filters and paging from the query string
+    if (route.endpoint == Endpoint::kStatusPage) {  // filters and paging from the query string
       auto snap = snapshots_.Get();
       const auto query =
           exposition::ParseStatusQuery(ri && ri->query_string ? ri->query_string : "");
@@ -112,20 +126,35 @@ class HttpServer::Handler final : public CivetHandler {
     Send(conn, 404, "Not Found", kText, "not found: " + path + "\n", head);
   }
 
-  static void MethodNotAllowed(mg_connection* conn, const char* allow) {
-    const std::string extra = std::string("Allow: ") + allow + "\r\n";
+  void Reload(mg_connection* conn) {
+    constexpr const char* kText = "text/plain; charset=utf-8";
+    Status st = hooks_.reload ? hooks_.reload() : Status(Error{"reload not available"});
+    if (st.ok()) return Send(conn, 200, "OK", kText, "reloaded\n");
+    Send(conn, 500, "Internal Server Error", kText,
+         "failed to reload config: " + st.message() + "\n");
+  }
+
+  static void MethodNotAllowed(mg_connection* conn, const std::string& allow) {
+    const std::string extra = "Allow: " + allow + "\r\n";
     Send(conn, 405, "Method Not Allowed", "text/plain; charset=utf-8",
-         std::string("method not allowed (allowed: ") + allow + ")\n", false, extra.c_str());
+         "method not allowed (allowed: " + allow + ")\n", false, extra.c_str());
+  }
+
+  std::shared_ptr<const Authenticator> Auth() const {
+    std::lock_guard lock(auth_mu_);
+    return auth_;
   }
 
   WebConfig web_;
-  BasicAuth auth_;
+  mutable std::mutex auth_mu_;
+  std::shared_ptr<const Authenticator> auth_;
   const SnapshotHolder& snapshots_;
   HttpHooks hooks_;
   exposition::SnapshotCollectable collectable_;
 };
 
-Result<std::unique_ptr<HttpServer>> HttpServer::Start(const WebConfig& web, BasicAuth auth,
+Result<std::unique_ptr<HttpServer>> HttpServer::Start(const WebConfig& web,
+                                                      std::shared_ptr<const Authenticator> auth,
                                                       const SnapshotHolder& snapshots,
                                                       HttpHooks hooks) {
   if (web.telemetry_path.empty() || web.telemetry_path[0] != '/') {
@@ -147,6 +176,10 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const WebConfig& web, Basi
   }
   s->server_->addHandler("/", s->handler_.get());
   return s;
+}
+
+void HttpServer::SetAuthenticator(std::shared_ptr<const Authenticator> auth) {
+  handler_->SetAuthenticator(std::move(auth));
 }
 
 HttpServer::~HttpServer() {

@@ -1,7 +1,10 @@
 // HTTP endpoints on civetweb: the telemetry path (Prometheus text format
 // from the snapshot Collectable), `/` status page, `/api/v1/targets` JSON,
-// `/healthz`, `/readyz` and `POST /-/reload`. Handlers render the current
-// snapshot only; no I/O to guests or daemons happens at request time.
+// `/healthz`, `/readyz` and `POST /-/reload` (with --web.enable-lifecycle).
+// Which request reaches which endpoint is router.h's pure DecideRoute; basic
+// auth is auth.h's Authenticator, swapped whole on reload. Handlers render
+// the current snapshot only; no I/O to guests or daemons happens at request
+// time.
 #pragma once
 
 #include <functional>
@@ -12,6 +15,7 @@
 #include "exporter/config/config.h"
 #include "exporter/core/result.h"
 #include "exporter/exposition/snapshot_holder.h"
+#include "exporter/http/auth.h"
 #include "exporter/http/web_config.h"
 
 class CivetServer;
@@ -21,6 +25,7 @@ namespace vmtime {
 struct HttpHooks {
   std::function<Status()> reload;  // POST /-/reload
   std::function<bool()> ready;     // GET /readyz
+  bool lifecycle = false;          // --web.enable-lifecycle: POST /-/reload allowed
 };
 
 // ":9958" -> "9958", "127.0.0.1:0" stays, "[::1]:9958" stays.
@@ -28,11 +33,16 @@ std::string CivetListeningPorts(const std::string& listen_address);
 
 class HttpServer {
  public:
-  static Result<std::unique_ptr<HttpServer>> Start(const WebConfig& web, BasicAuth auth,
+  static Result<std::unique_ptr<HttpServer>> Start(const WebConfig& web,
+                                                   std::shared_ptr<const Authenticator> auth,
                                                    const SnapshotHolder& snapshots,
                                                    HttpHooks hooks);
   ~HttpServer();
   std::vector<int> ListeningPorts() const;
+  // Replaces the authenticator (reload of --web.config.file); requests
+  // already past their auth check finish with the old one, every later
+  // request uses the new one.
+  void SetAuthenticator(std::shared_ptr<const Authenticator> auth);
 
  private:
   class Handler;

@@ -1,17 +1,23 @@
 // --web.config.file: the Prometheus exporter-toolkit file format, as far as
-// this build can honour it. `basic_auth_users` (bcrypt hashes, checked with
-// libcrypt) is supported; `tls_server_config` is refused with a clear error,
-// because Debian 12's civetweb 1.15 crashes on its first HTTPS request with
-// OpenSSL 3 (see README "TLS"): terminate TLS in a reverse proxy instead.
+// this build can honour it. `basic_auth_users` (bcrypt hashes, checked by
+// http/auth.h's Authenticator) is supported; `tls_server_config` is refused
+// with a clear error, because Debian 12's civetweb 1.15 crashes on its first
+// HTTPS request with OpenSSL 3 (see README "TLS"): terminate TLS in a
+// reverse proxy instead. The file is re-read on reload; a broken file
+// refuses the reload and the running one stays.
 #pragma once
 
 #include <map>
-#include <mutex>
 #include <string>
+#include <vector>
 
 #include "exporter/core/result.h"
 
 namespace vmtime {
+
+// bcrypt costs above this log a warning: each uncached check then takes
+// roughly 0.25 s of CPU or more (cost 12 is ~4x cost 10).
+constexpr int kBcryptCostWarnAbove = 12;
 
 class BasicAuth {
  public:
@@ -20,23 +26,15 @@ class BasicAuth {
   static Result<BasicAuth> Parse(const std::string& yaml_text, const std::string& source);
 
   bool enabled() const { return !users_.empty(); }
-  // `authorization` is the raw Authorization header value (may be empty).
-  bool Check(const std::string& authorization) const;
-
-  BasicAuth() = default;
-  BasicAuth(const BasicAuth& o) : users_(o.users_) {}
-  BasicAuth& operator=(const BasicAuth& o) {
-    users_ = o.users_;
-    return *this;
-  }
+  // user -> bcrypt hash
+  const std::map<std::string, std::string>& users() const { return users_; }
+  // Things worth a log line (bcrypt cost above kBcryptCostWarnAbove), each
+  // naming file:line:column; logged by whoever applies the file.
+  const std::vector<std::string>& warnings() const { return warnings_; }
 
  private:
-  std::map<std::string, std::string> users_;  // user -> bcrypt hash
-  // Successful header values, so bcrypt runs once per credential.
-  mutable std::mutex mu_;
-  mutable std::map<std::string, bool> verified_;
+  std::map<std::string, std::string> users_;
+  std::vector<std::string> warnings_;
 };
-
-std::string Base64Decode(const std::string& in, bool* ok);
 
 }  // namespace vmtime

@@ -129,7 +129,7 @@ def test_custom_telemetry_path():
 
 def test_bad_reload_keeps_old_config_then_good_reload(tmp_path):
     cfg = "collectors:\n  timex: {interval: 1s}\n"
-    with Exporter(*BASE_ARGS, config_text=cfg) as e:
+    with Exporter(*BASE_ARGS, "--web.enable-lifecycle", config_text=cfg) as e:
         e.wait_metric(r'^vmtime_collector_success\{collector="timex"\} 1$')
         with open(e.config_path, "w") as f:
             f.write("collectors:\n  timex: {interval: 1s, bogus: 1}\n")
@@ -204,18 +204,50 @@ def test_listen_failure_exits_1():
         assert "cannot listen" in r.stderr
 
 
+def bcrypt(password, cost=5):
+    return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << cost))
+
+
+def basic(user_pass, scheme="Basic"):
+    import base64
+    return {"Authorization": scheme + " " + base64.b64encode(user_pass).decode()}
+
+
+def auth_get(e, path, user_pass=None, scheme="Basic", method="GET", timeout_s=10):
+    """A request with basic auth; retries while the bcrypt budget answers 429
+    (one uncached check at a time, then a pause of three times its length)."""
+    headers = basic(user_pass, scheme) if user_pass is not None else {}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status, body, hdrs = e.get(path, method=method, headers=headers,
+                                   data=b"" if method == "POST" else None)
+        if status != 429 or time.monotonic() > deadline:
+            return status, body, hdrs
+        assert hdrs.get("Retry-After") == "1"
+        time.sleep(0.02)
+
+
 def test_basic_auth_and_tls_refusal(tmp_path):
     web = tmp_path / "web.yml"
-    web.write_text("basic_auth_users:\n  alice: %s\n" %
-                   crypt.crypt("s3cret", crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 5)))
+    web.write_text("basic_auth_users:\n  alice: %s\n" % bcrypt("s3cret"))
     with Exporter(*BASE_ARGS, "--web.config.file", str(web)) as e:
-        import base64
-        assert e.get("/metrics")[0] == 401
-        bad = base64.b64encode(b"alice:wrong").decode()
-        assert e.get("/metrics", headers={"Authorization": "Basic " + bad})[0] == 401
-        good = base64.b64encode(b"alice:s3cret").decode()
-        assert e.get("/metrics", headers={"Authorization": "Basic " + good})[0] == 200
+        status, _, headers = e.get("/metrics")
+        assert status == 401 and headers["WWW-Authenticate"] == 'Basic realm="vmtime-exporter"'
+        assert auth_get(e, "/metrics", b"alice:wrong")[0] == 401
+        assert auth_get(e, "/metrics", b"mallory:s3cret")[0] == 401
+        assert auth_get(e, "/metrics", b"alice:s3cret")[0] == 200
+        # RFC 7617: the scheme is case-insensitive.
+        assert auth_get(e, "/metrics", b"alice:s3cret", scheme="basic")[0] == 200
+        assert auth_get(e, "/metrics", b"alice:s3cret", scheme="BASIC")[0] == 200
+        # A NUL in the password is refused, not cut off.
+        assert auth_get(e, "/metrics", b"alice:s3cret\0anything")[0] == 401
+        assert e.get("/metrics", headers={"Authorization": "Basic !!!!"})[0] == 401
+        assert e.get("/metrics", headers={"Authorization": "Bearer abc"})[0] == 401
         assert e.get("/healthz")[0] == 200  # liveness stays open
+        # Lifecycle is off: 403 after auth, 401 before it.
+        assert e.get("/-/reload", method="POST", data=b"")[0] == 401
+        status, body, _ = auth_get(e, "/-/reload", b"alice:s3cret", method="POST")
+        assert status == 403 and body == "Lifecycle API is not enabled.\n"
     tls = tmp_path / "tls.yml"
     tls.write_text("tls_server_config:\n  cert_file: a.pem\n  key_file: a.key\n")
     r = run(*BASE_ARGS, "--web.config.file", str(tls), "--web.listen-address", "127.0.0.1:0")
@@ -230,3 +262,72 @@ def test_json_log_format_is_parseable():
         for line in e.log().splitlines():
             doc = json.loads(line)
             assert {"ts", "level", "msg"} <= doc.keys()
+
+
+def test_lifecycle_off_by_default_sighup_still_reloads():
+    cfg = "collectors:\n  timex: {interval: 1s}\n"
+    with Exporter(*BASE_ARGS, config_text=cfg) as e:
+        e.wait_log(r"listening on .* lifecycle=off")
+        status, body, _ = e.get("/-/reload", method="POST", data=b"")
+        assert status == 403 and body == "Lifecycle API is not enabled.\n"
+        assert e.get("/-/reload", method="PUT", data=b"")[0] == 403
+        assert e.get("/-/reload")[0] == 405
+        assert e.find_log(r"config reloaded") is None
+        e.signal(signal.SIGHUP)
+        e.wait_log(r"config reloaded from")
+
+
+def test_reload_applies_web_config_users(tmp_path):
+    """Users added and removed by SIGHUP and by POST /-/reload; a broken web
+    config refuses the reload and keeps the running users."""
+    web = tmp_path / "web.yml"
+    alice, bob = bcrypt("a-pass"), bcrypt("b-pass")
+    web.write_text(f"basic_auth_users:\n  alice: {alice}\n")
+    with Exporter(*BASE_ARGS, "--web.config.file", str(web), "--web.enable-lifecycle") as e:
+        assert auth_get(e, "/metrics", b"alice:a-pass")[0] == 200
+        assert auth_get(e, "/metrics", b"bob:b-pass")[0] == 401
+
+        # SIGHUP adds bob.
+        web.write_text(f"basic_auth_users:\n  alice: {alice}\n  bob: {bob}\n")
+        e.signal(signal.SIGHUP)
+        e.wait_log(r"config reloaded from .*2 basic auth users")
+        assert auth_get(e, "/metrics", b"bob:b-pass")[0] == 200
+
+        # POST removes alice, whose success was cached: refused at once.
+        web.write_text(f"basic_auth_users:\n  bob: {bob}\n")
+        status, body, _ = auth_get(e, "/-/reload", b"alice:a-pass", method="POST")
+        assert status == 200, body
+        assert auth_get(e, "/metrics", b"alice:a-pass")[0] == 401
+        assert auth_get(e, "/metrics", b"bob:b-pass")[0] == 200
+
+        # A broken file: refused with file:line:column, bob still works,
+        # alice still refused.
+        web.write_text("basic_auth_users:\n  alice: not-a-hash\n")
+        e.signal(signal.SIGHUP)
+        e.wait_log(r"config reload failed, keeping the running configuration: "
+                   + re.escape(str(web)) + r":2:10: basic_auth_users.alice: expected a bcrypt hash")
+        assert auth_get(e, "/metrics", b"bob:b-pass")[0] == 200
+        assert auth_get(e, "/metrics", b"alice:a-pass")[0] == 401
+        assert metric_value(auth_get(e, "/metrics", b"bob:b-pass")[1],
+                            "vmtime_config_last_reload_successful") == 0
+        status, body, _ = auth_get(e, "/-/reload", b"bob:b-pass", method="POST")
+        assert status == 500 and "expected a bcrypt hash" in body
+        web.write_text("basic_auth_users: [\n")
+        status, body, _ = auth_get(e, "/-/reload", b"bob:b-pass", method="POST")
+        assert status == 500 and "invalid YAML" in body, body
+        assert auth_get(e, "/metrics", b"bob:b-pass")[0] == 200
+
+        # Fixed again: the reload succeeds, users as written.
+        web.write_text(f"basic_auth_users:\n  alice: {alice}\n")
+        status, body, _ = auth_get(e, "/-/reload", b"bob:b-pass", method="POST")
+        assert status == 200, body
+        assert auth_get(e, "/metrics", b"alice:a-pass")[0] == 200
+        assert auth_get(e, "/metrics", b"bob:b-pass")[0] == 401
+
+
+def test_bcrypt_cost_above_12_warns(tmp_path):
+    web = tmp_path / "web.yml"
+    # A syntactically valid cost-13 hash; it is never checked here.
+    web.write_text("basic_auth_users:\n  alice: $2b$13$" + "a" * 53 + "\n")
+    with Exporter(*BASE_ARGS, "--web.config.file", str(web)) as e:
+        e.wait_log(re.escape(str(web)) + r":2:10: basic_auth_users.alice: bcrypt cost 13 is above 12")

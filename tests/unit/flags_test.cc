@@ -27,6 +27,13 @@ TEST(Flags, DefaultsLeaveConfigAlone) {
   EXPECT_EQ(r.flags.log_level, "info");
 }
 
+TEST(Flags, LifecycleIsOffUnlessAsked) {
+  EXPECT_FALSE(Parse({}).flags.enable_lifecycle);
+  auto r = Parse({"--web.enable-lifecycle"});
+  ASSERT_FALSE(r.exit_code);
+  EXPECT_TRUE(r.flags.enable_lifecycle);
+}
+
 TEST(Flags, PrometheusStyleFlagsOverrideConfig) {
   auto r = Parse({"--web.listen-address", "127.0.0.1:0", "--web.telemetry-path=/m", "--libvirt.uri",
                   "test:///default", "--chrony.address", "127.0.0.1:323", "--ntp.server",

@@ -1,0 +1,34 @@
+// libFuzzer target: the --web.config.file parser (http/web_config.h) over
+// arbitrary text, then an Authenticator built from whatever it accepted.
+// Accepted users have bcrypt-shaped hashes and names without ':' or NUL;
+// refusals name the file.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+#include "exporter/core/clock.h"
+#include "exporter/http/auth.h"
+#include "exporter/http/web_config.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string text(reinterpret_cast<const char*>(data), size);
+  auto r = vmtime::BasicAuth::Parse(text, "web.yml");
+  if (!r.ok()) {
+    if (r.error().message.rfind("web.yml", 0) != 0) std::abort();
+    return 0;
+  }
+  for (const auto& [user, hash] : r->users()) {
+    if (user.empty() || user.find(':') != std::string::npos) std::abort();
+    if (user.find('\0') != std::string::npos) std::abort();
+    if (!vmtime::BcryptCost(hash) || hash.size() != 60) std::abort();
+  }
+  static vmtime::FakeClock clock;
+  // A hasher without bcrypt's cost: the fuzzer explores, bcrypt is libcrypt's.
+  vmtime::Authenticator auth(
+      r->users(), clock, {},
+      [](const std::string& pw, const std::string& h) { return pw == "pw" ? h : std::string(); });
+  if (auth.enabled() != !r->users().empty()) std::abort();
+  if (vmtime::BcryptCost(auth.dummy_setting()).value_or(0) < 4) std::abort();
+  return 0;
+}
