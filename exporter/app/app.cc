@@ -13,6 +13,8 @@ Result<Config> LoadEffectiveConfig(const Flags& flags) {
   ApplyFlags(flags, *config);
   auto auth = BasicAuth::Load(config->web.config_file);
   if (!auth) return auth.error();
+  auto tls = LoadTlsServerConfig(config->web.config_file);
+  if (!tls) return tls.error();
   return config;
 }
 
@@ -84,9 +86,19 @@ Status App::Reload() {
     return next.error();
   }
   if (next->web.listen_address != config_.web.listen_address ||
-      next->web.telemetry_path != config_.web.telemetry_path) {
+      next->web.telemetry_path != config_.web.telemetry_path ||
+      next->web.allowed_hosts != config_.web.allowed_hosts) {
     spdlog::warn("config reload: web.* changes take effect only after a restart");
     next->web = config_.web;
+  }
+  if (http_) {
+    // Certificates and key are re-read now; a bad one refuses the reload.
+    Status tls = http_->ReloadTls();
+    if (!tls) {
+      spdlog::error("config reload failed, keeping the running configuration: {}", tls.message());
+      PublishReload(false);
+      return tls;
+    }
   }
   store_.SetConfig(*next);
   poller_->Configure(BuildEntries(*next));

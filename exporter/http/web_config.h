@@ -1,8 +1,6 @@
 // --web.config.file: the Prometheus exporter-toolkit file format, as far as
 // this build can honour it. `basic_auth_users` (bcrypt hashes, checked with
-// libcrypt) is supported; `tls_server_config` is refused with a clear error,
-// because Debian 12's civetweb 1.15 crashes on its first HTTPS request with
-// OpenSSL 3 (see README "TLS"): terminate TLS in a reverse proxy instead.
+// libcrypt) is parsed here; `tls_server_config` is parsed by tls_config.h.
 #pragma once
 
 #include <map>
