@@ -15,6 +15,10 @@ Result<Config> LoadEffectiveConfig(const Flags& flags) {
   if (!auth) return auth.error();
   auto tls = LoadTlsServerConfig(config->web.config_file);
   if (!tls) return tls.error();
+  if (*tls) {  // the certificate and key files must load too
+    auto contexts = TlsContexts::Create(**tls);
+    if (!contexts) return Error{config->web.config_file + ": " + contexts.error().message};
+  }
   return config;
 }
 

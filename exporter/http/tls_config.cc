@@ -360,7 +360,9 @@ Status Configure(SSL_CTX* ctx, const TlsServerConfig& c, const std::string& ciph
     return fail("cert_file", c.cert_file, "not a PEM certificate");
   }
   if (SSL_CTX_use_PrivateKey_file(ctx, c.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    return fail("key_file", c.key_file, "not a PEM private key");
+    const bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
+    return fail("key_file", c.key_file,
+                mismatch ? "does not match cert_file " + c.cert_file : "not a PEM private key");
   }
   if (SSL_CTX_check_private_key(ctx) != 1) {
     return fail("key_file", c.key_file, "does not match cert_file " + c.cert_file);
