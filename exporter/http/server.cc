@@ -1,11 +1,13 @@
 #include "exporter/http/server.h"
 
 #include <CivetServer.h>
+#include <malloc.h>
 #include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 
@@ -172,6 +174,11 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const WebConfig& web, Basi
   }
   auto tls = LoadTlsServerConfig(web.config_file);
   if (!tls) return tls.error();
+  // glibc gives threads up to 8 malloc arenas per core, each keeping the
+  // peak of the renders done on it (docs/performance.md, finding 3); with
+  // hundreds of workers that is up to 8 x cores peaks. Bound it, unless the
+  // user set MALLOC_ARENA_MAX.
+  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, kMallocArenas);
   std::unique_ptr<HttpServer> s(new HttpServer());
   s->web_config_file_ = web.config_file;
   if (*tls) {
@@ -202,6 +209,18 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const WebConfig& web, Basi
     if (contexts == nullptr) return 0;
     *ssl_ctx = contexts->front();
     return 1;
+  };
+  // civetweb's own error responses (malformed requests, 505, 413, ...)
+  // echo parts of the request; answer with a fixed text instead.
+  callbacks.http_error = [](mg_connection* conn, int status, const char* /*msg*/) -> int {
+    const char* reason = mg_get_response_code_text(conn, status);
+    const std::string body = std::to_string(status) + " " + reason + "\n";
+    mg_printf(conn,
+              "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+              "Content-Length: %zu\r\nCache-Control: no-store\r\n"
+              "X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n%s",
+              status, reason, body.size(), body.c_str());
+    return 0;  // handled
   };
   try {
     s->server_ = std::make_unique<CivetServer>(options, &callbacks, s->tls_.get());

@@ -44,6 +44,7 @@ inline constexpr int kConnectionQueue = 512;      // accepted, waiting for a wor
 inline constexpr int kListenBacklog = 1024;       // not yet accepted (kernel)
 inline constexpr int kRequestTimeoutMs = 5000;    // first request's header, and each write
 inline constexpr int kKeepAliveTimeoutMs = 5000;  // idle wait for the next request
+inline constexpr int kMallocArenas = 4;           // M_ARENA_MAX unless MALLOC_ARENA_MAX is set
 
 class HttpServer {
  public:

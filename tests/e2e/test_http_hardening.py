@@ -127,11 +127,16 @@ def test_security_headers_and_no_reflection():
         assert status == 405 and headers.get("X-Content-Type-Options") == "nosniff"
         # civetweb's own error responses (a malformed request) carry it too,
         # and echo nothing of the request.
-        out = raw_request(e.port, b"GET /<script>x</script> HTTP/9.9\r\nHost: x\r\n\r\n")
-        assert out.startswith("HTTP/1.1 4") or out.startswith("HTTP/1.1 5") or out == "", out
-        if out:
-            assert "X-Content-Type-Options: nosniff" in out, out
-            assert "<script>" not in out, out
+        for bad in (b"GET /<script>x</script> HTTP/9.9\r\nHost: x\r\n\r\n",
+                    b"GET / HTTP/<b>1.1\r\n\r\n",
+                    b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: <i>\r\n\r\n",
+                    b"GET / HTTP/1.1\r\nX-Big: " + b"<u>" * 10000 + b"\r\n\r\n"):
+            out = raw_request(e.port, bad)
+            assert out.startswith("HTTP/1.1 4") or out.startswith("HTTP/1.1 5") or out == "", out
+            if out:
+                assert "X-Content-Type-Options: nosniff" in out, out
+                for echoed in ("<script>", "<b>", "<i>", "<u>", "9.9"):
+                    assert echoed not in out, out
 
 
 def test_host_allow_list():
