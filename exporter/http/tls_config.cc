@@ -343,7 +343,7 @@ Status Configure(SSL_CTX* ctx, const TlsServerConfig& c, const std::string& ciph
   SSL_CTX_set_min_proto_version(ctx, ProtoVersion(c.min_version));
   SSL_CTX_set_max_proto_version(ctx, c.max_version ? ProtoVersion(*c.max_version) : 0);
   SSL_CTX_set_options(ctx,
-                      SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                      SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_NO_TICKET |
                           (c.prefer_server_cipher_suites ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
   if (!ciphers.empty() && SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1) {
     return Error{std::string(kBlock) + ".cipher_suites: rejected by OpenSSL: " + OpenSslErrors()};
@@ -399,7 +399,13 @@ Result<std::unique_ptr<TlsContexts>> TlsContexts::Create(const TlsServerConfig& 
   t->front_ = SSL_CTX_new(TLS_server_method());
   if (t->front_ == nullptr) return Error{"TLS: cannot create an SSL context: " + OpenSslErrors()};
   SSL_CTX_set_min_proto_version(t->front_, TLS1_2_VERSION);
-  SSL_CTX_set_options(t->front_, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  // No session resumption (no cache, no tickets): every connection makes a
+  // full handshake with the current context, so a reloaded client CA or
+  // client_auth_type applies to every new connection.
+  SSL_CTX_set_options(t->front_,
+                      SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_NO_TICKET);
+  SSL_CTX_set_session_cache_mode(t->front_, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_num_tickets(t->front_, 0);
   SSL_CTX_set_client_hello_cb(t->front_, ClientHello, t.get());
   return t;
 }

@@ -95,6 +95,13 @@ def test_https_curl_and_tls_versions(pki, tmp_path):
             assert "Verification: OK" in out, out
         rc, out = s_client(e.port, "-tls1_1")
         assert rc != 0, out  # below min_version (TLS 1.2)
+        # No session resumption: a saved TLS 1.2 session is not reused.
+        sess = str(tmp_path / "session.pem")
+        for arg in ("-sess_out", "-sess_in"):
+            r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{e.port}",
+                                "-tls1_2", arg, sess], input="", capture_output=True, text=True,
+                               timeout=20)
+            assert "New, TLSv1.2" in r.stdout and "Reused" not in r.stdout, r.stdout
 
     write_web(web, {"cert_file": f"{pki}/server.crt", "key_file": f"{pki}/server.key",
                     "min_version": "TLS13"})
