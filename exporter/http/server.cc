@@ -166,41 +166,25 @@ class HttpServer::Handler final : public CivetHandler {
   exposition::SnapshotCollectable collectable_;
 };
 
-Result<std::unique_ptr<HttpServer>> HttpServer::Start(const WebConfig& web, BasicAuth auth,
-                                                      const SnapshotHolder& snapshots,
-                                                      HttpHooks hooks) {
-  if (web.telemetry_path.empty() || web.telemetry_path[0] != '/') {
-    return Error{"--web.telemetry-path must start with '/': '" + web.telemetry_path + "'"};
-  }
-  auto tls = LoadTlsServerConfig(web.config_file);
-  if (!tls) return tls.error();
-  // glibc gives threads up to 8 malloc arenas per core, each keeping the
-  // peak of the renders done on it (docs/performance.md, finding 3); with
-  // hundreds of workers that is up to 8 x cores peaks. Bound it, unless the
-  // user set MALLOC_ARENA_MAX.
-  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, kMallocArenas);
-  std::unique_ptr<HttpServer> s(new HttpServer());
-  s->web_config_file_ = web.config_file;
-  if (*tls) {
-    auto contexts = TlsContexts::Create(**tls);
-    if (!contexts) return Error{web.config_file + ": " + contexts.error().message};
-    s->tls_ = std::move(*contexts);
-  }
-  s->handler_ = std::make_unique<Handler>(web, std::move(auth), snapshots, std::move(hooks));
-  // One worker thread per open connection (civetweb 1.15 has no event
-  // loop): a connection that sends nothing, or one byte a second, holds a
-  // worker until its header deadline. kWorkerThreads leaves scrapes
-  // answering with that many slow connections open; README "Limits".
-  const std::string ports = CivetListeningPorts(web.listen_address) + (s->tls_ ? "s" : "");
-  std::vector<std::string> options = {"listening_ports",       ports,
-                                      "num_threads",           std::to_string(kWorkerThreads),
-                                      "connection_queue",      std::to_string(kConnectionQueue),
-                                      "listen_backlog",        std::to_string(kListenBacklog),
-                                      "request_timeout_ms",    std::to_string(kRequestTimeoutMs),
-                                      "keep_alive_timeout_ms", std::to_string(kKeepAliveTimeoutMs),
-                                      "enable_keep_alive",     "yes",
-                                      "tcp_nodelay",           "1",
-                                      "additional_header",     "X-Content-Type-Options: nosniff"};
+namespace {
+
+// One worker thread per open connection (civetweb 1.15 has no event loop):
+// a connection that sends nothing, or one byte a second, holds a worker
+// until its header deadline. kWorkerThreads leaves scrapes answering with
+// that many slow connections open; README "Connection limits".
+std::vector<std::string> ServerOptions(const std::string& ports) {
+  return {"listening_ports",       ports,
+          "num_threads",           std::to_string(kWorkerThreads),
+          "connection_queue",      std::to_string(kConnectionQueue),
+          "listen_backlog",        std::to_string(kListenBacklog),
+          "request_timeout_ms",    std::to_string(kRequestTimeoutMs),
+          "keep_alive_timeout_ms", std::to_string(kKeepAliveTimeoutMs),
+          "enable_keep_alive",     "yes",
+          "tcp_nodelay",           "1",
+          "additional_header",     "X-Content-Type-Options: nosniff"};
+}
+
+CivetCallbacks ServerCallbacks() {
   CivetCallbacks callbacks{};
   // The SSL_CTX is ours (TlsContexts): civetweb neither configures nor frees it.
   callbacks.external_ssl_ctx = [](void** ssl_ctx, void* user_data) -> int {
@@ -222,6 +206,35 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const WebConfig& web, Basi
               status, reason, body.size(), body.c_str());
     return 0;  // handled
   };
+  return callbacks;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<HttpServer>> HttpServer::Start(const WebConfig& web, BasicAuth auth,
+                                                      const SnapshotHolder& snapshots,
+                                                      HttpHooks hooks) {
+  if (web.telemetry_path.empty() || web.telemetry_path[0] != '/') {
+    return Error{"--web.telemetry-path must start with '/': '" + web.telemetry_path + "'"};
+  }
+  auto tls = LoadTlsServerConfig(web.config_file);
+  if (!tls) return tls.error();
+  // glibc gives threads up to 8 malloc arenas per core, each keeping the
+  // peak of the renders done on it (docs/performance.md, finding 3); with
+  // hundreds of workers that is up to 8 x cores peaks. Bound it, unless the
+  // user set MALLOC_ARENA_MAX.
+  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, kMallocArenas);
+  std::unique_ptr<HttpServer> s(new HttpServer());
+  s->web_config_file_ = web.config_file;
+  if (*tls) {
+    auto contexts = TlsContexts::Create(**tls);
+    if (!contexts) return Error{web.config_file + ": " + contexts.error().message};
+    s->tls_ = std::move(*contexts);
+  }
+  s->handler_ = std::make_unique<Handler>(web, std::move(auth), snapshots, std::move(hooks));
+  const std::string ports = CivetListeningPorts(web.listen_address) + (s->tls_ ? "s" : "");
+  const std::vector<std::string> options = ServerOptions(ports);
+  const CivetCallbacks callbacks = ServerCallbacks();
   try {
     s->server_ = std::make_unique<CivetServer>(options, &callbacks, s->tls_.get());
   } catch (const std::exception& e) {
