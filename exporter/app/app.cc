@@ -13,6 +13,12 @@ Result<Config> LoadEffectiveConfig(const Flags& flags) {
   ApplyFlags(flags, *config);
   auto web = BasicAuth::Load(config->web.config_file);
   if (!web) return web.error();
+  auto tls = LoadTlsServerConfig(config->web.config_file);
+  if (!tls) return tls.error();
+  if (*tls) {  // the certificate and key files must load too
+    auto contexts = TlsContexts::Create(**tls);
+    if (!contexts) return Error{config->web.config_file + ": " + contexts.error().message};
+  }
   return config;
 }
 
@@ -106,10 +112,20 @@ Status App::Reload() {
     return e;
   }
   if (next->web.listen_address != config_.web.listen_address ||
-      next->web.telemetry_path != config_.web.telemetry_path) {
+      next->web.telemetry_path != config_.web.telemetry_path ||
+      next->web.allowed_hosts != config_.web.allowed_hosts) {
     spdlog::warn("config reload: web.* changes take effect only after a restart");
     next->web.listen_address = config_.web.listen_address;
     next->web.telemetry_path = config_.web.telemetry_path;
+  }
+  if (http_) {
+    // Certificates and key are re-read now; a bad one refuses the reload.
+    Status tls = http_->ReloadTls();
+    if (!tls) {
+      spdlog::error("config reload failed, keeping the running configuration: {}", tls.message());
+      PublishReload(false);
+      return tls;
+    }
   }
   // The new authenticator replaces the old one in one step. It keeps only
   // the cached successes of users whose hash is unchanged: a removed user

@@ -27,8 +27,9 @@ FlagsOutcome ParseFlags(int argc, const char* const* argv, std::ostream& out, st
                                   "Address to listen on (default :9958; e.g. 127.0.0.1:9958)");
   auto* o_path =
       app.add_option("--web.telemetry-path", telemetry, "Path of the metrics (default /metrics)");
-  app.add_option("--web.config.file", f.web_config_file,
-                 "Exporter-toolkit web config file: basic_auth_users (TLS is refused, see README)");
+  app.add_option(
+      "--web.config.file", f.web_config_file,
+      "Exporter-toolkit web config file: basic_auth_users, tls_server_config (README \"TLS\")");
   app.add_flag("--web.enable-lifecycle", f.enable_lifecycle,
                "Enable POST /-/reload (default off: 403; SIGHUP always reloads)");
   auto* o_uri = app.add_option("--libvirt.uri", uri,

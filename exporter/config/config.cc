@@ -25,6 +25,7 @@ const char kDefaultYamlHead[] = R"(# vmtime-exporter built-in default configurat
 web:
   listen_address: ":9958"
   telemetry_path: /metrics
+  allowed_hosts: []
 libvirt:
   uri: qemu:///system
   samples: 3
@@ -369,6 +370,7 @@ const std::vector<Key<WebConfig>>& WebKeys() {
   static const std::vector<Key<W>> kKeys = {
       StringKey("listen_address", &W::listen_address),
       StringKey("telemetry_path", &W::telemetry_path),
+      StringListKey("allowed_hosts", &W::allowed_hosts),
   };
   return kKeys;
 }

@@ -17,7 +17,9 @@ namespace vmtime {
 struct WebConfig {
   std::string listen_address = ":9958";
   std::string telemetry_path = "/metrics";
-  std::string config_file;  // --web.config.file: basic auth (TLS refused, see docs)
+  std::string config_file;  // --web.config.file: basic auth and TLS (exporter-toolkit format)
+  // Host header names served (web.allowed_hosts); empty: any. Others get 421.
+  std::vector<std::string> allowed_hosts;
 
   bool operator==(const WebConfig&) const = default;
 };

@@ -1,9 +1,13 @@
 #include "exporter/http/server.h"
 
 #include <CivetServer.h>
+#include <malloc.h>
 #include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 
@@ -18,6 +22,36 @@ std::string CivetListeningPorts(const std::string& listen_address) {
   if (!listen_address.empty() && listen_address[0] == ':') return listen_address.substr(1);
   return listen_address;
 }
+
+std::string HostName(std::string_view host_header) {
+  std::string_view h = host_header;
+  if (!h.empty() && h.front() == '[') {  // "[::1]:9958"
+    const auto close = h.find(']');
+    h = close == std::string_view::npos ? h : h.substr(0, close + 1);
+  } else if (const auto colon = h.rfind(':'); colon != std::string_view::npos) {
+    h = h.substr(0, colon);
+  }
+  std::string out(h);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (!out.empty() && out.back() == '.') out.pop_back();  // "example.com." is "example.com"
+  return out;
+}
+
+bool HostAllowed(const std::vector<std::string>& allowed, const char* host_header) {
+  if (allowed.empty()) return true;
+  if (host_header == nullptr) return false;
+  const std::string host = HostName(host_header);
+  for (const auto& a : allowed) {
+    if (HostName(a) == host) return true;
+  }
+  return false;
+}
+
+constexpr const char* kHtmlSecurityHeaders =
+    "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'\r\n"
+    "X-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n";
 
 class HttpServer::Handler final : public CivetHandler {
  public:
@@ -45,15 +79,27 @@ class HttpServer::Handler final : public CivetHandler {
  private:
   static void Send(mg_connection* conn, int status, const char* reason, const char* type,
                    const std::string& body, bool head = false, const char* extra = "") {
+    // The status page has no scripts, images or forms: nothing may load
+    // and nobody may frame it.
+    const bool html = std::strncmp(type, "text/html", 9) == 0;
     mg_printf(conn,
               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-              "Cache-Control: no-store\r\n%s\r\n",
-              status, reason, type, body.size(), extra);
+              "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s%s\r\n",
+              status, reason, type, body.size(), html ? kHtmlSecurityHeaders : "", extra);
     if (!head && !body.empty()) mg_write(conn, body.data(), body.size());
   }
 
   bool Serve(mg_connection* conn, const std::string& method) {
     try {
+      const mg_request_info* ri = mg_get_request_info(conn);
+      const bool healthz = ri && ri->local_uri && std::strcmp(ri->local_uri, "/healthz") == 0;
+      if (!healthz && !HostAllowed(web_.allowed_hosts, mg_get_header(conn, "Host"))) {
+        // DNS rebinding: a name we do not serve. Fixed body, nothing echoed.
+        Send(conn, 421, "Misdirected Request", "text/plain; charset=utf-8",
+             "misdirected request: this Host is not served here (web.allowed_hosts)\n",
+             method == "HEAD");
+        return true;
+      }
       Route(conn, method);
     } catch (const std::exception& e) {
       spdlog::error("http: {} handler failed: {}", method, e.what());
@@ -123,7 +169,7 @@ class HttpServer::Handler final : public CivetHandler {
                                                web_.telemetry_path),
                   head);
     }
-    Send(conn, 404, "Not Found", kText, "not found: " + path + "\n", head);
+    Send(conn, 404, "Not Found", kText, "not found\n", head);  // the path is not echoed
   }
 
   void Reload(mg_connection* conn) {
@@ -153,6 +199,51 @@ class HttpServer::Handler final : public CivetHandler {
   exposition::SnapshotCollectable collectable_;
 };
 
+namespace {
+
+// One worker thread per open connection (civetweb 1.15 has no event loop):
+// a connection that sends nothing, or one byte a second, holds a worker
+// until its header deadline. kWorkerThreads leaves scrapes answering with
+// that many slow connections open; README "Connection limits".
+std::vector<std::string> ServerOptions(const std::string& ports) {
+  return {"listening_ports",       ports,
+          "num_threads",           std::to_string(kWorkerThreads),
+          "connection_queue",      std::to_string(kConnectionQueue),
+          "listen_backlog",        std::to_string(kListenBacklog),
+          "request_timeout_ms",    std::to_string(kRequestTimeoutMs),
+          "keep_alive_timeout_ms", std::to_string(kKeepAliveTimeoutMs),
+          "enable_keep_alive",     "yes",
+          "tcp_nodelay",           "1",
+          "additional_header",     "X-Content-Type-Options: nosniff"};
+}
+
+CivetCallbacks ServerCallbacks() {
+  CivetCallbacks callbacks{};
+  // The SSL_CTX is ours (TlsContexts): civetweb neither configures nor frees it.
+  callbacks.external_ssl_ctx = [](void** ssl_ctx, void* user_data) -> int {
+    const auto* server = static_cast<const CivetServer*>(user_data);
+    const auto* contexts = static_cast<const TlsContexts*>(server->getUserContext());
+    if (contexts == nullptr) return 0;
+    *ssl_ctx = contexts->front();
+    return 1;
+  };
+  // civetweb's own error responses (malformed requests, 505, 413, ...)
+  // echo parts of the request; answer with a fixed text instead.
+  callbacks.http_error = [](mg_connection* conn, int status, const char* /*msg*/) -> int {
+    const char* reason = mg_get_response_code_text(conn, status);
+    const std::string body = std::to_string(status) + " " + reason + "\n";
+    mg_printf(conn,
+              "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+              "Content-Length: %zu\r\nCache-Control: no-store\r\n"
+              "X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n%s",
+              status, reason, body.size(), body.c_str());
+    return 0;  // handled
+  };
+  return callbacks;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(const WebConfig& web,
                                                       std::shared_ptr<const Authenticator> auth,
                                                       const SnapshotHolder& snapshots,
@@ -160,14 +251,26 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const WebConfig& web,
   if (web.telemetry_path.empty() || web.telemetry_path[0] != '/') {
     return Error{"--web.telemetry-path must start with '/': '" + web.telemetry_path + "'"};
   }
+  auto tls = LoadTlsServerConfig(web.config_file);
+  if (!tls) return tls.error();
+  // glibc gives threads up to 8 malloc arenas per core, each keeping the
+  // peak of the renders done on it (docs/performance.md, finding 3); with
+  // hundreds of workers that is up to 8 x cores peaks. Bound it, unless the
+  // user set MALLOC_ARENA_MAX.
+  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, kMallocArenas);
   std::unique_ptr<HttpServer> s(new HttpServer());
+  s->web_config_file_ = web.config_file;
+  if (*tls) {
+    auto contexts = TlsContexts::Create(**tls);
+    if (!contexts) return Error{web.config_file + ": " + contexts.error().message};
+    s->tls_ = std::move(*contexts);
+  }
   s->handler_ = std::make_unique<Handler>(web, std::move(auth), snapshots, std::move(hooks));
-  std::vector<std::string> options = {"listening_ports",    CivetListeningPorts(web.listen_address),
-                                      "num_threads",        "8",
-                                      "request_timeout_ms", "10000",
-                                      "enable_keep_alive",  "yes"};
+  const std::string ports = CivetListeningPorts(web.listen_address) + (s->tls_ ? "s" : "");
+  const std::vector<std::string> options = ServerOptions(ports);
+  const CivetCallbacks callbacks = ServerCallbacks();
   try {
-    s->server_ = std::make_unique<CivetServer>(options);
+    s->server_ = std::make_unique<CivetServer>(options, &callbacks, s->tls_.get());
   } catch (const std::exception& e) {
     return Error{"cannot listen on '" + web.listen_address + "': " + e.what()};
   }
@@ -184,6 +287,19 @@ void HttpServer::SetAuthenticator(std::shared_ptr<const Authenticator> auth) {
 
 HttpServer::~HttpServer() {
   if (server_) server_->close();
+}
+
+Status HttpServer::ReloadTls() {
+  auto tls = LoadTlsServerConfig(web_config_file_);
+  if (!tls) return tls.error();
+  if (tls->has_value() != (tls_ != nullptr)) {
+    return Error{web_config_file_ + ": tls_server_config was " + (tls_ ? "removed" : "added") +
+                 "; switching between HTTP and HTTPS needs a restart"};
+  }
+  if (!tls_) return Status::Ok();
+  Status st = tls_->Replace(**tls);
+  if (!st) return Error{web_config_file_ + ": " + st.message()};
+  return Status::Ok();
 }
 
 std::vector<int> HttpServer::ListeningPorts() const {

@@ -33,12 +33,7 @@ Result<BasicAuth> BasicAuth::Parse(const std::string& yaml_text, const std::stri
     if (!root.IsMap()) return Error{Where(source, root.Mark()) + ": expected a mapping"};
     for (const auto& kv : root) {
       const std::string key = kv.first.Scalar();
-      if (key == "tls_server_config") {
-        return Error{Where(source, kv.first.Mark()) +
-                     ": tls_server_config: TLS is not supported by this build (Debian 12's "
-                     "civetweb 1.15 crashes on HTTPS with OpenSSL 3); terminate TLS in a reverse "
-                     "proxy and keep basic_auth_users here"};
-      }
+      if (key == "tls_server_config") continue;   // tls_config.cc parses it
       if (key == "http_server_config") continue;  // HTTP/2 and headers: nothing to do here
       if (key != "basic_auth_users") {
         return Error{Where(source, kv.first.Mark()) + ": unknown key '" + key +

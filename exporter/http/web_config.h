@@ -1,10 +1,8 @@
 // --web.config.file: the Prometheus exporter-toolkit file format, as far as
 // this build can honour it. `basic_auth_users` (bcrypt hashes, checked by
-// http/auth.h's Authenticator) is supported; `tls_server_config` is refused
-// with a clear error, because Debian 12's civetweb 1.15 crashes on its first
-// HTTPS request with OpenSSL 3 (see README "TLS"): terminate TLS in a
-// reverse proxy instead. The file is re-read on reload; a broken file
-// refuses the reload and the running one stays.
+// http/auth.h's Authenticator) is parsed here; `tls_server_config` is parsed
+// by tls_config.h. The file is re-read on reload; a broken file refuses the
+// reload and the running one stays.
 #pragma once
 
 #include <map>

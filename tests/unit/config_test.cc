@@ -36,6 +36,7 @@ TEST(Config, BuiltInDefaultParsesAndMatchesStructDefaults) {
   Config d;
   EXPECT_EQ(c->web.listen_address, ":9958");
   EXPECT_EQ(c->web.telemetry_path, d.web.telemetry_path);
+  EXPECT_EQ(c->web.allowed_hosts, d.web.allowed_hosts);
   EXPECT_EQ(c->libvirt.uri, d.libvirt.uri);
   EXPECT_EQ(c->libvirt.samples, d.libvirt.samples);
   EXPECT_DOUBLE_EQ(c->libvirt.agent_timeout_s, d.libvirt.agent_timeout_s);
@@ -249,7 +250,8 @@ TEST(ConfigEquality, CollectorConfig) {
 TEST(ConfigEquality, WebConfig) {
   ExpectEveryFieldCompared(
       WebConfig{}, [](WebConfig& c) { c.listen_address += "0"; },
-      [](WebConfig& c) { c.telemetry_path += "x"; }, [](WebConfig& c) { c.config_file += "x"; });
+      [](WebConfig& c) { c.telemetry_path += "x"; }, [](WebConfig& c) { c.config_file += "x"; },
+      [](WebConfig& c) { c.allowed_hosts.push_back("localhost"); });
 }
 
 TEST(ConfigEquality, LibvirtConfig) {
