@@ -41,10 +41,14 @@ is what is checked (the expressions select the right VMs).
 Figures (printed, see docs/scaling.md): Prometheus' own
 prometheus_rule_group_last_duration_seconds per group, the samples each
 group produced, samples scraped per scrape of the fleet and head series.
-Nothing is asserted on time. Every process is stopped and the temp dir
-removed even when the test fails. Wall time about 60 s on the 2-core
-development machine (most of it waiting for two scrapes and two rule
-evaluations after every VM has its second sample).
+Nothing is asserted on time; every wait is bounded (300 s for the steady
+state). Every process is stopped and the temp dir removed even when the
+test fails. Wall time: 200 s with the default 4,190 VMs and 56-63 s with
+VMTIME_FLEET_BASE_DOMAINS=50 (1,190 VMs), on the 2-core development
+machine at load average 12-19. Most of it is the first evaluation of the
+`vmtime.vm` alert group after the steady state: every running VM alerts
+here, and two of those alerts run two `query` templates per alert
+(docs/scaling.md).
 """
 
 import json
@@ -159,8 +163,23 @@ def start_prometheus(procs, workdir, targets, rule_files):
     return p, base
 
 
+QUERY_TIMEOUT_S = 60  # a Prometheus evaluating thousands of alerts answers slowly
+
+
+def query(prom, expr):
+    """Instant query with a generous timeout; the result list."""
+    url = prom + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    doc = sup.http_json(url, timeout=QUERY_TIMEOUT_S)
+    assert doc.get("status") == "success", f"query {expr!r}: {doc}"
+    return doc["data"]["result"]
+
+
+def api(prom, path):
+    return sup.http_json(prom + path, timeout=QUERY_TIMEOUT_S)["data"]
+
+
 def scalar(prom, expr):
-    r = sup.prom_query(prom, expr)
+    r = query(prom, expr)
     assert len(r) == 1, f"{expr}: {r}"
     return float(r[0]["value"][1])
 
@@ -172,7 +191,7 @@ def by_label(result, *labels):
 
 def prometheus_self_metrics(prom):
     """Prometheus' own /metrics as {(name, labels-frozenset): value}."""
-    _, text = sup.http_get(prom + "/metrics", timeout=10)
+    _, text = sup.http_get(prom + "/metrics", timeout=QUERY_TIMEOUT_S)
     out = {}
     for line in text.splitlines():
         m = re.match(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)$", line)
@@ -243,10 +262,14 @@ def expected_band(d):
     return 1 if d.state == "running" and k in DEGRADED_MIN_1_HV else 2
 
 
-def wait_converged(stack, timeout=240):
+def wait_converged(stack, timeout=300):
     """Until Prometheus holds, for every VM, the steady state (score and
     band as configured: every running VM stopped, i.e. its second sample
     scored) and the recording and alert groups have evaluated it."""
+    if stack.get("not_converged"):  # one bounded wait per run, not one per test
+        raise TimeoutError(stack["not_converged"])
+    if stack.get("converged"):
+        return
     prom = stack["prom"]
     doms = all_domains(stack)
     running = sum(d.state == "running" for d in doms)
@@ -268,21 +291,33 @@ def wait_converged(stack, timeout=240):
 
     def done():
         for expr in want:
-            r = sup.prom_query(prom, expr)
+            r = query(prom, expr)
             got[expr] = float(r[0]["value"][1]) if r else None
         return got == want
     try:
         sup.wait_until(done, timeout, "the fleet's steady state in Prometheus", interval=1)
+        stack["converged"] = True
     except TimeoutError as e:
-        mins = sup.prom_query(prom, 'min by (instance) (vmtime_vm_health_score)')
-        groups = sup.http_json(prom + "/api/v1/rules", timeout=30)["data"]["groups"]
-        raise TimeoutError(f"{e}; want {want}, got {got}; min score per instance "
-                           f"{by_label(mins, 'instance')}; rule groups (name, seconds, last) "
-                           f"{[(g['name'], g['evaluationTime'], g['lastEvaluation']) for g in groups]}"
-                           "; targets: "
-                           + json.dumps([(t["labels"]["instance"], t["health"], t["lastError"])
-                                         for t in sup.http_json(prom + "/api/v1/targets")["data"]
-                                         ["activeTargets"]])) from None
+        stack["not_converged"] = str(e)
+        raise TimeoutError(f"{e}; want {want}, got {got}; {diagnostics(prom)}") from None
+
+
+def diagnostics(prom):
+    """Per-instance minimum scores, rule group timings and target health,
+    as far as a busy Prometheus answers."""
+    out = []
+    try:
+        mins = query(prom, "min by (instance) (vmtime_vm_health_score)")
+        out.append(f"min score per instance {by_label(mins, 'instance')}")
+        groups = api(prom, "/api/v1/rules")["groups"]
+        out.append("rule groups (name, seconds, last) "
+                   f"{[(g['name'], g['evaluationTime'], g['lastEvaluation']) for g in groups]}")
+        targets = api(prom, "/api/v1/targets")["activeTargets"]
+        out.append("targets " + json.dumps([(t["labels"]["instance"], t["health"], t["lastError"])
+                                            for t in targets]))
+    except Exception as e:  # noqa: BLE001 - best effort, the timeout is the failure
+        out.append(f"(diagnostics incomplete: {e!r})")
+    return "; ".join(out)
 
 
 def test_dashboard_queries_return_the_fleet(stack):
@@ -293,7 +328,7 @@ def test_dashboard_queries_return_the_fleet(stack):
     q = {}
     for title, expr in dashboard_targets():
         # Every query of the fleet dashboard parses and runs against the fleet.
-        q.setdefault(title, []).append(sup.prom_query(prom, substitute(expr)))
+        q.setdefault(title, []).append(query(prom, substitute(expr)))
 
     def one(title, i=0):
         r = q[title][i]
@@ -345,10 +380,10 @@ def test_recording_rules_and_alerts_over_the_fleet(stack):
     prom = stack["prom"]
     doms = all_domains(stack)
     running = [d for d in doms if d.state == "running"]
-    bands = by_label(sup.prom_query(prom, "job:vmtime_vms_by_score_band:count"), "band")
+    bands = by_label(query(prom, "job:vmtime_vms_by_score_band:count"), "band")
     assert bands == {"degraded": sum(expected_band(d) == 1 for d in doms),
                      "bad": sum(expected_band(d) == 2 for d in doms)}
-    mins = by_label(sup.prom_query(prom, "instance:vmtime_vm_health_score:min"), "instance")
+    mins = by_label(query(prom, "instance:vmtime_vm_health_score:min"), "instance")
     assert set(mins) == {hv_name(k) for k in range(N_HV)}
     for k in range(N_HV):
         if k in NOT_RUNNING:
@@ -357,10 +392,10 @@ def test_recording_rules_and_alerts_over_the_fleet(stack):
             assert mins[hv_name(k)] == gate_of(k), mins
     # The three worst hypervisors by their lowest score: the ones with
     # VMs that are not running.
-    worst_hv = sup.prom_query(prom, "bottomk(3, instance:vmtime_vm_health_score:min)")
+    worst_hv = query(prom, "bottomk(3, instance:vmtime_vm_health_score:min)")
     assert {s["metric"]["instance"] for s in worst_hv} == {hv_name(k) for k in NOT_RUNNING}
     # Alerts: the expressions select the right VMs (pending: `for:` is kept).
-    alerts = by_label(sup.prom_query(prom, "count by (alertname) (ALERTS)"), "alertname")
+    alerts = by_label(query(prom, "count by (alertname) (ALERTS)"), "alertname")
     assert alerts.get("VMClockStopped") == len(running)
     assert alerts.get("VMClockOffsetCritical") == len(running)
     assert alerts.get("VMClockHealthBad") == sum(expected_band(d) == 2 for d in running)
@@ -369,7 +404,7 @@ def test_recording_rules_and_alerts_over_the_fleet(stack):
     assert alerts.get("VMTimeCollectorFailing") == len(BROKEN_CHRONY_HV)
     assert "VMGuestAgentDown" not in alerts and "VMTimeExporterDown" not in alerts
     # Every rule evaluated without error.
-    groups = sup.http_json(prom + "/api/v1/rules")["data"]["groups"]
+    groups = api(prom, "/api/v1/rules")["groups"]
     assert {g["name"] for g in groups} == {"vmtime.recording", "vmtime.vm", "vmtime.host",
                                            "vmtime.exporter"}
     broken = [(g["name"], r["name"], r.get("lastError")) for g in groups for r in g["rules"]
