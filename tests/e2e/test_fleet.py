@@ -55,6 +55,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import tempfile
 import time
 import urllib.parse
@@ -221,10 +222,17 @@ def substitute(expr):
     return expr
 
 
+def stop_on_sigterm(signum, frame):
+    # A SIGTERM (a timeout killing the run) unwinds like Ctrl-C, so the
+    # fixture's finally blocks stop the 23 processes it started.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @pytest.fixture(scope="module")
 def stack():
     t_start = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="vmtime-fleet-")
+    previous = signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         with sup.processes() as procs:
             _, synced = sup.start_chronyd(procs, tmp, "chronyd-synced", extra_conf="local stratum 8")
@@ -248,6 +256,7 @@ def stack():
             print(f"FIGURE fleet test wall time up to teardown: {time.monotonic() - t_start:.1f} s")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
 
 
 def all_domains(stack):
