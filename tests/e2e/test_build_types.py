@@ -12,7 +12,7 @@
 - A plain configure (no options) has -Wall -Wextra but not -Werror, so a
   newer compiler's new warning never breaks a user's build.
 
-Time: the Debug compile of the two programs, about 3 min on two idle cores
+Time: the Debug compile of the two programs, an estimated 3 min on two idle cores
 from scratch (-O0), seconds when its build tree is current.
 """
 import json
