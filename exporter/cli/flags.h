@@ -23,6 +23,7 @@ struct Flags {
   std::optional<std::string> telemetry_path;
   std::string web_config_file;
   std::optional<std::string> libvirt_uri;
+  bool libvirt_allow_remote = false;  // --libvirt.allow-remote: sets libvirt.allow_remote
   std::optional<std::string> chrony_address;
   std::vector<std::string> ntp_servers;  // non-empty replaces the config's list
   std::string log_level = "info";
