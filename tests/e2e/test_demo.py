@@ -77,14 +77,13 @@ def test_ctrl_c_with_a_closed_output_pipe_tears_everything_down():
                                     env=env, cwd=SRC, start_new_session=True)
         reader.stdin.close()  # the demo holds the only write end now
         try:
-            def ready():
-                if demo.poll() is not None:
-                    raise RuntimeError(f"demo exited with {demo.returncode}")
+            def ready_or_exited():
                 with open(out_path) as f:
-                    return "Press Ctrl-C" in f.read()
+                    return demo.poll() is not None or "Press Ctrl-C" in f.read()
             try:
-                sup.wait_until(ready, 300, "the demo to be ready")
-            except (TimeoutError, RuntimeError) as e:
+                sup.wait_until(ready_or_exited, 300, "the demo to be ready")
+                assert demo.poll() is None, f"the demo exited with {demo.returncode}"
+            except (TimeoutError, AssertionError) as e:
                 raise AssertionError(f"{e}\n--- stdout ---\n{open(out_path).read()[-3000:]}"
                                      f"\n--- stderr ---\n{open(err_path).read()[-3000:]}")
             ready_s = time.monotonic() - t0
