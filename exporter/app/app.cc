@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "exporter/collectors/registry.h"
+#include "exporter/config/libvirt_uri.h"
 
 namespace vmtime {
 
@@ -11,6 +12,17 @@ Result<Config> LoadEffectiveConfig(const Flags& flags) {
                                                     : LoadConfigFile(flags.config_file);
   if (!config) return config;
   ApplyFlags(flags, *config);
+  // After the flags: they may set the URI or the opt-in.
+  if (Status st = CheckLibvirtUri(config->libvirt.uri, config->libvirt.allow_remote); !st.ok()) {
+    return st.error();
+  }
+  if (const auto loc = ClassifyLibvirtUri(config->libvirt.uri); loc.remote) {
+    spdlog::warn(
+        "libvirt.uri {} is remote ({}), accepted by libvirt.allow_remote: guest offsets are "
+        "measured against this machine's clock; vmtime_vm_clock_utc_offset_seconds is not "
+        "exported and the host reference is not scored",
+        config->libvirt.uri, loc.reason);
+  }
   auto web = BasicAuth::Load(config->web.config_file);
   if (!web) return web.error();
   auto tls = LoadTlsServerConfig(config->web.config_file);

@@ -34,6 +34,9 @@ FlagsOutcome ParseFlags(int argc, const char* const* argv, std::ostream& out, st
                "Enable POST /-/reload (default off: 403; SIGHUP always reloads)");
   auto* o_uri = app.add_option("--libvirt.uri", uri,
                                "libvirt connection URI, read-write (default qemu:///system)");
+  app.add_flag("--libvirt.allow-remote", f.libvirt_allow_remote,
+               "Accept a remote --libvirt.uri (qemu+ssh://, qemu+tcp://, qemu://host/...): "
+               "offsets are then guest vs this machine's clock, see docs/libvirt.md");
   auto* o_chrony =
       app.add_option("--chrony.address", chrony,
                      "chronyd command socket: unix:///path or host:port (UDP, default port 323)");
@@ -92,6 +95,7 @@ void ApplyFlags(const Flags& flags, Config& config) {
   if (flags.telemetry_path) config.web.telemetry_path = *flags.telemetry_path;
   config.web.config_file = flags.web_config_file;
   if (flags.libvirt_uri) config.libvirt.uri = *flags.libvirt_uri;
+  if (flags.libvirt_allow_remote) config.libvirt.allow_remote = true;
   if (flags.chrony_address) config.chrony.address = *flags.chrony_address;
   if (!flags.ntp_servers.empty()) config.ntp.servers = flags.ntp_servers;
   for (const auto& [id, enabled] : flags.collectors) config.collectors[id].enabled = enabled;

@@ -24,6 +24,7 @@ struct Flags {
   std::string web_config_file;
   bool enable_lifecycle = false;  // --web.enable-lifecycle: POST /-/reload
   std::optional<std::string> libvirt_uri;
+  bool libvirt_allow_remote = false;  // --libvirt.allow-remote: sets libvirt.allow_remote
   std::optional<std::string> chrony_address;
   std::vector<std::string> ntp_servers;  // non-empty replaces the config's list
   std::string log_level = "info";

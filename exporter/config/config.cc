@@ -28,6 +28,7 @@ web:
   allowed_hosts: []
 libvirt:
   uri: qemu:///system
+  allow_remote: false
   samples: 3
   set_agent_timeout: true
   agent_timeout: 2s
@@ -379,6 +380,7 @@ const std::vector<Key<LibvirtConfig>>& LibvirtKeys() {
   using L = LibvirtConfig;
   static const std::vector<Key<L>> kKeys = {
       StringKey("uri", &L::uri),
+      BoolKey("allow_remote", &L::allow_remote),
       IntegerKey("samples", &L::samples, 1, 32),
       BoolKey("set_agent_timeout", &L::set_agent_timeout),
       DurationKey("agent_timeout", &L::agent_timeout_s),

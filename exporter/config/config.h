@@ -26,6 +26,10 @@ struct WebConfig {
 
 struct LibvirtConfig {
   std::string uri = "qemu:///system";
+  // Accept a remote `uri` (config/libvirt_uri.h): offsets are then guest vs
+  // this machine, the UTC offset is not exported and the host reference is
+  // not scored.
+  bool allow_remote = false;
   int samples = 3;             // K bracketed GetTime calls, smallest round trip kept
   double agent_timeout_s = 2;  // virDomainAgentSetResponseTimeout; <= 0 leaves libvirt's default
   bool set_agent_timeout =

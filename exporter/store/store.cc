@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "exporter/config/libvirt_uri.h"
 #include "exporter/store/host_reference.h"
 #include "scoring/score.h"
 
@@ -15,6 +16,7 @@ void Store::SetConfig(const Config& config) {
   history_samples_ = std::max<size_t>(2, config.history_samples);
   libvirt_interval_s_ = config.Collector(CollectorId::kLibvirt).interval_s;
   ntp_configured_ = config.ntp.servers.size();
+  remote_libvirt_ = ClassifyLibvirtUri(config.libvirt.uri).remote;
   enabled_.clear();
   for (const auto& [id, cc] : config.collectors) {
     if (cc.enabled) enabled_.insert(id);
@@ -199,8 +201,11 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
   snap->reload = reload_;
   const auto host = HostReferenceLocked();
   snap->host_reference = host;
-  // host - UTC in seconds, when the host's own offset is known.
-  const bool have_host_offset = host.has_value() && host->offset_s.has_value();
+  // host - UTC in seconds, when the host's own offset is known. Through a
+  // remote libvirt URI the guests' offsets are relative to this machine, not
+  // to their hypervisor: this machine's sync state and offset say nothing
+  // about the hypervisor's clock, so neither is combined with them.
+  const bool have_host_offset = !remote_libvirt_ && host.has_value() && host->offset_s.has_value();
   const double host_offset_s = have_host_offset ? *host->offset_s : 0.0;
 
   snap->vms.reserve(vms_.size());
@@ -225,7 +230,7 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
     in.agent_reachable = vm.agent_up;
     in.agent_attempted = vm.agent_attempted;
     if (vm.guest) in.guest = vm.guest->status;
-    in.host = host;
+    if (!remote_libvirt_) in.host = host;
     in.now_mono_ns = now_mono_ns;
     in.poll_interval_s = libvirt_interval_s_;
     v.score = scoring::Score(in, params_);

@@ -86,6 +86,9 @@ class Store {
   bool chrony_up_ = false;
   std::optional<NtpObservation> ntp_;
   bool libvirt_connected_ = false;
+  // libvirt.uri is remote (allowed by libvirt.allow_remote): no UTC offset
+  // and no host reference for the VMs.
+  bool remote_libvirt_ = false;
   std::map<std::string, CollectorStatus> runs_;
   ReloadStatus reload_;
 };

@@ -6,6 +6,8 @@ machines: images are never built or run here).
   bind-mounted repository path exists.
 - The Dockerfile is multi-stage on debian:bookworm, the runtime stage installs
   no -dev package, runs as a non-root user and has a HEALTHCHECK on /healthz.
+  (Stages built FROM an earlier stage inherit its instructions here.) The
+  image is built and run for real in test_container.py.
 - The runtime stage installs the package of every shared library the built
   exporter actually links (ldd + dpkg -S on this Debian 12 machine).
 - docker/prometheus.yml passes `promtool check config` (with its container
@@ -48,17 +50,28 @@ def compose():
 
 
 def stages():
-    """Parses the Dockerfile into stages: list of (from_line, [instructions])."""
+    """Parses the Dockerfile into stages: list of (base image, [instructions]).
+    A stage FROM an earlier stage gets that stage's base image and its
+    instructions first."""
     text = open(DOCKERFILE).read()
     text = re.sub(r"\\\n", " ", text)  # join continuation lines
     out = []
+    named = {}
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         word, _, rest = line.partition(" ")
         if word.upper() == "FROM":
-            out.append((rest.strip(), []))
+            m = re.match(r"(\S+)(?:\s+AS\s+(\S+))?$", rest.strip(), re.I)
+            base, name = m.group(1), m.group(2)
+            if base in named:
+                base, inherited = named[base][0], list(named[base][1])
+            else:
+                inherited = []
+            out.append((base, inherited))
+            if name:
+                named[name] = out[-1]
         elif out:
             out[-1][1].append((word.upper(), rest.strip()))
     return out

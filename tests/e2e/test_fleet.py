@@ -70,7 +70,7 @@ ALERTS = os.path.join(SRC, "alerts")
 FLEET_DASHBOARD = os.path.join(SRC, "dashboards", "grafana", "vmtime-fleet.json")
 N_HV = 20
 # Domains on hv-00 (hv-k has BASE + k); the environment may change it for a measurement.
-BASE = int(os.environ.get("VMTIME_FLEET_BASE_DOMAINS", "200"))
+BASE = int(os.environ.get("VMTIME_FLEET_BASE_DOMAINS", "100"))
 SCRAPE_S = 5
 RUNSTATE = {"running": 1, "paused": 3, "shutoff": 5}
 # Not-running domains per hypervisor (the worst offenders): index -> (state, count).

@@ -100,7 +100,7 @@ def run_with_shims(tmp, level, policy_exists):
     bindir = os.path.join(tmp, "bin")
     os.makedirs(bindir, exist_ok=True)
     for name in ("dpkg-query", "apt-get", "systemctl", "service", "invoke-rc.d",
-                 "deb-systemd-invoke"):
+                 "deb-systemd-invoke", "podman"):  # podman: scripts/container-base
         path = os.path.join(bindir, name)
         with open(path, "w") as f:
             f.write(SHIM.format(name=name))

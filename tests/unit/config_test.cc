@@ -257,8 +257,8 @@ TEST(ConfigEquality, WebConfig) {
 TEST(ConfigEquality, LibvirtConfig) {
   using L = LibvirtConfig;
   ExpectEveryFieldCompared(
-      L{}, [](L& c) { c.uri += "x"; }, [](L& c) { c.samples += 1; },
-      [](L& c) { c.agent_timeout_s += 1; },
+      L{}, [](L& c) { c.uri += "x"; }, [](L& c) { c.allow_remote = !c.allow_remote; },
+      [](L& c) { c.samples += 1; }, [](L& c) { c.agent_timeout_s += 1; },
       [](L& c) { c.set_agent_timeout = !c.set_agent_timeout; },
       [](L& c) { c.call_deadline_s += 1; }, [](L& c) { c.concurrency += 1; },
       [](L& c) { c.max_stuck_calls += 1; }, [](L& c) { c.agent_retry_interval_s += 1; },

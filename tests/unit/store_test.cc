@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "exporter/exposition/metrics.h"
 #include "scoring/types.h"
 
 namespace vmtime {
@@ -112,6 +113,46 @@ TEST(Store, NewDomainIsNotMarked) {
   const auto snap = store.Build(31 * kS, 0);
   ASSERT_EQ(snap->vms.size(), 1u);
   EXPECT_FALSE(snap->vms[0].last_sample->after_interruption);
+}
+
+// Through a remote libvirt URI (libvirt.allow_remote) the offsets are guest
+// vs this machine: this machine's chronyd says nothing about the guests'
+// hypervisor, so no UTC offset is derived and the host reference is not
+// scored; with a local URI the same observations give both.
+TEST(Store, RemoteLibvirtUriHasNoUtcOffsetAndNoHostReference) {
+  Observations obs = Listed(15, 0.002);
+  ChronyObservation chrony;
+  chrony.tracking.stratum = 3;
+  chrony.tracking.system_time_offset_s = 0.0005;
+  obs.chrony = chrony;
+
+  Store local(TestConfig());
+  local.Apply(obs);
+  const auto l = local.Build(16 * kS, 0);
+  ASSERT_EQ(l->vms.size(), 1u);
+  ASSERT_TRUE(l->vms[0].utc_offset_s.has_value());
+  EXPECT_DOUBLE_EQ(*l->vms[0].utc_offset_s, 0.0025);
+  constexpr int kHost = static_cast<int>(scoring::Component::kHostReference);
+  EXPECT_TRUE(l->vms[0].score.measured[kHost]);
+  EXPECT_NE(exposition::RenderText(*l).find("vmtime_vm_clock_utc_offset_seconds{"),
+            std::string::npos);
+
+  Config remote_config = TestConfig();
+  remote_config.libvirt.uri = "qemu+ssh://user@hv1/system?keyfile=/k";
+  remote_config.libvirt.allow_remote = true;
+  Store remote(remote_config);
+  remote.Apply(obs);
+  const auto r = remote.Build(16 * kS, 0);
+  ASSERT_EQ(r->vms.size(), 1u);
+  EXPECT_FALSE(r->vms[0].utc_offset_s.has_value());
+  EXPECT_FALSE(r->vms[0].score.measured[kHost]);
+  ASSERT_TRUE(r->vms[0].last_sample.has_value());
+  EXPECT_DOUBLE_EQ(r->vms[0].last_sample->offset_s, 0.002) << "the guest offset is still there";
+  ASSERT_TRUE(r->host_reference.has_value()) << "this machine's own sync state is still shown";
+  const std::string text = exposition::RenderText(*r);
+  EXPECT_EQ(text.find("vmtime_vm_clock_utc_offset_seconds{"), std::string::npos) << text;
+  EXPECT_EQ(text.find("component=\"host_reference\""), std::string::npos) << text;
+  EXPECT_NE(text.find("vmtime_vm_clock_offset_seconds{"), std::string::npos) << text;
 }
 
 }  // namespace
