@@ -1,13 +1,12 @@
 #include "exporter/http/server.h"
 
 #include <CivetServer.h>
-#include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 
 #include <cstring>
 #include <exception>
 
-#include "exporter/exposition/metrics.h"
+#include "exporter/exposition/metrics_cache.h"
 #include "exporter/exposition/views.h"
 
 namespace vmtime {
@@ -24,7 +23,7 @@ class HttpServer::Handler final : public CivetHandler {
         auth_(std::move(auth)),
         snapshots_(snapshots),
         hooks_(std::move(hooks)),
-        collectable_(snapshots) {}
+        metrics_(snapshots) {}
 
   bool handleGet(CivetServer*, mg_connection* conn) override { return Serve(conn, "GET"); }
   bool handleHead(CivetServer*, mg_connection* conn) override { return Serve(conn, "HEAD"); }
@@ -80,11 +79,7 @@ class HttpServer::Handler final : public CivetHandler {
                   "failed to reload config: " + st.message() + "\n");
     }
     if (method != "GET" && !head) return MethodNotAllowed(conn, "GET, HEAD");
-    if (path == web_.telemetry_path) {
-      prometheus::TextSerializer serializer;
-      return Send(conn, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
-                  serializer.Serialize(collectable_.Collect()), head);
-    }
+    if (path == web_.telemetry_path) return ServeTelemetry(conn, head);
     if (path == "/readyz") {
       const bool ready = hooks_.ready ? hooks_.ready() : true;
       if (ready) return Send(conn, 200, "OK", kText, "ready\n", head);
@@ -107,6 +102,32 @@ class HttpServer::Handler final : public CivetHandler {
     Send(conn, 404, "Not Found", kText, "not found: " + path + "\n", head);
   }
 
+  // The cached body of the current snapshot (exposition/metrics_cache.h),
+  // gzip when the scraper accepts it; HEAD renders nothing and names the
+  // length only when the body is already made.
+  void ServeTelemetry(mg_connection* conn, bool head) {
+    constexpr const char* kType = "text/plain; version=0.0.4; charset=utf-8";
+    const char* accept = mg_get_header(conn, "Accept-Encoding");
+    const bool gzip = exposition::AcceptsGzip(accept ? accept : "");
+    const char* extra =
+        gzip ? "Vary: Accept-Encoding\r\nContent-Encoding: gzip\r\n" : "Vary: Accept-Encoding\r\n";
+    if (head) {
+      const auto size = metrics_.PeekSize(gzip);
+      const std::string length =
+          size ? "Content-Length: " + std::to_string(*size) + "\r\n" : std::string();
+      mg_printf(conn, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n%sCache-Control: no-store\r\n%s\r\n",
+                kType, length.c_str(), extra);
+      return;
+    }
+    auto body = metrics_.Get(gzip);
+    if (!body.ok()) {
+      spdlog::error("http: rendering {} failed: {}", web_.telemetry_path, body.error().message);
+      return Send(conn, 500, "Internal Server Error", "text/plain; charset=utf-8",
+                  "internal error\n");
+    }
+    Send(conn, 200, "OK", kType, **body, false, extra);
+  }
+
   static void MethodNotAllowed(mg_connection* conn, const char* allow) {
     const std::string extra = std::string("Allow: ") + allow + "\r\n";
     Send(conn, 405, "Method Not Allowed", "text/plain; charset=utf-8",
@@ -117,7 +138,7 @@ class HttpServer::Handler final : public CivetHandler {
   BasicAuth auth_;
   const SnapshotHolder& snapshots_;
   HttpHooks hooks_;
-  exposition::SnapshotCollectable collectable_;
+  exposition::MetricsCache metrics_;
 };
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(const WebConfig& web, BasicAuth auth,

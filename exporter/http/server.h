@@ -1,5 +1,6 @@
-// HTTP endpoints on civetweb: the telemetry path (Prometheus text format
-// from the snapshot Collectable), `/` status page, `/api/v1/targets` JSON,
+// HTTP endpoints on civetweb: the telemetry path (Prometheus text format,
+// rendered once per snapshot and gzipped on request: exposition/metrics_cache.h),
+// `/` status page, `/api/v1/targets` JSON,
 // `/healthz`, `/readyz` and `POST /-/reload`. Handlers render the current
 // snapshot only; no I/O to guests or daemons happens at request time.
 #pragma once
