@@ -1,10 +1,12 @@
 // vmtime_exporter: entry point. Flags, logging, configuration, signals.
 // Exit codes: 0 clean stop, 1 runtime failure (cannot listen), 2 bad flags
 // or configuration (the message names file:line:column).
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "exporter/app/app.h"
@@ -13,6 +15,17 @@
 
 int main(int argc, char** argv) {
   using namespace vmtime;
+  // Bounded memory, by measurement (docs/performance.md, "/metrics side by
+  // side"): at most two malloc arenas instead of one per HTTP thread, and
+  // blocks of 1 MiB or more (a rendered /metrics body, the JSON view)
+  // always mmapped, so freeing one returns it to the system instead of
+  // leaving its peak resident in an arena (a fixed threshold also stops
+  // glibc from raising it to the size of the last freed body). With up to
+  // 512 HTTP workers (README "Connection limits") glibc would otherwise make
+  // up to 8 arenas per core. MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ in the
+  // environment win.
+  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, 2);
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr) mallopt(M_MMAP_THRESHOLD, 1 << 20);
   auto outcome = ParseFlags(argc, argv, std::cout, std::cerr);
   if (outcome.exit_code) return *outcome.exit_code;
   const Flags& flags = outcome.flags;

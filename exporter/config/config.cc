@@ -55,6 +55,8 @@ guest_status:
   max_output_bytes: 65536
 history:
   samples: 64
+metrics:
+  component_scores: true
 )";
 
 // After the `collectors:` part, which CollectorsYaml() writes from the table.
@@ -439,6 +441,14 @@ const std::vector<Key<GuestStatusConfig>>& GuestStatusKeys() {
   return kKeys;
 }
 
+const std::vector<Key<MetricsConfig>>& MetricsKeys() {
+  using M = MetricsConfig;
+  static const std::vector<Key<M>> kKeys = {
+      BoolKey("component_scores", &M::component_scores),
+  };
+  return kKeys;
+}
+
 const std::vector<Key<Config>>& HistoryKeys() {
   static const std::vector<Key<Config>> kKeys = {
       IntegerKey("samples", &Config::history_samples, 2, 4096),
@@ -525,6 +535,7 @@ constexpr Section kSections[] = {
     {"guest_status", ReadMember<&Config::guest_status, GuestStatusKeys>,
      MemberEqual<&Config::guest_status>},
     {"history", ReadHistory, MemberEqual<&Config::history_samples>},
+    {"metrics", ReadMember<&Config::metrics, MetricsKeys>, MemberEqual<&Config::metrics>},
     {"collectors", ReadCollectors, MemberEqual<&Config::collectors>},
     {"scoring", ReadScoring, MemberEqual<&Config::scoring>},
 };

@@ -78,6 +78,15 @@ struct GuestStatusConfig {
   bool operator==(const GuestStatusConfig&) const = default;
 };
 
+// What /metrics carries beyond the fixed series (docs/metrics.md, "Series
+// budget").
+struct MetricsConfig {
+  // vmtime_vm_health_component_score: up to 7 series per VM.
+  bool component_scores = true;
+
+  bool operator==(const MetricsConfig&) const = default;
+};
+
 struct Config {
   std::string source = "<built-in>";
   WebConfig web;
@@ -85,6 +94,7 @@ struct Config {
   ChronyConfig chrony;
   NtpConfig ntp;
   GuestStatusConfig guest_status;
+  MetricsConfig metrics;
   // Every collector of the table, with its defaults unless configured.
   std::map<CollectorId, CollectorConfig> collectors = DefaultCollectorConfigs();
   size_t history_samples = 64;  // ring of clock samples kept per VM (scoring.drift_window_s

@@ -1,25 +1,25 @@
 // Guest status error metric (see guest_status_metrics.h).
 #include "exporter/exposition/guest_status_metrics.h"
 
-#include <string>
-
 #include "exporter/model/guest_status_error.h"
 
 namespace vmtime::exposition {
+namespace {
 
-Family DeclareGuestStatusMetrics(FamilyBuilder& out) {
-  return out.Gauge("vmtime_vm_guest_status_error",
-                   "1 while reading the guest's time daemon fails, by kind: exec_failed, "
-                   "parse_failed, timeout, no_daemon.");
+void Emit(const VmView& vm, VmSeriesSink& out) {
+  if (!vm.guest) return;
+  const auto kind = guest_status::GuestStatusErrorOf(vm.guest->error);
+  if (kind == guest_status::GuestStatusError::kNone) return;
+  out.Add(vm, "error", guest_status::GuestStatusErrorName(kind), 1);
 }
 
-void AppendGuestStatusMetrics(const VmView& vm, const Labels& vm_labels, const Family& error) {
-  if (!vm.guest) return;
-  auto kind = guest_status::GuestStatusErrorOf(vm.guest->error);
-  if (kind == guest_status::GuestStatusError::kNone) return;
-  Labels l = vm_labels;
-  l.emplace_back("error", std::string(guest_status::GuestStatusErrorName(kind)));
-  error.Add(l, 1);
+}  // namespace
+
+VmFamily GuestStatusErrorFamily() {
+  return {"vmtime_vm_guest_status_error",
+          "1 while reading the guest's time daemon fails, by kind: exec_failed, "
+          "parse_failed, timeout, no_daemon.",
+          prometheus::MetricType::Gauge, Emit};
 }
 
 }  // namespace vmtime::exposition

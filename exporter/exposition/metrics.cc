@@ -2,14 +2,13 @@
 // (see metrics.h); chronyd and NTP sections live in their own files.
 #include "exporter/exposition/metrics.h"
 
-#include <prometheus/text_serializer.h>
-
 #include <map>
 
 #include "exporter/core/build_info.h"
 #include "exporter/exposition/chrony_metrics.h"
-#include "exporter/exposition/guest_status_metrics.h"
 #include "exporter/exposition/ntp_metrics.h"
+#include "exporter/exposition/text_writer.h"
+#include "exporter/exposition/vm_metrics.h"
 #include "scoring/score.h"
 
 namespace vmtime::exposition {
@@ -88,117 +87,6 @@ void AppendTimexMetrics(const Snapshot& s, FamilyBuilder& out) {
       .Add(static_cast<double>(s.timex_kvm_artifacts_total));
 }
 
-namespace {
-
-// Every per-VM family, declared once per scrape in output order; the
-// members are the only place their names are written.
-struct VmFamilies {
-  explicit VmFamilies(FamilyBuilder& out)
-      : info(out.Gauge("vmtime_vm_info", "Domain known to libvirt (1), with its state.")),
-        agent_up(
-            out.Gauge("vmtime_vm_agent_up",
-                      "1 when the last guest-get-time through the guest agent succeeded; absent "
-                      "before the first attempt.")),
-        offset(out.Gauge("vmtime_vm_clock_offset_seconds",
-                         "Guest clock minus host CLOCK_REALTIME (positive = guest ahead).")),
-        uncertainty(out.Gauge(
-            "vmtime_vm_clock_offset_uncertainty_seconds",
-            "Half the round trip of the offset measurement: the true offset is within +/- this.")),
-        utc_offset(
-            out.Gauge("vmtime_vm_clock_utc_offset_seconds",
-                      "Guest clock minus UTC (VM-vs-host offset plus host-vs-UTC from chronyd).")),
-        drift(out.Gauge(
-            "vmtime_vm_clock_drift_ratio",
-            "Least-squares slope of the guest offset over the drift window (1e-6 = 1 ppm).")),
-        stopped(out.Gauge("vmtime_vm_clock_stopped", "1 when the guest clock stopped advancing.")),
-        steps(out.Counter("vmtime_vm_clock_steps_total",
-                          "Guest clock steps beyond the step threshold, by direction.")),
-        rtt(out.Gauge("vmtime_vm_agent_rtt_seconds",
-                      "Round trip of the kept virDomainGetTime call.")),
-        last_sample(out.Gauge("vmtime_vm_last_sample_timestamp_seconds",
-                              "Unix time (host) of the last good guest clock sample.")),
-        guest_synchronised(out.Gauge("vmtime_vm_guest_synchronised",
-                                     "Guest time daemon reports synchronised (1) or not (0).")),
-        guest_stratum(
-            out.Gauge("vmtime_vm_guest_stratum", "Stratum the guest time daemon reports.")),
-        guest_leap(out.Gauge("vmtime_vm_guest_leap_status",
-                             "Guest leap status: 0 normal, 1 insert, 2 delete, 3 unsynchronised.")),
-        score(out.Gauge("vmtime_vm_health_score",
-                        "Guest clock sync health score, 0..100 (docs/scoring.md).")),
-        band(out.Gauge("vmtime_vm_health_band",
-                       "Health band of the score: 0 good, 1 degraded, 2 bad (docs/scoring.md).")),
-        component(out.Gauge("vmtime_vm_health_component_score", "Score component, 0..1.")),
-        reason(out.Gauge("vmtime_vm_health_reason", "1 while the named reason is active.")),
-        guest_source(out.Gauge("vmtime_vm_guest_status_source",
-                               "1 for the guest daemon the status came from.")),
-        guest_error(DeclareGuestStatusMetrics(out)) {}
-
-  Family info, agent_up, offset, uncertainty, utc_offset, drift, stopped, steps, rtt, last_sample;
-  Family guest_synchronised, guest_stratum, guest_leap;
-  Family score, band, component, reason;
-  Family guest_source, guest_error;
-};
-
-// Labels of one VM plus one more.
-Labels With(const Labels& vm, const char* name, std::string value) {
-  Labels l = vm;
-  l.emplace_back(name, std::move(value));
-  return l;
-}
-
-void AppendGuestStatus(const VmView& vm, const Labels& l, const VmFamilies& f) {
-  if (!vm.guest) return;
-  const auto& g = vm.guest->status;
-  if (g.state != scoring::SyncState::kUnknown) {
-    f.guest_synchronised.Add(l, g.state == scoring::SyncState::kSynchronised ? 1 : 0);
-  }
-  if (g.stratum) f.guest_stratum.Add(l, *g.stratum);
-  if (g.leap != scoring::LeapStatus::kUnknown) f.guest_leap.Add(l, static_cast<int>(g.leap));
-  f.guest_source.Add(With(l, "daemon", vm.guest->daemon), 1);
-  AppendGuestStatusMetrics(vm, l, f.guest_error);
-}
-
-void AppendScore(const VmView& vm, const Labels& l, const VmFamilies& f) {
-  f.score.Add(l, vm.score.score);
-  f.band.Add(l, static_cast<int>(vm.score.band));
-  for (int c = 0; c < scoring::kComponentCount; ++c) {
-    if (!vm.score.measured[c]) continue;  // input not collected: no series
-    const auto name = scoring::ComponentName(static_cast<scoring::Component>(c));
-    f.component.Add(With(l, "component", std::string(name)), vm.score.components[c]);
-  }
-  for (auto r : vm.score.reasons) {
-    f.reason.Add(With(l, "reason", std::string(scoring::ReasonName(r))), 1);
-  }
-}
-
-void AppendVm(const VmView& vm, const VmFamilies& f) {
-  const Labels l = {{"domain", vm.name}, {"uuid", vm.uuid}};
-  f.info.Add(With(l, "state", DomainStateName(vm.state)), 1);
-  // Before the first agent attempt the agent is neither up nor down.
-  if (vm.agent_attempted) f.agent_up.Add(l, vm.agent_up ? 1 : 0);
-  if (vm.last_sample) {
-    f.offset.Add(l, vm.last_sample->offset_s);
-    f.uncertainty.Add(l, vm.last_sample->uncertainty_s);
-    f.rtt.Add(l, vm.rtt_s);
-    f.last_sample.Add(l, Seconds(vm.last_sample->host_real_ns));
-  }
-  if (vm.utc_offset_s) f.utc_offset.Add(l, *vm.utc_offset_s);
-  if (vm.score.drift) f.drift.Add(l, vm.score.drift->ratio);
-  f.stopped.Add(l, vm.score.clock_stopped ? 1 : 0);
-  f.steps.Add(With(l, "direction", "forward"), vm.steps_total.forward);
-  f.steps.Add(With(l, "direction", "backward"), vm.steps_total.backward);
-  AppendGuestStatus(vm, l, f);
-  AppendScore(vm, l, f);
-}
-
-}  // namespace
-
-void AppendVmMetrics(const Snapshot& s, FamilyBuilder& out) {
-  if (!s.libvirt_enabled) return;
-  const VmFamilies families(out);
-  for (const auto& vm : s.vms) AppendVm(vm, families);
-}
-
 std::vector<prometheus::MetricFamily> RenderFamilies(const Snapshot& s) {
   FamilyBuilder out;
   AppendSelfMetrics(s, out);
@@ -210,9 +98,33 @@ std::vector<prometheus::MetricFamily> RenderFamilies(const Snapshot& s) {
   return out.Take();
 }
 
-std::string RenderText(const Snapshot& s) {
-  prometheus::TextSerializer serializer;
-  return serializer.Serialize(RenderFamilies(s));
+std::string RenderText(const Snapshot& s, size_t reserve_bytes) {
+  std::string out;
+  out.reserve(reserve_bytes > 0 ? reserve_bytes : kHostSectionBytes + kBytesPerVm * s.vms.size());
+  // The exporter and host sections: a few dozen series, built as
+  // MetricFamily values (their per-source loops interleave families, which
+  // FamilyBuilder orders) and written by the same writer.
+  std::vector<prometheus::MetricFamily> host;
+  RenderGuarded("metrics", [&] {
+    FamilyBuilder b;
+    AppendSelfMetrics(s, b);
+    AppendHostMetrics(s, b);
+    AppendTimexMetrics(s, b);
+    AppendChronyMetrics(s, b);
+    AppendNtpMetrics(s, b);
+    host = b.Take();
+  });
+  AppendFamilies(out, host);
+  const size_t vm_start = out.size();
+  RenderGuarded("vm metrics", [&] {
+    try {
+      AppendVmText(s, out);
+    } catch (...) {
+      out.resize(vm_start);  // no half-written family
+      throw;
+    }
+  });
+  return out;
 }
 
 std::vector<prometheus::MetricFamily> SnapshotCollectable::Collect() const {

@@ -1,8 +1,6 @@
 #include "exporter/http/server.h"
 
 #include <CivetServer.h>
-#include <malloc.h>
-#include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -12,7 +10,7 @@
 #include <exception>
 
 #include "exporter/core/clock.h"
-#include "exporter/exposition/metrics.h"
+#include "exporter/exposition/metrics_cache.h"
 #include "exporter/exposition/views.h"
 #include "exporter/http/router.h"
 
@@ -61,7 +59,7 @@ class HttpServer::Handler final : public CivetHandler {
         auth_(std::move(auth)),
         snapshots_(snapshots),
         hooks_(std::move(hooks)),
-        collectable_(snapshots) {}
+        metrics_(snapshots) {}
 
   bool handleGet(CivetServer*, mg_connection* conn) override { return Serve(conn, "GET"); }
   bool handleHead(CivetServer*, mg_connection* conn) override { return Serve(conn, "HEAD"); }
@@ -141,11 +139,7 @@ class HttpServer::Handler final : public CivetHandler {
       default:
         break;
     }
-    if (route.endpoint == Endpoint::kTelemetry) {
-      prometheus::TextSerializer serializer;
-      return Send(conn, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
-                  serializer.Serialize(collectable_.Collect()), head);
-    }
+    if (route.endpoint == Endpoint::kTelemetry) return ServeTelemetry(conn, head);
     if (route.endpoint == Endpoint::kReadyz) {
       const bool ready = hooks_.ready ? hooks_.ready() : true;
       if (ready) return Send(conn, 200, "OK", kText, "ready\n", head);
@@ -180,6 +174,32 @@ class HttpServer::Handler final : public CivetHandler {
          "failed to reload config: " + st.message() + "\n");
   }
 
+  // The cached body of the current snapshot (exposition/metrics_cache.h),
+  // gzip when the scraper accepts it; HEAD renders nothing and names the
+  // length only when the body is already made.
+  void ServeTelemetry(mg_connection* conn, bool head) {
+    constexpr const char* kType = "text/plain; version=0.0.4; charset=utf-8";
+    const char* accept = mg_get_header(conn, "Accept-Encoding");
+    const bool gzip = exposition::AcceptsGzip(accept ? accept : "");
+    const char* extra =
+        gzip ? "Vary: Accept-Encoding\r\nContent-Encoding: gzip\r\n" : "Vary: Accept-Encoding\r\n";
+    if (head) {
+      const auto size = metrics_.PeekSize(gzip);
+      const std::string length =
+          size ? "Content-Length: " + std::to_string(*size) + "\r\n" : std::string();
+      mg_printf(conn, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n%sCache-Control: no-store\r\n%s\r\n",
+                kType, length.c_str(), extra);
+      return;
+    }
+    auto body = metrics_.Get(gzip);
+    if (!body.ok()) {
+      spdlog::error("http: rendering {} failed: {}", web_.telemetry_path, body.error().message);
+      return Send(conn, 500, "Internal Server Error", "text/plain; charset=utf-8",
+                  "internal error\n");
+    }
+    Send(conn, 200, "OK", kType, **body, false, extra);
+  }
+
   static void MethodNotAllowed(mg_connection* conn, const std::string& allow) {
     const std::string extra = "Allow: " + allow + "\r\n";
     Send(conn, 405, "Method Not Allowed", "text/plain; charset=utf-8",
@@ -196,7 +216,7 @@ class HttpServer::Handler final : public CivetHandler {
   std::shared_ptr<const Authenticator> auth_;
   const SnapshotHolder& snapshots_;
   HttpHooks hooks_;
-  exposition::SnapshotCollectable collectable_;
+  exposition::MetricsCache metrics_;
 };
 
 namespace {
@@ -253,11 +273,6 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const WebConfig& web,
   }
   auto tls = LoadTlsServerConfig(web.config_file);
   if (!tls) return tls.error();
-  // glibc gives threads up to 8 malloc arenas per core, each keeping the
-  // peak of the renders done on it (docs/performance.md, finding 3); with
-  // hundreds of workers that is up to 8 x cores peaks. Bound it, unless the
-  // user set MALLOC_ARENA_MAX.
-  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, kMallocArenas);
   std::unique_ptr<HttpServer> s(new HttpServer());
   s->web_config_file_ = web.config_file;
   if (*tls) {

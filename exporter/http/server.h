@@ -1,6 +1,7 @@
-// HTTP endpoints on civetweb: the telemetry path (Prometheus text format
-// from the snapshot Collectable), `/` status page, `/api/v1/targets` JSON,
-// `/healthz`, `/readyz` and `POST /-/reload` (with --web.enable-lifecycle).
+// HTTP endpoints on civetweb: the telemetry path (Prometheus text format,
+// rendered once per snapshot and gzipped on request: exposition/metrics_cache.h),
+// `/` status page, `/api/v1/targets` JSON, `/healthz`, `/readyz` and
+// `POST /-/reload` (with --web.enable-lifecycle).
 // Which request reaches which endpoint is router.h's pure DecideRoute; basic
 // auth is auth.h's Authenticator, swapped whole on reload. Handlers render
 // the current snapshot only; no I/O to guests or daemons happens at request
@@ -49,7 +50,6 @@ inline constexpr int kConnectionQueue = 512;      // accepted, waiting for a wor
 inline constexpr int kListenBacklog = 1024;       // not yet accepted (kernel)
 inline constexpr int kRequestTimeoutMs = 5000;    // first request's header, and each write
 inline constexpr int kKeepAliveTimeoutMs = 5000;  // idle wait for the next request
-inline constexpr int kMallocArenas = 4;           // M_ARENA_MAX unless MALLOC_ARENA_MAX is set
 
 class HttpServer {
  public:

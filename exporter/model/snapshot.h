@@ -56,6 +56,9 @@ struct Snapshot {
   std::optional<scoring::HostReference> host_reference;
   bool libvirt_enabled = false;
   bool libvirt_connected = false;
+  // Config metrics.component_scores: whether /metrics carries
+  // vmtime_vm_health_component_score (the scores are computed either way).
+  bool component_scores = true;
   std::vector<VmView> vms;                  // sorted by name
   std::vector<CollectorStatus> collectors;  // sorted by name
   ReloadStatus reload;

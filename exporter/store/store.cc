@@ -17,6 +17,7 @@ void Store::SetConfig(const Config& config) {
   libvirt_interval_s_ = config.Collector(CollectorId::kLibvirt).interval_s;
   ntp_configured_ = config.ntp.servers.size();
   remote_libvirt_ = ClassifyLibvirtUri(config.libvirt.uri).remote;
+  component_scores_ = config.metrics.component_scores;
   enabled_.clear();
   for (const auto& [id, cc] : config.collectors) {
     if (cc.enabled) enabled_.insert(id);
@@ -198,6 +199,7 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
   snap->ntp_configured = ntp_configured_;
   snap->libvirt_enabled = enabled_.contains(CollectorId::kLibvirt);
   snap->libvirt_connected = libvirt_connected_;
+  snap->component_scores = component_scores_;
   snap->reload = reload_;
   const auto host = HostReferenceLocked();
   snap->host_reference = host;

@@ -77,6 +77,7 @@ class Store {
   double libvirt_interval_s_ = 15;
   std::set<CollectorId> enabled_;
   size_t ntp_configured_ = 0;
+  bool component_scores_ = true;        // config metrics.component_scores, copied into snapshots
   std::map<std::string, VmState> vms_;  // by uuid
   std::map<std::string, GoneVm> gone_;  // by uuid, at most kMaxGone, for drift_window_s
   int64_t newest_mono_ns_ = 0;          // newest sample time the store has seen

@@ -98,6 +98,47 @@ def test_metrics_with_a_vm_pass_promtool():
         assert r.returncode == 0 and not (r.stdout + r.stderr).strip(), r.stdout + r.stderr
 
 
+def fetch_metrics(e, accept_encoding=None, method="GET"):
+    """Raw /metrics: (status, body bytes as sent, headers)."""
+    import urllib.request
+    headers = {"Accept-Encoding": accept_encoding} if accept_encoding is not None else {}
+    req = urllib.request.Request(e.base + "/metrics", method=method, headers=headers)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status, r.read(), dict(r.headers)
+
+
+def test_metrics_gzip_decodes_to_the_plain_body_and_promtool_is_clean():
+    import gzip
+    with Exporter("--no-collector.chrony", "--no-collector.ntp",
+                  "--libvirt.uri", "test:///default") as e:
+        e.wait_metric(r'^vmtime_vm_health_score\{domain="test"')
+        # A snapshot may be published between two requests: retry until a
+        # gzip body and a plain body of the same snapshot were fetched.
+        for _ in range(20):
+            status, packed, headers = fetch_metrics(e, "gzip, deflate")
+            assert status == 200
+            assert headers.get("Content-Encoding") == "gzip", headers
+            assert headers.get("Vary") == "Accept-Encoding", headers
+            assert int(headers["Content-Length"]) == len(packed)
+            status, plain, headers = fetch_metrics(e)
+            assert status == 200 and "Content-Encoding" not in headers, headers
+            assert headers.get("Vary") == "Accept-Encoding", headers
+            if gzip.decompress(packed) == plain:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("gzip body never decoded to the plain body of the same snapshot")
+        assert b'vmtime_vm_health_score{domain="test"' in plain
+        r = subprocess.run(["promtool", "check", "metrics"], input=gzip.decompress(packed),
+                           capture_output=True, timeout=30)
+        assert r.returncode == 0 and not (r.stdout + r.stderr).strip(), r.stdout + r.stderr
+        # q=0 refuses gzip; HEAD sends the headers of the encoding it would use, no body.
+        status, body, headers = fetch_metrics(e, "gzip;q=0, identity")
+        assert status == 200 and "Content-Encoding" not in headers and body.startswith(b"# HELP")
+        status, body, headers = fetch_metrics(e, "gzip", method="HEAD")
+        assert status == 200 and body == b"" and headers.get("Content-Encoding") == "gzip"
+
+
 def test_http_endpoints():
     with Exporter(*BASE_ARGS) as e:
         assert e.get("/healthz")[0] == 200

@@ -65,6 +65,13 @@ TEST(Config, BuiltInDefaultYamlEqualsTheStructDefaults) {
   EXPECT_EQ(c->collectors, DefaultCollectorConfigs());
 }
 
+TEST(Config, MetricsComponentScores) {
+  EXPECT_TRUE(Config{}.metrics.component_scores);
+  auto off = ParseConfig("metrics:\n  component_scores: false\n", "m.yml");
+  ASSERT_TRUE(off.ok()) << off.error().message;
+  EXPECT_FALSE(off->metrics.component_scores);
+}
+
 TEST(Config, BuiltInDefaultListsEveryCollectorOfTheTable) {
   const std::string yaml = DefaultConfigYaml();
   for (const auto& def : CollectorTable()) {
@@ -182,7 +189,11 @@ INSTANTIATE_TEST_SUITE_P(
                     BadCase{"scoring_number", "scoring:\n  weight_offset: heavy\n",
                             "bad.yml:2:18: scoring.weight_offset: expected a number"},
                     BadCase{"scoring_unknown", "scoring:\n  offset_warn: 3\n",
-                            "bad.yml:2:3: scoring.offset_warn: unknown key"}),
+                            "bad.yml:2:3: scoring.offset_warn: unknown key"},
+                    BadCase{"metrics_bool", "metrics:\n  component_scores: some\n",
+                            "bad.yml:2:21: metrics.component_scores: expected true or false"},
+                    BadCase{"metrics_unknown", "metrics:\n  component_score: false\n",
+                            "bad.yml:2:3: metrics.component_score: unknown key"}),
     [](const testing::TestParamInfo<BadCase>& i) { return std::string(i.param.name); });
 
 TEST(Config, LoadFileMissingNamesPath) {
@@ -286,12 +297,18 @@ TEST(ConfigEquality, GuestStatusConfig) {
       [](G& c) { c.max_output_bytes += 1; });
 }
 
+TEST(ConfigEquality, MetricsConfig) {
+  ExpectEveryFieldCompared(MetricsConfig{},
+                           [](MetricsConfig& c) { c.component_scores = !c.component_scores; });
+}
+
 TEST(ConfigEquality, Config) {
   ExpectEveryFieldCompared(
       Config{}, [](Config& c) { c.source += "x"; }, [](Config& c) { c.web.telemetry_path += "x"; },
       [](Config& c) { c.libvirt.samples += 1; }, [](Config& c) { c.chrony.sources = false; },
       [](Config& c) { c.ntp.timeout_s += 1; },
       [](Config& c) { c.guest_status.exec_timeout_s += 1; },
+      [](Config& c) { c.metrics.component_scores = false; },
       [](Config& c) { c.collectors[CollectorId::kNtp].interval_s += 1; },
       [](Config& c) { c.history_samples += 1; }, [](Config& c) { c.scoring.weight_offset += 1; });
 }
@@ -332,6 +349,7 @@ TEST(CollectorSettingsEqual, FollowsTheSectionsOfTheTable) {
       {"ntp", [](Config& c) { c.ntp.servers = {"127.0.0.1:123"}; }},
       {"guest_status", [](Config& c) { c.guest_status.commands = {"ntpq_rv"}; }},
       {"history", [](Config& c) { c.history_samples = 8; }},
+      {"metrics", [](Config& c) { c.metrics.component_scores = false; }},
       {"scoring", [](Config& c) { c.scoring.offset_warning_s = 1; }},
       {"collectors", [](Config& c) { c.collectors[CollectorId::kNtp].interval_s = 1; }},
   };

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
@@ -21,6 +22,7 @@
 #include "exporter/collectors/guest_status/guest_exec.h"
 #include "exporter/collectors/guest_status/guest_probe.h"
 #include "exporter/exposition/guest_status_metrics.h"
+#include "exporter/exposition/metrics.h"
 
 namespace vmtime::guest_status {
 namespace {
@@ -940,25 +942,36 @@ TEST(GuestStatusCollectorTest, NoSecondProbeBesideAPredecessorsBlockedOne) {
 // ---- error metric ----
 
 TEST(GuestStatusMetricsTest, ErrorSeriesOnlyWhileFailing) {
-  exposition::FamilyBuilder out;
-  const exposition::Family error = exposition::DeclareGuestStatusMetrics(out);
+  Snapshot s;
+  s.libvirt_enabled = true;
   VmView ok, failing, absent;
+  ok.name = "ok";
   ok.guest = GuestStatusObservation{};
+  failing.name = "failing";
+  failing.uuid = "u";
   failing.guest = GuestStatusObservation{};
   failing.guest->error = "timeout: chronyc -c tracking: still running at the deadline";
-  const exposition::Labels l = {{"domain", "d"}, {"uuid", "u"}};
-  exposition::AppendGuestStatusMetrics(ok, l, error);
-  exposition::AppendGuestStatusMetrics(absent, l, error);
-  exposition::AppendGuestStatusMetrics(failing, l, error);
-  auto fams = out.Take();
-  ASSERT_EQ(fams.size(), 1u);
-  EXPECT_EQ(fams[0].name, "vmtime_vm_guest_status_error");
-  ASSERT_EQ(fams[0].metric.size(), 1u);
-  const auto& labels = fams[0].metric[0].label;
+  absent.name = "absent";
+  s.vms = {absent, failing, ok};
+  exposition::FamilyBuilder out;
+  exposition::AppendVmMetrics(s, out);
+  const auto fams = out.Take();
+  const auto it = std::find_if(fams.begin(), fams.end(), [](const auto& f) {
+    return f.name == "vmtime_vm_guest_status_error";
+  });
+  ASSERT_NE(it, fams.end());
+  ASSERT_EQ(it->metric.size(), 1u);
+  const auto& labels = it->metric[0].label;
   ASSERT_EQ(labels.size(), 3u);
+  EXPECT_EQ(labels[0].value, "failing");
   EXPECT_EQ(labels[2].name, "error");
   EXPECT_EQ(labels[2].value, "timeout");
-  EXPECT_EQ(fams[0].metric[0].gauge.value, 1);
+  EXPECT_EQ(it->metric[0].gauge.value, 1);
+  // The text writer writes the same series.
+  EXPECT_NE(
+      exposition::RenderText(s).find(
+          "vmtime_vm_guest_status_error{domain=\"failing\",uuid=\"u\",error=\"timeout\"} 1\n"),
+      std::string::npos);
 }
 
 }  // namespace

@@ -1,0 +1,207 @@
+// The per-snapshot /metrics cache, gzip and Accept-Encoding (see the header).
+#include "exporter/exposition/metrics_cache.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+#include <stdexcept>
+#include <utility>
+
+#include "exporter/exposition/metrics.h"
+
+namespace vmtime::exposition {
+namespace {
+
+// zlib's windowBits for a gzip wrapper (15-bit window + 16).
+constexpr int kGzipWindowBits = 15 + 16;
+constexpr size_t kChunkBytes = 64 * 1024;
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool EqualsLower(std::string_view s, std::string_view lower) {
+  if (s.size() != lower.size()) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i] >= 'A' && s[i] <= 'Z' ? static_cast<char>(s[i] - 'A' + 'a') : s[i];
+    if (c != lower[i]) return false;
+  }
+  return true;
+}
+
+// RFC 9110 qvalue: "0" [ "." 0*3DIGIT ] / "1" [ "." 0*3"0" ], in thousandths.
+std::optional<int> ParseQ(std::string_view q) {
+  if (q.empty() || (q[0] != '0' && q[0] != '1')) return std::nullopt;
+  int thousandths = q[0] == '1' ? 1000 : 0;
+  if (q.size() == 1) return thousandths;
+  if (q[1] != '.' || q.size() > 5) return std::nullopt;
+  int scale = 100;
+  for (const char c : q.substr(2)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    thousandths += (c - '0') * scale;
+    scale /= 10;
+  }
+  if (thousandths > 1000) return std::nullopt;
+  return thousandths;
+}
+
+// The weight of one Accept-Encoding element ("gzip;q=0.5"), 0 when malformed.
+int Weight(std::string_view params) {
+  int q = 1000;
+  while (!params.empty()) {
+    const size_t semi = params.find(';');
+    const std::string_view p = Trim(params.substr(0, semi));
+    params = semi == std::string_view::npos ? std::string_view() : params.substr(semi + 1);
+    const size_t eq = p.find('=');
+    if (eq == std::string_view::npos || !EqualsLower(Trim(p.substr(0, eq)), "q")) continue;
+    q = ParseQ(Trim(p.substr(eq + 1))).value_or(0);
+  }
+  return q;
+}
+
+}  // namespace
+
+bool AcceptsGzip(std::string_view accept_encoding) {
+  std::optional<bool> gzip, any;
+  while (!accept_encoding.empty()) {
+    const size_t comma = accept_encoding.find(',');
+    const std::string_view element = accept_encoding.substr(0, comma);
+    accept_encoding =
+        comma == std::string_view::npos ? std::string_view() : accept_encoding.substr(comma + 1);
+    const size_t semi = element.find(';');
+    const std::string_view coding = Trim(element.substr(0, semi));
+    const int q = semi == std::string_view::npos ? 1000 : Weight(element.substr(semi + 1));
+    if (EqualsLower(coding, "gzip") || EqualsLower(coding, "x-gzip")) {
+      gzip = gzip.value_or(false) || q > 0;
+    } else if (coding == "*") {
+      any = any.value_or(false) || q > 0;
+    }
+  }
+  return gzip ? *gzip : any.value_or(false);
+}
+
+Result<std::string> Gzip(std::string_view data, int level) {
+  z_stream zs{};
+  if (deflateInit2(&zs, level, Z_DEFLATED, kGzipWindowBits, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    return Error{"gzip: deflateInit2 failed at level " + std::to_string(level)};
+  }
+  std::string out;
+  out.reserve(data.size() / 8 + kChunkBytes);
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  size_t in_left = data.size();
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    if (zs.avail_in == 0 && in_left > 0) {
+      zs.avail_in = static_cast<uInt>(std::min<size_t>(in_left, std::numeric_limits<uInt>::max()));
+      in_left -= zs.avail_in;
+    }
+    const size_t used = out.size();
+    out.resize(used + kChunkBytes);
+    zs.next_out = reinterpret_cast<Bytef*>(out.data() + used);
+    zs.avail_out = kChunkBytes;
+    rc = deflate(&zs, in_left == 0 ? Z_FINISH : Z_NO_FLUSH);
+    out.resize(used + kChunkBytes - zs.avail_out);
+    if (rc == Z_BUF_ERROR) rc = Z_OK;  // no progress possible this round: more room
+  }
+  deflateEnd(&zs);
+  if (rc != Z_STREAM_END)
+    return Error{"gzip: deflate failed (zlib error " + std::to_string(rc) + ")"};
+  out.shrink_to_fit();
+  return out;
+}
+
+Result<std::string> Gunzip(std::string_view data) {
+  z_stream zs{};
+  if (inflateInit2(&zs, kGzipWindowBits) != Z_OK) return Error{"gunzip: inflateInit2 failed"};
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  zs.avail_in = static_cast<uInt>(std::min<size_t>(data.size(), std::numeric_limits<uInt>::max()));
+  std::string out;
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    const size_t used = out.size();
+    out.resize(used + kChunkBytes);
+    zs.next_out = reinterpret_cast<Bytef*>(out.data() + used);
+    zs.avail_out = kChunkBytes;
+    rc = inflate(&zs, Z_NO_FLUSH);
+    out.resize(used + kChunkBytes - zs.avail_out);
+  }
+  inflateEnd(&zs);
+  if (rc != Z_STREAM_END) {
+    return Error{"gunzip: not a complete gzip stream (zlib error " + std::to_string(rc) + ")"};
+  }
+  return out;
+}
+
+Result<MetricsCache::Body> MetricsCache::Get(bool gzip) {
+  std::shared_ptr<const Snapshot> snap;
+  std::promise<Body> make_plain, make_gzip;
+  bool own_plain = false, own_gzip = false;
+  Pending plain, packed;
+  {
+    std::lock_guard lock(mu_);
+    // Read under mu_, so the entry only ever moves to a newer snapshot.
+    snap = snapshots_.Get();
+    if (!entry_.plain.valid() || entry_.source.lock() != snap) {
+      entry_ = Entry{snap, make_plain.get_future().share(), {}};
+      own_plain = true;
+    }
+    plain = entry_.plain;
+    if (gzip && !entry_.gzip.valid()) {
+      entry_.gzip = make_gzip.get_future().share();
+      own_gzip = true;
+    }
+    if (gzip) packed = entry_.gzip;
+  }
+  if (own_plain) Make(make_plain, false, *snap, plain, snap);
+  if (own_gzip) Make(make_gzip, true, *snap, plain, snap);
+  try {
+    return (gzip ? packed : plain).get();
+  } catch (const std::exception& e) {
+    return Error{e.what()};
+  }
+}
+
+void MetricsCache::Make(std::promise<Body>& promise, bool gzip, const Snapshot& snap,
+                        const Pending& plain, const std::shared_ptr<const Snapshot>& source) {
+  try {
+    if (!gzip) {
+      const size_t last = last_plain_bytes_.load();
+      auto text = std::make_shared<const std::string>(
+          RenderText(snap, last > 0 ? last + last / 32 + 4096 : 0));
+      ++renders_;
+      last_plain_bytes_ = text->size();
+      promise.set_value(std::move(text));
+      return;
+    }
+    const Body& text = plain.get();  // rethrows when the render failed
+    auto packed = Gzip(*text, gzip_level_);
+    if (!packed.ok()) throw std::runtime_error(packed.error().message);
+    ++compressions_;
+    promise.set_value(std::make_shared<const std::string>(std::move(packed).value()));
+  } catch (...) {
+    promise.set_exception(std::current_exception());
+    std::lock_guard lock(mu_);
+    if (entry_.source.lock() == source) entry_ = Entry{};  // the next request retries
+  }
+}
+
+std::optional<size_t> MetricsCache::PeekSize(bool gzip) const {
+  const auto snap = snapshots_.Get();
+  std::lock_guard lock(mu_);
+  if (entry_.source.lock() != snap) return std::nullopt;
+  const Pending& body = gzip ? entry_.gzip : entry_.plain;
+  if (!body.valid() || body.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+    return std::nullopt;
+  }
+  try {
+    return body.get()->size();
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace vmtime::exposition
