@@ -82,7 +82,7 @@ def apt_packages(instructions):
     for word, rest in instructions:
         if word != "RUN":
             continue
-        for cmd in rest.split("&&"):
+        for cmd in re.split(r"&&|;", rest):
             argv = shlex.split(cmd)
             if argv[:2] == ["apt-get", "install"]:
                 pkgs += [a for a in argv[2:] if not a.startswith("-")]
