@@ -77,8 +77,8 @@ class HttpServer::Handler final : public CivetHandler {
  private:
   static void Send(mg_connection* conn, int status, const char* reason, const char* type,
                    const std::string& body, bool head = false, const char* extra = "") {
-    // The status page has no scripts, images or forms: nothing may load
-    // and nobody may frame it.
+    // The status page has no scripts or images and one GET form to itself:
+    // nothing may load, forms go only to this origin, nobody may frame it.
     const bool html = std::strncmp(type, "text/html", 9) == 0;
     mg_printf(conn,
               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
@@ -187,7 +187,9 @@ class HttpServer::Handler final : public CivetHandler {
       const auto size = metrics_.PeekSize(gzip);
       const std::string length =
           size ? "Content-Length: " + std::to_string(*size) + "\r\n" : std::string();
-      mg_printf(conn, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n%sCache-Control: no-store\r\n%s\r\n",
+      mg_printf(conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n%sCache-Control: no-store\r\n"
+                "X-Content-Type-Options: nosniff\r\n%s\r\n",
                 kType, length.c_str(), extra);
       return;
     }

@@ -115,12 +115,14 @@ def raw_request(port, data):
 def test_security_headers_and_no_reflection():
     with Exporter(*BASE_ARGS) as e:
         for path in ("/metrics", "/healthz", "/readyz", "/api/v1/targets", "/", "/nope"):
-            status, body, headers = e.get(path)
-            assert headers.get("X-Content-Type-Options") == "nosniff", (path, headers)
+            for method in ("GET", "HEAD"):
+                status, body, headers = e.get(path, method=method)
+                assert headers.get("X-Content-Type-Options") == "nosniff", (path, method, headers)
         status, body, headers = e.get("/")
         csp = headers.get("Content-Security-Policy", "")
         assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp, headers
         assert "script-src" not in csp  # no scripts allowed at all
+        assert "form-action 'self'" in csp  # the filter form submits to the page itself
         status, body, headers = e.get("/%3Cscript%3Ealert(1)%3C/script%3E")
         assert status == 404 and body == "not found\n", body
         status, body, headers = e.request("/metrics", method="DELETE")
