@@ -58,6 +58,9 @@ def test_suite_build_is_relwithdebinfo_with_werror():
     assert values.get("VMTIME_WERROR") == "ON", "the suite's build is not scripts/build's"
 
 
+CIVETWEB_SOURCE_ROOT = "/usr/local/src/vmtime-exporter/"
+
+
 def test_plain_configure_has_no_werror():
     build_dir = os.path.join(TYPES_DIR, "plain")
     shutil.rmtree(build_dir, ignore_errors=True)
@@ -65,8 +68,13 @@ def test_plain_configure_has_no_werror():
         commands = configure(build_dir)
         assert commands
         for c in commands:
-            assert "-Wall" in c["command"] and "-Wextra" in c["command"], c["command"]
             assert "-Werror" not in c["command"].replace("-Werror=format-security", ""), c["command"]
+            if c["file"].startswith(CIVETWEB_SOURCE_ROOT):
+                # Debian's civetweb source, compiled by the project with its
+                # warnings off (-w, cmake/VmtimeCivetweb.cmake): not our code.
+                assert " -w " in c["command"], c["command"]
+                continue
+            assert "-Wall" in c["command"] and "-Wextra" in c["command"], c["command"]
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)
 
