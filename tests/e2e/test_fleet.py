@@ -2,7 +2,7 @@
 """The fleet: 20 real exporters, one real Prometheus, the project's rules.
 
 Twenty vmtime_exporter processes, each reading its own libvirt test-driver
-node document (200 to 219 domains, 4,190 VMs in all), each scraped as a
+node document (100 to 119 domains, 2,190 VMs in all, by default), each scraped as a
 distinct `instance` (hv-00 .. hv-19) by ONE private Prometheus
 (/usr/bin/prometheus on a free 127.0.0.1 port, data in a temp dir) that
 loads alerts/vmtime.recording.yml and alerts/vmtime.rules.yml. The fleet
@@ -43,8 +43,10 @@ prometheus_rule_group_last_duration_seconds per group, the samples each
 group produced, samples scraped per scrape of the fleet and head series.
 Nothing is asserted on time; every wait is bounded (300 s for the steady
 state). Every process is stopped and the temp dir removed even when the
-test fails. Wall time: 179-312 s with the default 4,190 VMs and 56-63 s
-with VMTIME_FLEET_BASE_DOMAINS=50 (1,190 VMs), on the 2-core development
+test fails. Wall time: 31 s with the default 2,190 VMs in a whole-suite
+run (nice 5, beside the lab tests), 179-312 s with
+VMTIME_FLEET_BASE_DOMAINS=200 (4,190 VMs) and 56-63 s with
+VMTIME_FLEET_BASE_DOMAINS=50 (1,190 VMs), on the 2-core development
 machine at load average 12-19 (seven other builds running). Most of it is
 the first evaluation of the `vmtime.vm` alert group after the steady state:
 every running VM is pending on 7 alerts here, about 29,000 alert instances
