@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <optional>
 
 #include "exporter/core/clock.h"
 #include "exporter/exposition/metrics_cache.h"
@@ -75,15 +76,24 @@ class HttpServer::Handler final : public CivetHandler {
   }
 
  private:
-  static void Send(mg_connection* conn, int status, const char* reason, const char* type,
-                   const std::string& body, bool head = false, const char* extra = "") {
+  // The status line and the headers every response carries; Content-Length
+  // only when `length` is known (a HEAD of a body not rendered yet).
+  static void SendHeaders(mg_connection* conn, int status, const char* reason, const char* type,
+                          std::optional<size_t> length, const char* extra) {
     // The status page has no scripts or images and one GET form to itself:
     // nothing may load, forms go only to this origin, nobody may frame it.
     const bool html = std::strncmp(type, "text/html", 9) == 0;
+    const std::string length_header =
+        length ? "Content-Length: " + std::to_string(*length) + "\r\n" : std::string();
     mg_printf(conn,
-              "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+              "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s"
               "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s%s\r\n",
-              status, reason, type, body.size(), html ? kHtmlSecurityHeaders : "", extra);
+              status, reason, type, length_header.c_str(), html ? kHtmlSecurityHeaders : "", extra);
+  }
+
+  static void Send(mg_connection* conn, int status, const char* reason, const char* type,
+                   const std::string& body, bool head = false, const char* extra = "") {
+    SendHeaders(conn, status, reason, type, body.size(), extra);
     if (!head && !body.empty()) mg_write(conn, body.data(), body.size());
   }
 
@@ -183,16 +193,7 @@ class HttpServer::Handler final : public CivetHandler {
     const bool gzip = exposition::AcceptsGzip(accept ? accept : "");
     const char* extra =
         gzip ? "Vary: Accept-Encoding\r\nContent-Encoding: gzip\r\n" : "Vary: Accept-Encoding\r\n";
-    if (head) {
-      const auto size = metrics_.PeekSize(gzip);
-      const std::string length =
-          size ? "Content-Length: " + std::to_string(*size) + "\r\n" : std::string();
-      mg_printf(conn,
-                "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n%sCache-Control: no-store\r\n"
-                "X-Content-Type-Options: nosniff\r\n%s\r\n",
-                kType, length.c_str(), extra);
-      return;
-    }
+    if (head) return SendHeaders(conn, 200, "OK", kType, metrics_.PeekSize(gzip), extra);
     auto body = metrics_.Get(gzip);
     if (!body.ok()) {
       spdlog::error("http: rendering {} failed: {}", web_.telemetry_path, body.error().message);
