@@ -51,7 +51,28 @@ MACROS = [
     ("{$VMTIME.DRIFT.WARN}", "0.0001",
      "Warning when |drift| (ratio, 0.0001 = 100 ppm = 8.6 s/day) stays above this for 30 minutes."),
     ("{$VMTIME.NODATA}", "5m", "The exporter is reported unreachable after this long without data."),
+    ("{$VMTIME.DISCOVERY.INTERVAL}", "5m", "Update interval of the external check's VM discovery."),
+    # How long a condition must hold before its trigger fires (the `for:` of
+    # the matching Prometheus rule in alerts/vmtime.rules.yml).
+    ("{$VMTIME.OFFSET.WARN.PERIOD}", "5m", "How long the offset must stay beyond {$VMTIME.OFFSET.WARN}."),
+    ("{$VMTIME.OFFSET.CRIT.PERIOD}", "2m", "How long the offset must stay beyond {$VMTIME.OFFSET.CRIT}."),
+    ("{$VMTIME.DRIFT.PERIOD}", "30m", "How long the drift must stay beyond {$VMTIME.DRIFT.WARN}."),
+    ("{$VMTIME.BAND.BAD.PERIOD}", "5m", "How long a VM must stay in the bad band (exporter verdict)."),
+    ("{$VMTIME.BAND.DEGRADED.PERIOD}", "30m", "How long a VM must stay below the good band."),
+    ("{$VMTIME.STOPPED.PERIOD}", "2m", "How long a running guest's clock must stay stopped."),
+    ("{$VMTIME.RESUMED.PERIOD}", "5m", "How long a resumed guest may stay behind its host."),
+    ("{$VMTIME.STEP.WINDOW}", "15m", "A backward step within this window raises the step trigger."),
+    ("{$VMTIME.AGENT.PERIOD}", "10m", "How long the guest agent must fail while the domain runs."),
+    ("{$VMTIME.GUEST.PERIOD}", "15m", "How long the guest's time daemon must be unsynchronised or untrusted."),
+    ("{$VMTIME.STRATUM.UNTRUSTED}", "10",
+     "A guest synchronised at this stratum or above follows a free-running clock (exporter default "
+     "scoring.stratum_zero 10)."),
 ]
+
+# The Zabbix versions the export is written for and checked against
+# (tests/e2e/test_zabbix_server.py imports it into a Zabbix 6.0.14 server).
+SUPPORTED = ("Supported: Zabbix 6.0 LTS (export format 6.0; imported and run on a Zabbix 6.0.14 "
+             "server by the project's tests). Later versions convert it on import.")
 
 VALUEMAPS = {
     "vmtime agent state": [("0", "Down"), ("1", "Up")],
@@ -180,6 +201,12 @@ HOST_ITEMS = [
 ]
 
 
+# The external-check template's one host item: the number of VMs the
+# exporter lists (the discovery output's length). Its key differs from the
+# discovery rule's by the explicit --timeout (keys are unique per host).
+EXT_VMS_KEY = 'vmtime_zabbix_check[--timeout,3,"{$VMTIME.URL}",discovery]'
+
+
 def k_http(item_id):
     return "vmtime.vm.%s[{#VM.UUID}]" % item_id
 
@@ -218,15 +245,15 @@ def vm_trigger_prototypes(tname, key_of, http):
 
     crit_off = {
         "name": "VM {#VM.NAME}: clock offset vs host beyond {$VMTIME.OFFSET.CRIT}s",
-        "expression": beyond("offset", "{$VMTIME.OFFSET.CRIT}", "2m"),
+        "expression": beyond("offset", "{$VMTIME.OFFSET.CRIT}", "{$VMTIME.OFFSET.CRIT.PERIOD}"),
         "priority": "HIGH",
-        "description": "Guest clock more than {$VMTIME.OFFSET.CRIT} s from its hypervisor's clock for 2 minutes. Kerberos, TLS and TOTP fail. Does not depend on the hypervisor's sync state. Runbook: docs/alerts.md#vmclockoffsetcritical",
+        "description": "Guest clock more than {$VMTIME.OFFSET.CRIT} s from its hypervisor's clock for {$VMTIME.OFFSET.CRIT.PERIOD} (default 2m). Kerberos, TLS and TOTP fail. Does not depend on the hypervisor's sync state. Runbook: docs/alerts.md#vmclockoffsetcritical",
     }
     warn_off = {
         "name": "VM {#VM.NAME}: clock offset vs host beyond {$VMTIME.OFFSET.WARN}s",
-        "expression": beyond("offset", "{$VMTIME.OFFSET.WARN}", "5m"),
+        "expression": beyond("offset", "{$VMTIME.OFFSET.WARN}", "{$VMTIME.OFFSET.WARN.PERIOD}"),
         "priority": "WARNING",
-        "description": "Guest clock more than {$VMTIME.OFFSET.WARN} s from its hypervisor's clock for 5 minutes. Does not depend on the hypervisor's sync state. Runbook: docs/alerts.md#vmclockoffsetwarning",
+        "description": "Guest clock more than {$VMTIME.OFFSET.WARN} s from its hypervisor's clock for {$VMTIME.OFFSET.WARN.PERIOD} (default 5m). Does not depend on the hypervisor's sync state. Runbook: docs/alerts.md#vmclockoffsetwarning",
         "dependencies": [dep(crit_off)],
     }
     band = T + key_of("band")
@@ -235,7 +262,7 @@ def vm_trigger_prototypes(tname, key_of, http):
     attempted = "last(%s%s)>=0" % (T, key_of("agent_up"))
     bad = {
         "name": "VM {#VM.NAME}: clock health bad",
-        "expression": "min(%s,5m)=2 and %s and %s" % (band, attempted, running),
+        "expression": "min(%s,{$VMTIME.BAND.BAD.PERIOD})=2 and %s and %s" % (band, attempted, running),
         "priority": "HIGH",
         "description": "The exporter has put this VM in the bad band for 5 minutes: its clock cannot be trusted. The health reasons item says why. Runbook: docs/alerts.md#vmclockhealthbad",
     }
@@ -244,16 +271,16 @@ def vm_trigger_prototypes(tname, key_of, http):
         host = host_unsync_trigger(tname)
         crit_utc = {
             "name": "VM {#VM.NAME}: clock offset vs UTC beyond {$VMTIME.OFFSET.CRIT}s",
-            "expression": beyond("offset.utc", "{$VMTIME.OFFSET.CRIT}", "2m"),
+            "expression": beyond("offset.utc", "{$VMTIME.OFFSET.CRIT}", "{$VMTIME.OFFSET.CRIT.PERIOD}"),
             "priority": "HIGH",
-            "description": "Guest clock more than {$VMTIME.OFFSET.CRIT} s from UTC (offset vs host plus the host's own offset) for 2 minutes. Suppressed while the hypervisor is unsynchronised or the offset vs host trigger fires. Runbook: docs/alerts.md#vmclockutcoffsetcritical",
+            "description": "Guest clock more than {$VMTIME.OFFSET.CRIT} s from UTC (offset vs host plus the host's own offset) for {$VMTIME.OFFSET.CRIT.PERIOD} (default 2m). Suppressed while the hypervisor is unsynchronised or the offset vs host trigger fires. Runbook: docs/alerts.md#vmclockutcoffsetcritical",
             "dependencies": [dep(host), dep(crit_off)],
         }
         out += [{
             "name": "VM {#VM.NAME}: clock offset vs UTC beyond {$VMTIME.OFFSET.WARN}s",
-            "expression": beyond("offset.utc", "{$VMTIME.OFFSET.WARN}", "5m"),
+            "expression": beyond("offset.utc", "{$VMTIME.OFFSET.WARN}", "{$VMTIME.OFFSET.WARN.PERIOD}"),
             "priority": "WARNING",
-            "description": "Guest clock more than {$VMTIME.OFFSET.WARN} s from UTC for 5 minutes. Suppressed while the hypervisor is unsynchronised or an offset vs host trigger fires. Runbook: docs/alerts.md#vmclockutcoffsetwarning",
+            "description": "Guest clock more than {$VMTIME.OFFSET.WARN} s from UTC for {$VMTIME.OFFSET.WARN.PERIOD} (default 5m). Suppressed while the hypervisor is unsynchronised or an offset vs host trigger fires. Runbook: docs/alerts.md#vmclockutcoffsetwarning",
             "dependencies": [dep(crit_utc), dep(host), dep(warn_off)],
         }, crit_utc]
     drift = T + key_of("drift")
@@ -263,32 +290,32 @@ def vm_trigger_prototypes(tname, key_of, http):
     out += [
         {
             "name": "VM {#VM.NAME}: behind since a pause, restore or migration",
-            "expression": "min(%s%s,5m)=1 and %s" % (T, key_of("reason.resumed_behind"), running),
+            "expression": "min(%s%s,{$VMTIME.RESUMED.PERIOD})=1 and %s" % (T, key_of("reason.resumed_behind"), running),
             "priority": "WARNING",
             "description": "The domain was paused, restored or migrated and its clock has been behind its host since, for 5 minutes (reason resumed_behind). Resync: virsh domtime <vm> --sync. Runbook: docs/alerts.md#vmclockresumedbehind",
         },
         {
             "name": "VM {#VM.NAME}: clock stopped",
-            "expression": "min(%s%s,2m)=1 and %s" % (T, key_of("stopped"), running),
+            "expression": "min(%s%s,{$VMTIME.STOPPED.PERIOD})=1 and %s" % (T, key_of("stopped"), running),
             "priority": "HIGH",
             "description": "The guest clock moves (either way) by less than 10% of host time while the domain runs. Runbook: docs/alerts.md#vmclockstopped",
         },
         {
             "name": "VM {#VM.NAME}: clock stepped backwards",
-            "expression": "last(%s)>min(%s,15m)" % (back, back),
+            "expression": "last(%s)>min(%s,{$VMTIME.STEP.WINDOW})" % (back, back),
             "priority": "WARNING",
             "description": "The guest clock jumped backwards in the last 15 minutes. Runbook: docs/alerts.md#vmclocksteppedbackward",
         },
         {
             "name": "VM {#VM.NAME}: clock drift beyond {$VMTIME.DRIFT.WARN}",
-            "expression": "(min(%s,30m)>{$VMTIME.DRIFT.WARN} or max(%s,30m)<-{$VMTIME.DRIFT.WARN}) and %s"
+            "expression": "(min(%s,{$VMTIME.DRIFT.PERIOD})>{$VMTIME.DRIFT.WARN} or max(%s,{$VMTIME.DRIFT.PERIOD})<-{$VMTIME.DRIFT.WARN}) and %s"
                           % (drift, drift, running),
             "priority": "WARNING",
             "description": "The guest clock rate differs from the host by more than {$VMTIME.DRIFT.WARN} (ratio) for 30 minutes. Runbook: docs/alerts.md#vmclockdrifthigh",
         },
         {
             "name": "VM {#VM.NAME}: clock health degraded",
-            "expression": 'min(%s,30m)>=1 and %s and %s and last(%s%s)<>"host_unsynchronised"'
+            "expression": 'min(%s,{$VMTIME.BAND.DEGRADED.PERIOD})>=1 and %s and %s and last(%s%s)<>"host_unsynchronised"'
                           % (band, attempted, running, T, key_of("reasons")),
             "priority": "WARNING",
             "description": "The exporter has put this VM below the good band for 30 minutes; the health reasons item says why (a VM whose only reason is host_unsynchronised is left to the hypervisor trigger). Runbook: docs/alerts.md#vmclockhealthdegraded",
@@ -297,19 +324,19 @@ def vm_trigger_prototypes(tname, key_of, http):
         bad,
         {
             "name": "VM {#VM.NAME}: guest agent does not answer",
-            "expression": "max(%s%s,10m)=0 and %s" % (T, key_of("agent_up"), running),
+            "expression": "max(%s%s,{$VMTIME.AGENT.PERIOD})=0 and %s" % (T, key_of("agent_up"), running),
             "priority": "WARNING",
             "description": "guest-get-time through the QEMU guest agent fails while the domain runs; its clock is not measured. An agent not tried yet has no value and cannot trigger this. Runbook: docs/alerts.md#vmguestagentdown",
         },
         {
             "name": "VM {#VM.NAME}: guest time daemon unsynchronised",
-            "expression": "max(%s,15m)=0 and %s" % (gsync, running),
+            "expression": "max(%s,{$VMTIME.GUEST.PERIOD})=0 and %s" % (gsync, running),
             "priority": "WARNING",
             "description": "The guest's time daemon has reported itself unsynchronised for 15 minutes (opt-in guest_status collector). Runbook: docs/alerts.md#vmguesttimeunsynchronised",
         },
         {
             "name": "VM {#VM.NAME}: guest follows a stratum {ITEM.LASTVALUE1} source",
-            "expression": "min(%s,15m)>=10 and max(%s,15m)<16 and last(%s)=1 and %s"
+            "expression": "min(%s,{$VMTIME.GUEST.PERIOD})>={$VMTIME.STRATUM.UNTRUSTED} and max(%s,{$VMTIME.GUEST.PERIOD})<16 and last(%s)=1 and %s"
                           % (gstratum, gstratum, gsync, running),
             "priority": "WARNING",
             "description": "The guest's time daemon claims to be synchronised at stratum 10 or more for 15 minutes: a server serving its own free-running clock (local stratum 10). Runbook: docs/alerts.md#vmgueststratumuntrusted",
@@ -318,15 +345,30 @@ def vm_trigger_prototypes(tname, key_of, http):
     return out
 
 
-def host_triggers(tname):
+def unreachable_trigger(tname, http):
+    """nodata on the item every other value comes with: the exporter (or
+    the path to it) is down. Every other trigger of the template depends
+    on it, so a down exporter is one problem, not one per VM."""
     T = "/%s/" % tname
-    return [
-        {
+    if http:
+        return {
             "name": "vmtime exporter unreachable",
             "expression": "nodata(%svmtime.exporter.build_info,{$VMTIME.NODATA})=1" % T,
             "priority": "HIGH",
-            "description": "No data from {$VMTIME.URL}/metrics. No guest clock on this hypervisor is watched. Runbook: docs/alerts.md#vmtimeexporterdown",
-        },
+            "description": "No data from {$VMTIME.URL}/metrics for {$VMTIME.NODATA}. No guest clock on this hypervisor is watched; the per-VM triggers depend on this one. Runbook: docs/alerts.md#vmtimeexporterdown",
+        }
+    return {
+        "name": "vmtime exporter unreachable",
+        "expression": "nodata(%s%s,{$VMTIME.NODATA})=1" % (T, EXT_VMS_KEY),
+        "priority": "HIGH",
+        "description": "vmtime_zabbix_check has had no answer from {$VMTIME.URL}/api/v1/targets for {$VMTIME.NODATA}. No guest clock on this hypervisor is watched; the per-VM triggers depend on this one. Runbook: docs/alerts.md#vmtimeexporterdown",
+    }
+
+
+def host_triggers(tname):
+    T = "/%s/" % tname
+    return [
+        unreachable_trigger(tname, True),
         {
             "name": "vmtime exporter: libvirt connection down",
             "expression": "max(%svmtime.libvirt.up,5m)=0" % T,
@@ -403,12 +445,35 @@ def tags(*pairs):
     return [{"tag": k, "value": v} for k, v in pairs]
 
 
-def finish_trigger(tname, t):
+def alert_names():
+    """Prometheus alert names by their docs/alerts.md anchor (lower case)."""
+    with open(os.path.join(HERE, "..", "..", "alerts", "vmtime.rules.yml")) as f:
+        doc = yaml.safe_load(f)
+    return {r["alert"].lower(): r["alert"] for g in doc["groups"] for r in g["rules"] if "alert" in r}
+
+
+ALERTS = alert_names()
+
+
+def finish_trigger(tname, t, http, vm):
+    """Adds uuid, tags and the dependency on the exporter-unreachable
+    trigger. Tags: scope (time or availability), component (vm or host),
+    alert (the matching Prometheus alert, from the runbook anchor), and the
+    VM name on per-VM triggers."""
     out = {"uuid": uid(tname, "trigger", t["name"]), "expression": t["expression"], "name": t["name"],
            "priority": t["priority"], "description": t["description"]}
-    if "dependencies" in t:
-        out["dependencies"] = t["dependencies"]
-    out["tags"] = tags(("scope", "availability" if "unreachable" in t["name"] else "time"))
+    deps = list(t.get("dependencies", []))
+    unreachable = unreachable_trigger(tname, http)
+    if t["name"] != unreachable["name"]:
+        deps.append(dep(unreachable))
+    if deps:
+        out["dependencies"] = deps
+    anchor = t["description"].rsplit("docs/alerts.md#", 1)[-1]
+    pairs = [("scope", "availability" if t["name"] == unreachable["name"] else "time"),
+             ("component", "vm" if vm else "host"), ("alert", ALERTS[anchor])]
+    if vm:
+        pairs.append(("vm", "{#VM.NAME}"))
+    out["tags"] = tags(*pairs)
     return out
 
 
@@ -444,6 +509,26 @@ def vm_item(tname, it, http):
     return item
 
 
+# Graph prototypes (one graph per VM): item id, name, colour.
+GRAPHS = [("score", "health score", "1A7C11"), ("offset.effective", "clock offset", "F63100")]
+
+
+def dashboard(tname):
+    """The template dashboard: per-VM health score and offset graphs (graph
+    prototype widgets, one graph per discovered VM, three columns)."""
+    widgets = []
+    for n, (_, gname, _) in enumerate(GRAPHS):
+        widgets.append({
+            "type": "GRAPH_PROTOTYPE", "name": gname, "x": "0", "y": str(5 * n), "width": "24",
+            "height": "5",
+            "fields": [{"type": "INTEGER", "name": "columns", "value": "3"},
+                       {"type": "INTEGER", "name": "rows", "value": "1"},
+                       {"type": "GRAPH_PROTOTYPE", "name": "graphid",
+                        "value": {"host": tname, "name": "VM {#VM.NAME}: " + gname}}]})
+    return {"uuid": uid(tname, "dashboard"), "name": "vmtime: VM clock health",
+            "pages": [{"widgets": widgets}]}
+
+
 def template(tname, http):
     t = {"uuid": uid(tname), "template": tname, "name": tname}
     if http:
@@ -459,6 +544,7 @@ def template(tname, http):
             "ExternalScripts directory), which reads {$VMTIME.URL}/api/v1/targets. One process per "
             "item and interval: meant for small hypervisors; prefer the HTTP template for large "
             "ones. docs/integrations.md describes the set-up.")
+    t["description"] += " " + SUPPORTED
     t["groups"] = [{"name": GROUP}]
     items = []
     if http:
@@ -488,12 +574,22 @@ def template(tname, http):
             item["tags"] = tags(("component", "host"))
             items.append(item)
         t["items"] = items
+    else:
+        t["items"] = [{
+            "uuid": uid(tname, "item", "vms"), "name": "vmtime: VMs listed", "type": "EXTERNAL",
+            "key": EXT_VMS_KEY, "delay": "{$VMTIME.INTERVAL}", "value_type": "UNSIGNED",
+            "description": "Number of libvirt domains the exporter lists (length of the discovery "
+                           "output). No data: the exporter is unreachable (the check's message says why).",
+            "preprocessing": [{"type": "JSONPATH", "parameters": ["$.length()"]}],
+            "tags": tags(("component", "host"))}]
+        nest_triggers(tname, [finish_trigger(tname, unreachable_trigger(tname, False), False, False)],
+                      t["items"], "triggers")
     rule = {"uuid": uid(tname, "lld"), "name": "VM discovery"}
     if http:
         rule.update({"type": "DEPENDENT", "key": "vmtime.vm.discovery", "delay": "0"})
     else:
         rule.update({"type": "EXTERNAL", "key": 'vmtime_zabbix_check["{$VMTIME.URL}",discovery]',
-                     "delay": "5m"})
+                     "delay": "{$VMTIME.DISCOVERY.INTERVAL}"})
     rule["lifetime"] = "7d"
     rule["description"] = "One set of items per libvirt domain the exporter lists ({#VM.NAME}, {#VM.UUID}, {#VM.STATE})."
     key_of = (lambda i: k_http(i)) if http else (lambda i: k_ext(next(x["check"] for x in VM_ITEMS if x["id"] == i)))
@@ -501,8 +597,12 @@ def template(tname, http):
     # As Zabbix exports them: a trigger over one item sits under that item,
     # a trigger over several at the rule (prototypes) or top level.
     rule["trigger_prototypes"] = nest_triggers(
-        tname, [finish_trigger(tname, tr) for tr in vm_trigger_prototypes(tname, key_of, http)],
+        tname, [finish_trigger(tname, tr, http, True) for tr in vm_trigger_prototypes(tname, key_of, http)],
         rule["item_prototypes"], "trigger_prototypes")
+    rule["graph_prototypes"] = [
+        {"uuid": uid(tname, "graph", gid), "name": "VM {#VM.NAME}: " + gname,
+         "graph_items": [{"color": color, "item": {"host": tname, "key": key_of(gid)}}]}
+        for gid, gname, color in GRAPHS]
     if http:
         rule["master_item"] = {"key": "vmtime.metrics"}
         rule["lld_macro_paths"] = [
@@ -516,6 +616,7 @@ def template(tname, http):
         ]
     t["discovery_rules"] = [rule]
     t["tags"] = tags(("class", "software"), ("target", "vmtime"))
+    t["dashboards"] = [dashboard(tname)]
     t["macros"] = [{"macro": m, "value": v, "description": d} for m, v, d in MACROS]
     t["valuemaps"] = [{"uuid": uid(tname, "valuemap", n), "name": n,
                        "mappings": [{"value": v, "newvalue": nv} for v, nv in maps]}
@@ -531,7 +632,7 @@ def main():
         "date": "2026-11-25T00:00:00Z",
         "groups": [{"uuid": uid("group", GROUP), "name": GROUP}],
         "templates": [http, template(T_EXT, False)],
-        "triggers": nest_triggers(T_HTTP, [finish_trigger(T_HTTP, tr) for tr in host_triggers(T_HTTP)],
+        "triggers": nest_triggers(T_HTTP, [finish_trigger(T_HTTP, tr, True, False) for tr in host_triggers(T_HTTP)],
                                   http["items"], "triggers"),
     }}
     header = ("# Zabbix 6.0 templates for vmtime-exporter. GENERATED by make_template.py in\n"
