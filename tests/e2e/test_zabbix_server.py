@@ -191,7 +191,9 @@ def wait_problem(stack, hostid, name, timeout):
 # --- tests -------------------------------------------------------------------
 
 
-def test_template_imports_cleanly(stack):
+def import_template(stack):
+    """configuration.import of the committed template, as the frontend's
+    Import dialog does with its default rules plus updates."""
     with open(TEMPLATE) as f:
         source = f.read()
     rules = {k: {"createMissing": True, "updateExisting": True}
@@ -199,7 +201,11 @@ def test_template_imports_cleanly(stack):
                        "templateDashboards")}
     rules["groups"] = {"createMissing": True}
     rules["templateLinkage"] = {"createMissing": True}
-    assert stack.api("configuration.import", {"format": "yaml", "source": source, "rules": rules}) is True
+    return stack.api("configuration.import", {"format": "yaml", "source": source, "rules": rules})
+
+
+def test_template_imports_cleanly(stack):
+    assert import_template(stack) is True
     php_log = open(os.path.join(stack.dir, "php.log"), errors="replace").read()
     noise = [ln for ln in php_log.splitlines()
              if any(w in ln for w in ("Warning", "Notice", "Deprecated", "Fatal", "error"))]
