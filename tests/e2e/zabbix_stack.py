@@ -22,11 +22,13 @@ a service of the machine.
 """
 
 import contextlib
+import fcntl
 import gzip
 import hashlib
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -160,6 +162,15 @@ class ZabbixStack:
         final = os.path.join(DB_CACHE, h.hexdigest()[:16])
         if os.path.isfile(os.path.join(final, "PG_VERSION")):
             return final
+        # One build at a time (the server and lab tests may start together on
+        # a fresh machine); the lock goes with the file descriptor.
+        with open(os.path.join(DB_CACHE, ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if os.path.isfile(os.path.join(final, "PG_VERSION")):
+                return final
+            return self._build_cluster(final)
+
+    def _build_cluster(self, final):
         build = tempfile.mkdtemp(prefix="build-", dir=DB_CACHE)
         try:
             os.chmod(build, 0o700)
@@ -181,11 +192,10 @@ class ZabbixStack:
                 self.psql("VACUUM ANALYZE", timeout=300)
             finally:
                 p.stop(grace=60)  # SIGTERM: smart shutdown, a clean cluster to copy
-            try:
-                os.rename(build, final)
-            except OSError:
-                if not os.path.isfile(os.path.join(final, "PG_VERSION")):
-                    raise  # else another run built it first: use that one
+            os.rename(build, final)
+            for old in os.listdir(DB_CACHE):  # clusters of an earlier schema or PostgreSQL
+                if re.fullmatch(r"[0-9a-f]{16}", old) and old != os.path.basename(final):
+                    shutil.rmtree(os.path.join(DB_CACHE, old), ignore_errors=True)
         finally:
             shutil.rmtree(build, ignore_errors=True)
         return final
