@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "exporter/collectors/libvirt/real_libvirt_api.h"
 #include "exporter/collectors/registry.h"
 #include "exporter/config/libvirt_uri.h"
 
@@ -36,8 +37,40 @@ Result<Config> LoadEffectiveConfig(const Flags& flags) {
 
 App::App(Flags flags, Config config, const Clock& clock)
     : flags_(std::move(flags)), config_(std::move(config)), clock_(clock), store_(config_) {
-  poller_ = std::make_unique<Poller>(
-      clock_, store_, [this](std::shared_ptr<const Snapshot> s) { snapshots_.Set(std::move(s)); });
+  poller_ = std::make_unique<Poller>(clock_, store_, [this](std::shared_ptr<const Snapshot> s) {
+    snapshots_.Set(s);
+    // Under remediation_mu_, so the engine is never released on this
+    // thread (under the poller's lock); OnSnapshot only queues a decision.
+    std::lock_guard lock(remediation_mu_);
+    if (remediation_) remediation_->OnSnapshot(std::move(s));
+  });
+}
+
+std::shared_ptr<remediation::RemediationEngine> App::ConfigureRemediation(const Config& config,
+                                                                          bool libvirt_changed) {
+  std::lock_guard lock(remediation_mu_);
+  const bool wanted = config.remediation.enabled && config.Collector(CollectorId::kLibvirt).enabled;
+  if (remediation_ && wanted && !libvirt_changed) {
+    remediation_->SetPolicy(config.remediation);
+    return nullptr;
+  }
+  std::shared_ptr<remediation::RemediationEngine> old = std::move(remediation_);
+  remediation_.reset();
+  if (wanted) {
+    // Its own libvirt connection (opened at the first attempt): remediation
+    // calls never queue behind the collector's guest calls.
+    auto api = std::make_shared<libvirt::RealLibvirtApi>(config.libvirt, clock_);
+    remediation_ = std::make_shared<remediation::RemediationEngine>(
+        config.remediation, clock_, std::move(api), event_sink_,
+        [this](const std::string& uuid, RemediationResult result) {
+          store_.RecordRemediation(uuid, result);
+          poller_->PublishNow();
+        });
+    spdlog::info("remediation: enabled (dry_run={}, threshold={} s, min_interval={} s)",
+                 config.remediation.dry_run, config.remediation.threshold_s,
+                 config.remediation.min_interval_s);
+  }
+  return old;
 }
 
 App::~App() { Stop(); }
@@ -88,6 +121,7 @@ Status App::Start() {
   auto web = BasicAuth::Load(config_.web.config_file);
   if (!web) return web.error();
   PublishReload(true);
+  ConfigureRemediation(config_, /*libvirt_changed=*/true);
   poller_->Configure(BuildEntries(config_));
   poller_->Start();
   HttpHooks hooks;
@@ -145,6 +179,8 @@ Status App::Reload() {
   auth_ = MakeAuthenticator(*web);
   if (http_) http_->SetAuthenticator(auth_);
   store_.SetConfig(*next);
+  std::shared_ptr<remediation::RemediationEngine> old_engine =
+      ConfigureRemediation(*next, !(next->libvirt == config_.libvirt));
   retired = poller_->Configure(BuildEntries(*next));
   config_ = std::move(*next);
   PublishReload(true);
@@ -152,6 +188,7 @@ Status App::Reload() {
                config_.web.config_file.empty() ? "none" : config_.web.config_file,
                web->users().size());
   lock.unlock();
+  old_engine.reset();  // its pool's grace period, outside every lock
   if (!retired.empty()) {
     const size_t n = retired.size();
     const int64_t start = clock_.MonotonicNs();
@@ -169,6 +206,11 @@ void App::Stop(bool close_http) {
     http_.reset();
   }
   if (poller_) poller_->Stop();
+  std::shared_ptr<remediation::RemediationEngine> engine;
+  {
+    std::lock_guard lock(remediation_mu_);
+    engine = std::move(remediation_);
+  }
 }
 
 std::vector<int> App::ListeningPorts() const {

@@ -15,6 +15,7 @@
 #include "exporter/exposition/snapshot_holder.h"
 #include "exporter/http/server.h"
 #include "exporter/poller/poller.h"
+#include "exporter/remediation/engine.h"
 #include "exporter/store/store.h"
 
 namespace vmtime {
@@ -44,6 +45,11 @@ class App {
   // Logs the web config's warnings and builds the authenticator for it,
   // keeping the running one's still-valid cached successes.
   std::shared_ptr<const Authenticator> MakeAuthenticator(const BasicAuth& web) const;
+  // (Re)builds the remediation engine for `config` (a new one when the
+  // libvirt section changed); returns the one it replaced, to be released
+  // outside reload_mu_.
+  std::shared_ptr<remediation::RemediationEngine> ConfigureRemediation(const Config& config,
+                                                                       bool libvirt_changed);
   // Records the outcome of a (re)load and publishes a snapshot showing it.
   void PublishReload(bool successful);
 
@@ -57,6 +63,13 @@ class App {
   std::unique_ptr<HttpServer> http_;
   std::shared_ptr<const Authenticator> auth_;  // the one http_ uses
   std::map<CollectorId, std::shared_ptr<Collector>> instances_;
+  // Remediation (issue 15 item 3): the events go to this sink (a
+  // NullEventSink until the audit trail is wired in). The engine is reached
+  // from the poller's publish callback under remediation_mu_ (a leaf apart
+  // from the engine's own lock); it is destroyed before the poller.
+  std::shared_ptr<EventSink> event_sink_ = std::make_shared<NullEventSink>();
+  std::mutex remediation_mu_;
+  std::shared_ptr<remediation::RemediationEngine> remediation_;
   int64_t last_reload_success_real_ns_ = 0;  // guarded by reload_mu_ (after Start)
 };
 

@@ -57,6 +57,23 @@ history:
   samples: 64
 metrics:
   component_scores: true
+remediation:
+  enabled: false
+  dry_run: false
+  threshold: 1s
+  triggers: [interruption, step]
+  guest_daemon_grace: 1m
+  min_interval: 10m
+  max_backward_step: 1s
+  allow_large_backward: false
+  include: []
+  exclude: []
+  include_metadata: {}
+  exclude_metadata: {}
+  call_deadline: 10s
+  verify_tolerance: 50ms
+  samples: 3
+  workers: 1
 )";
 
 // After the `collectors:` part, which CollectorsYaml() writes from the table.
@@ -449,6 +466,53 @@ const std::vector<Key<MetricsConfig>>& MetricsKeys() {
   return kKeys;
 }
 
+// remediation.triggers: only the known trigger names.
+void ReadRemediationTriggers(Walker& w, const YAML::Node& n, const std::string& p,
+                             RemediationConfig& r) {
+  w.StringList(n, p, &r.triggers);
+  for (size_t i = 0; i < r.triggers.size() && !w.failed(); ++i) {
+    if (r.triggers[i] == "interruption" || r.triggers[i] == "step") continue;
+    w.Fail(n.IsSequence() ? n[i] : n, p + "[" + std::to_string(i) + "]",
+           "unknown trigger '" + r.triggers[i] + "' (known: interruption, step)");
+  }
+}
+
+// remediation.{include,exclude}_metadata: a mapping of metadata key -> value.
+Key<RemediationConfig> MetadataKey(std::string_view name,
+                                   std::map<std::string, std::string> RemediationConfig::*field) {
+  return {name,
+          [field](Walker& w, const YAML::Node& n, const std::string& p, RemediationConfig& r) {
+            std::map<std::string, std::string> out;
+            w.Map(n, p, {}, [&](const std::string& k, const YAML::Node& v, const std::string& kp) {
+              if (auto s = w.Scalar(v, kp)) out[k] = *s;
+            });
+            r.*field = std::move(out);
+          }};
+}
+
+const std::vector<Key<RemediationConfig>>& RemediationKeys() {
+  using R = RemediationConfig;
+  static const std::vector<Key<R>> kKeys = {
+      BoolKey("enabled", &R::enabled),
+      BoolKey("dry_run", &R::dry_run),
+      DurationKey("threshold", &R::threshold_s, 0.001),
+      {"triggers", ReadRemediationTriggers},
+      DurationKey("guest_daemon_grace", &R::guest_daemon_grace_s),
+      DurationKey("min_interval", &R::min_interval_s),
+      DurationKey("max_backward_step", &R::max_backward_step_s),
+      BoolKey("allow_large_backward", &R::allow_large_backward),
+      StringListKey("include", &R::include),
+      StringListKey("exclude", &R::exclude),
+      MetadataKey("include_metadata", &R::include_metadata),
+      MetadataKey("exclude_metadata", &R::exclude_metadata),
+      DurationKey("call_deadline", &R::call_deadline_s, 0.01),
+      DurationKey("verify_tolerance", &R::verify_tolerance_s),
+      IntegerKey("samples", &R::samples, 1, 32),
+      IntegerKey("workers", &R::workers, 1, 16),
+  };
+  return kKeys;
+}
+
 const std::vector<Key<Config>>& HistoryKeys() {
   static const std::vector<Key<Config>> kKeys = {
       IntegerKey("samples", &Config::history_samples, 2, 4096),
@@ -536,6 +600,8 @@ constexpr Section kSections[] = {
      MemberEqual<&Config::guest_status>},
     {"history", ReadHistory, MemberEqual<&Config::history_samples>},
     {"metrics", ReadMember<&Config::metrics, MetricsKeys>, MemberEqual<&Config::metrics>},
+    {"remediation", ReadMember<&Config::remediation, RemediationKeys>,
+     MemberEqual<&Config::remediation>},
     {"collectors", ReadCollectors, MemberEqual<&Config::collectors>},
     {"scoring", ReadScoring, MemberEqual<&Config::scoring>},
 };

@@ -87,6 +87,30 @@ struct MetricsConfig {
   bool operator==(const MetricsConfig&) const = default;
 };
 
+// remediation.*: opt-in correction of guest clocks (docs/remediation.md).
+struct RemediationConfig {
+  bool enabled = false;
+  bool dry_run = false;    // log and audit the intent, change nothing
+  double threshold_s = 1;  // |guest - host| beyond this is corrected
+  // What arms a VM: "interruption" (resume, restore, migration, start: the
+  // first sample after a lifecycle event) and "step" (a step counted).
+  std::vector<std::string> triggers = {"interruption", "step"};
+  double guest_daemon_grace_s = 60;  // a guest daemon reporting sync gets this long first
+  double min_interval_s = 600;       // per-VM rate limit: one attempt per this interval
+  double max_backward_step_s = 1;    // larger backward corrections need allow_large_backward
+  bool allow_large_backward = false;
+  std::vector<std::string> include;                     // domain name globs (empty: every domain)
+  std::vector<std::string> exclude;                     // domain name globs
+  std::map<std::string, std::string> include_metadata;  // every key must have this value
+  std::map<std::string, std::string> exclude_metadata;  // any key with this value excludes
+  double call_deadline_s = 10;       // exporter-side deadline of the set and of the re-measure
+  double verify_tolerance_s = 0.05;  // added to the measured bound when judging the result
+  int samples = 3;                   // re-measure: K brackets, smallest round trip kept
+  int workers = 1;                   // concurrent remediation calls
+
+  bool operator==(const RemediationConfig&) const = default;
+};
+
 struct Config {
   std::string source = "<built-in>";
   WebConfig web;
@@ -95,6 +119,7 @@ struct Config {
   NtpConfig ntp;
   GuestStatusConfig guest_status;
   MetricsConfig metrics;
+  RemediationConfig remediation;
   // Every collector of the table, with its defaults unless configured.
   std::map<CollectorId, CollectorConfig> collectors = DefaultCollectorConfigs();
   size_t history_samples = 64;  // ring of clock samples kept per VM (scoring.drift_window_s

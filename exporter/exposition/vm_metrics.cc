@@ -69,12 +69,19 @@ void Components(const VmView& vm, VmSeriesSink& out) {
 void Reasons(const VmView& vm, VmSeriesSink& out) {
   for (auto r : vm.score.reasons) out.Add(vm, "reason", scoring::ReasonName(r), 1);
 }
+void Remediations(const VmView& vm, VmSeriesSink& out) {
+  if (!vm.remediations_total) return;
+  for (size_t r = 0; r < kRemediationResultCount; ++r) {
+    out.Add(vm, "result", RemediationResultName(static_cast<RemediationResult>(r)),
+            static_cast<double>((*vm.remediations_total)[r]));
+  }
+}
 void GuestSource(const VmView& vm, VmSeriesSink& out) {
   if (vm.guest) out.Add(vm, "daemon", vm.guest->daemon, 1);
 }
 
-const std::array<VmFamily, 19>& Table() {
-  static const std::array<VmFamily, 19> kTable = {{
+const std::array<VmFamily, 20>& Table() {
+  static const std::array<VmFamily, 20> kTable = {{
       {"vmtime_vm_info", "Domain known to libvirt (1), with its state.", MetricType::Gauge, Info},
       {"vmtime_vm_agent_up",
        "1 when the last guest-get-time through the guest agent succeeded; absent before the "
@@ -119,6 +126,10 @@ const std::array<VmFamily, 19>& Table() {
       {"vmtime_vm_guest_status_source", "1 for the guest daemon the status came from.",
        MetricType::Gauge, GuestSource},
       GuestStatusErrorFamily(),
+      {"vmtime_vm_remediations_total",
+       "Remediation attempts (guest clock set from the host), by result (docs/remediation.md); "
+       "absent until the VM's first attempt.",
+       MetricType::Counter, Remediations},
   }};
   return kTable;
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "exporter/model/observations.h"
+#include "exporter/model/remediation_result.h"
 #include "scoring/types.h"
 
 namespace vmtime {
@@ -27,6 +28,9 @@ struct VmView {
   scoring::StepCounts steps_total;                  // since exporter start
   std::optional<GuestStatusObservation> guest;      // guest daemon status
   scoring::ScoreResult score;
+  // Remediation attempts by result since exporter start; absent until the
+  // first attempt (vmtime_vm_remediations_total is then written).
+  std::optional<RemediationCounts> remediations_total;
 };
 
 struct CollectorStatus {

@@ -226,6 +226,7 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
     }
     v.steps_total = vm.steps_total;
     v.guest = vm.guest;
+    v.remediations_total = vm.remediations;
     scoring::VmInput in;
     in.samples = vm.samples;
     in.running = vm.state == DomainState::kRunning;
@@ -244,6 +245,15 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
   snap->collectors.reserve(runs_.size());
   for (const auto& [name, st] : runs_) snap->collectors.push_back(st);
   return snap;
+}
+
+void Store::RecordRemediation(const std::string& uuid, RemediationResult result) {
+  std::lock_guard lock(mu_);
+  auto it = vms_.find(uuid);
+  if (it == vms_.end()) return;
+  auto& counts = it->second.remediations;
+  if (!counts) counts.emplace();
+  ++(*counts)[static_cast<size_t>(result)];
 }
 
 }  // namespace vmtime

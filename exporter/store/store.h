@@ -35,6 +35,8 @@ class Store {
   // (e.g. chrony down: vmtime_host_chrony_up 0).
   void MarkFailed(const std::string& collector);
   void SetReload(const ReloadStatus& reload);
+  // Counts one remediation attempt of VM `uuid` (ignored for unknown VMs).
+  void RecordRemediation(const std::string& uuid, RemediationResult result);
   // Scores every VM at `now` and returns a new immutable snapshot.
   std::shared_ptr<const Snapshot> Build(int64_t now_mono_ns, int64_t now_real_ns) const;
 
@@ -56,6 +58,7 @@ class Store {
     // domain saved and restored, or migrated away and back): its next sample
     // is marked after_interruption.
     bool returned = false;
+    std::optional<RemediationCounts> remediations;  // absent until the first attempt
   };
   // A domain libvirt stopped listing, kept (not exported) so that its history
   // continues if it comes back: a transient domain is unlisted while saved.

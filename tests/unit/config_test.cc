@@ -302,6 +302,62 @@ TEST(ConfigEquality, MetricsConfig) {
                            [](MetricsConfig& c) { c.component_scores = !c.component_scores; });
 }
 
+TEST(ConfigEquality, RemediationConfig) {
+  using R = RemediationConfig;
+  ExpectEveryFieldCompared(
+      R{}, [](R& c) { c.enabled = !c.enabled; }, [](R& c) { c.dry_run = !c.dry_run; },
+      [](R& c) { c.threshold_s += 1; }, [](R& c) { c.triggers.pop_back(); },
+      [](R& c) { c.guest_daemon_grace_s += 1; }, [](R& c) { c.min_interval_s += 1; },
+      [](R& c) { c.max_backward_step_s += 1; },
+      [](R& c) { c.allow_large_backward = !c.allow_large_backward; },
+      [](R& c) { c.include.push_back("a"); }, [](R& c) { c.exclude.push_back("a"); },
+      [](R& c) { c.include_metadata["k"] = "v"; }, [](R& c) { c.exclude_metadata["k"] = "v"; },
+      [](R& c) { c.call_deadline_s += 1; }, [](R& c) { c.verify_tolerance_s += 1; },
+      [](R& c) { c.samples += 1; }, [](R& c) { c.workers += 1; });
+}
+
+TEST(ConfigRemediation, DefaultsOffAndKeysParse) {
+  auto d = ParseConfig(DefaultConfigYaml(), "<built-in>");
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_EQ(d->remediation, RemediationConfig{});
+  EXPECT_FALSE(d->remediation.enabled);
+  auto c = ParseConfig(
+      "remediation:\n  enabled: true\n  dry_run: true\n  threshold: 250ms\n"
+      "  triggers: [step]\n  exclude: [\"db-*\"]\n  include_metadata: {tier: prod}\n"
+      "  exclude_metadata: {remediate: never}\n  max_backward_step: 2s\n",
+      "t.yml");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_TRUE(c->remediation.enabled);
+  EXPECT_TRUE(c->remediation.dry_run);
+  EXPECT_DOUBLE_EQ(c->remediation.threshold_s, 0.25);
+  EXPECT_EQ(c->remediation.triggers, std::vector<std::string>{"step"});
+  EXPECT_EQ(c->remediation.exclude, std::vector<std::string>{"db-*"});
+  EXPECT_EQ(c->remediation.include_metadata.at("tier"), "prod");
+  EXPECT_EQ(c->remediation.exclude_metadata.at("remediate"), "never");
+  EXPECT_DOUBLE_EQ(c->remediation.max_backward_step_s, 2);
+}
+
+TEST(ConfigRemediation, BadValuesNameTheKey) {
+  auto bad = ParseConfig("remediation:\n  triggers: [resume]\n", "t.yml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("t.yml:2:14: remediation.triggers[0]: unknown trigger"),
+            std::string::npos)
+      << bad.error().message;
+  bad = ParseConfig("remediation:\n  include_metadata: [a]\n", "t.yml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("remediation.include_metadata: expected a mapping"),
+            std::string::npos)
+      << bad.error().message;
+  bad = ParseConfig("remediation:\n  include_metadata: {k: [1]}\n", "t.yml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("remediation.include_metadata.k: expected a scalar"),
+            std::string::npos)
+      << bad.error().message;
+  bad = ParseConfig("remediation:\n  workers: 0\n", "t.yml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("remediation.workers"), std::string::npos);
+}
+
 TEST(ConfigEquality, Config) {
   ExpectEveryFieldCompared(
       Config{}, [](Config& c) { c.source += "x"; }, [](Config& c) { c.web.telemetry_path += "x"; },
@@ -309,6 +365,7 @@ TEST(ConfigEquality, Config) {
       [](Config& c) { c.ntp.timeout_s += 1; },
       [](Config& c) { c.guest_status.exec_timeout_s += 1; },
       [](Config& c) { c.metrics.component_scores = false; },
+      [](Config& c) { c.remediation.enabled = true; },
       [](Config& c) { c.collectors[CollectorId::kNtp].interval_s += 1; },
       [](Config& c) { c.history_samples += 1; }, [](Config& c) { c.scoring.weight_offset += 1; });
 }

@@ -154,6 +154,7 @@ Snapshot FullSnapshot() {
   vm.rtt_s = 0.0008;
   vm.utc_offset_s = 0.0021;
   vm.steps_total = {1, 2};
+  vm.remediations_total = RemediationCounts{1, 0, 0, 2, 0};
   GuestStatusObservation guest;
   guest.daemon = "chrony";
   guest.status.state = scoring::SyncState::kSynchronised;
@@ -232,6 +233,21 @@ TEST(Exposition, GoldenFile) {
   want << in.rdbuf();
   EXPECT_EQ(got, want.str()) << "exposition changed; if intended, regenerate with "
                                 "VMTIME_UPDATE_GOLDEN=1";
+}
+
+TEST(Exposition, RemediationCountsAllResultsOnceAVmHadAnAttempt) {
+  const std::string text = exposition::RenderText(FullSnapshot());
+  const std::string prefix =
+      "vmtime_vm_remediations_total{domain=\"web-1\",uuid=\"11111111-1111-1111-1111-"
+      "111111111111\",result=";
+  EXPECT_NE(text.find(prefix + "\"ok\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find(prefix + "\"not_corrected\"} 0\n"), std::string::npos);
+  EXPECT_NE(text.find(prefix + "\"failed\"} 0\n"), std::string::npos);
+  EXPECT_NE(text.find(prefix + "\"dry_run\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find(prefix + "\"refused_backward\"} 0\n"), std::string::npos);
+  // Never attempted (remediation off, the default): no series at all.
+  const std::string fixed = exposition::RenderText(*FixedSnapshot());
+  EXPECT_EQ(fixed.find("vmtime_vm_remediations_total"), std::string::npos);
 }
 
 TEST(Exposition, VmSeriesFollowTheContract) {

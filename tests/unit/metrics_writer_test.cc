@@ -34,7 +34,8 @@ std::string OldText(const Snapshot& s) {
 // The benchmark fleet (bench/fleet.h, full histories, host chronyd), plus
 // what the fleet does not have on its own so that every per-VM family is
 // written: guest status (synchronised, stratum, leap, source, an error) on
-// every third VM and every component measured on every fifth.
+// every third VM, every component measured on every fifth, remediation
+// counts on every seventh.
 Snapshot FullFleet(int n) {
   auto store = bench::FilledStore(bench::DefaultConfig(), n, 64);
   store->RecordRun({"libvirt", true, 0.5, bench::kEpochRealNs, ""});
@@ -52,6 +53,7 @@ Snapshot FullFleet(int n) {
       vm.guest = g;
     }
     if (i % 5 == 0) vm.score.measured.fill(true);
+    if (i % 7 == 0) vm.remediations_total = RemediationCounts{1, 0, 2, 0, 0};
   }
   return s;
 }

@@ -155,5 +155,20 @@ TEST(Store, RemoteLibvirtUriHasNoUtcOffsetAndNoHostReference) {
   EXPECT_NE(text.find("vmtime_vm_clock_offset_seconds{"), std::string::npos) << text;
 }
 
+TEST(Store, CountsRemediationsPerVmFromTheFirstAttempt) {
+  Store store(TestConfig());
+  store.Apply(Listed(10, 0));
+  EXPECT_FALSE(store.Build(11 * kS, 0)->vms.at(0).remediations_total.has_value());
+  store.RecordRemediation(kUuid, RemediationResult::kOk);
+  store.RecordRemediation(kUuid, RemediationResult::kFailed);
+  store.RecordRemediation(kUuid, RemediationResult::kFailed);
+  store.RecordRemediation("00000000-0000-0000-0000-000000000000", RemediationResult::kOk);
+  const auto counts = store.Build(12 * kS, 0)->vms.at(0).remediations_total;
+  ASSERT_TRUE(counts.has_value());
+  EXPECT_EQ((*counts)[static_cast<size_t>(RemediationResult::kOk)], 1u);
+  EXPECT_EQ((*counts)[static_cast<size_t>(RemediationResult::kFailed)], 2u);
+  EXPECT_EQ((*counts)[static_cast<size_t>(RemediationResult::kDryRun)], 0u);
+}
+
 }  // namespace
 }  // namespace vmtime

@@ -66,6 +66,14 @@ class LibvirtApi {
   // virDomainGetTime through the guest agent. May block.
   virtual Result<GuestTime> GetTime(const std::string& uuid, const std::string& name) = 0;
 
+  // virDomainSetTime(dom, seconds, nanoseconds, 0): sets the guest clock
+  // through the agent to this explicit time (remediation). May block.
+  // Default: unsupported (test fakes of the collector do not need it).
+  virtual Status SetTime(const std::string& /*uuid*/, const std::string& name,
+                         const GuestTime& /*time*/) {
+    return Error{"domain '" + name + "': virDomainSetTime is not supported by this api"};
+  }
+
   // virDomainAgentSetResponseTimeout(dom, seconds). May block.
   virtual Status SetAgentTimeout(const std::string& uuid, const std::string& name, int seconds) = 0;
 

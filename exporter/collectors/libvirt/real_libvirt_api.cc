@@ -281,6 +281,16 @@ Result<GuestTime> RealLibvirtApi::GetTime(const std::string& uuid, const std::st
   return GuestTime{static_cast<int64_t>(seconds), nseconds};
 }
 
+Status RealLibvirtApi::SetTime(const std::string& uuid, const std::string& name,
+                               const GuestTime& time) {
+  Result<DomainPtr> dom = FindDomain(uuid, name);
+  if (!dom.ok()) return dom.error();
+  if (virDomainSetTime(dom->get(), time.seconds, time.nanoseconds, 0) < 0) {
+    return LibvirtError("virDomainSetTime", name);
+  }
+  return Status::Ok();
+}
+
 Status RealLibvirtApi::SetAgentTimeout(const std::string& uuid, const std::string& name,
                                        int seconds) {
   Result<DomainPtr> dom = FindDomain(uuid, name);

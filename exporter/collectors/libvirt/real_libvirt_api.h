@@ -36,6 +36,7 @@ class RealLibvirtApi final : public LibvirtApi {
   bool Connected() const override { return connection_.connected(); }
   uint64_t ConnectionGeneration() const override { return connection_.generation(); }
   Result<GuestTime> GetTime(const std::string& uuid, const std::string& name) override;
+  Status SetTime(const std::string& uuid, const std::string& name, const GuestTime& time) override;
   Status SetAgentTimeout(const std::string& uuid, const std::string& name, int seconds) override;
   void SetEventHandler(DomainEventHandler handler) override;
 
