@@ -6,9 +6,9 @@
 
 #include "exporter/core/build_info.h"
 #include "exporter/exposition/chrony_metrics.h"
-#include "exporter/exposition/time_daemon_metrics.h"
 #include "exporter/exposition/ntp_metrics.h"
 #include "exporter/exposition/text_writer.h"
+#include "exporter/exposition/time_daemon_metrics.h"
 #include "exporter/exposition/vm_metrics.h"
 #include "scoring/score.h"
 

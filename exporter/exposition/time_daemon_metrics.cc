@@ -22,7 +22,8 @@ bool Ran(const Snapshot& s, const char* name) {
 void RenderNtpdSystem(const NtpdObservation& n, FamilyBuilder& out) {
   out.Gauge("vmtime_host_ntpd_info", "The host ntpd's reference id and version (1).")
       .Add({{"refid", n.refid}, {"version", n.version}}, 1);
-  out.Gauge("vmtime_host_ntpd_leap", "Host ntpd leap: 0 normal, 1 insert, 2 delete, 3 unsynchronised.")
+  out.Gauge("vmtime_host_ntpd_leap",
+            "Host ntpd leap: 0 normal, 1 insert, 2 delete, 3 unsynchronised.")
       .Add(n.leap);
   out.Gauge("vmtime_host_ntpd_stratum", "Stratum of the host ntpd (16 = unsynchronised).")
       .Add(n.stratum);
@@ -42,8 +43,8 @@ void RenderNtpdPeers(const NtpdObservation& n, FamilyBuilder& out) {
   Family condition = out.Gauge("vmtime_host_ntpd_peer_condition_info",
                                "Association of the host ntpd and its selection state (1).");
   Family stratum = out.Gauge("vmtime_host_ntpd_peer_stratum", "Stratum of the peer.");
-  Family reach = out.Gauge("vmtime_host_ntpd_peer_reachability_ratio",
-                           "Reachability register bits set / 8.");
+  Family reach =
+      out.Gauge("vmtime_host_ntpd_peer_reachability_ratio", "Reachability register bits set / 8.");
   Family offset = out.Gauge("vmtime_host_ntpd_peer_offset_seconds",
                             "Offset of the peer: server minus host (positive = host behind).");
   Family delay = out.Gauge("vmtime_host_ntpd_peer_delay_seconds", "Round-trip delay to the peer.");

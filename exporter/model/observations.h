@@ -132,7 +132,7 @@ struct TimesyncdObservation {
   std::string server_address;
   // From NTPMessage, when timesyncd has received one.
   std::optional<int> leap;
-  std::optional<int> stratum;  // the server's stratum
+  std::optional<int> stratum;      // the server's stratum
   std::optional<double> offset_s;  // server - host of that message, positive = host behind
   std::optional<double> delay_s;
   std::optional<double> root_delay_s;

@@ -56,7 +56,8 @@ struct Snapshot {
   bool timesyncd_up = false;                      // timesyncd present at the last run
   std::optional<TimesyncdObservation> timesyncd;  // last good
   // The host's sync state as scoring saw it (the first present source of
-  // host.reference_order, store/host_reference.h); absent when none is. Renders vmtime_host_synchronised{source}.
+  // host.reference_order, store/host_reference.h); absent when none is. Renders
+  // vmtime_host_synchronised{source}.
   std::optional<scoring::HostReference> host_reference;
   bool libvirt_enabled = false;
   bool libvirt_connected = false;

@@ -68,10 +68,10 @@ std::optional<scoring::HostReference> SelectHostReference(
 std::optional<scoring::HostReference> DecideHostReference(
     const std::optional<ChronyObservation>& chrony, const std::optional<TimexObservation>& timex) {
   std::vector<HostReferenceCandidate> candidates;
-  candidates.push_back({"chrony", chrony ? std::optional(HostReferenceFromChrony(*chrony))
-                                         : std::nullopt});
-  candidates.push_back({"kernel", timex ? std::optional(HostReferenceFromKernel(*timex))
-                                        : std::nullopt});
+  candidates.push_back(
+      {"chrony", chrony ? std::optional(HostReferenceFromChrony(*chrony)) : std::nullopt});
+  candidates.push_back(
+      {"kernel", timex ? std::optional(HostReferenceFromKernel(*timex)) : std::nullopt});
   return SelectHostReference({"chrony", "kernel"}, candidates);
 }
 

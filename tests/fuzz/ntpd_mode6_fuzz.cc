@@ -31,8 +31,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     complete = *outcome == Reassembly::Outcome::kComplete;
   }
   // The parsers take any text, reassembled or not.
-  const std::string text = complete ? r.data()
-                                    : std::string(reinterpret_cast<const char*>(data) + 2, size - 2);
+  const std::string text =
+      complete ? r.data() : std::string(reinterpret_cast<const char*>(data) + 2, size - 2);
   if (complete && text.size() > vmtime::ntpd::kMaxResponseBytes) std::abort();
   if (auto vars = vmtime::ntpd::ParseVariables(text); vars) {
     auto sys = vmtime::ntpd::SystemFromVariables(*vars);

@@ -304,8 +304,7 @@ TEST(ConfigEquality, TimesyncdConfig) {
 }
 
 TEST(ConfigEquality, HostConfig) {
-  ExpectEveryFieldCompared(HostConfig{},
-                           [](HostConfig& c) { c.reference_order.push_back("x"); });
+  ExpectEveryFieldCompared(HostConfig{}, [](HostConfig& c) { c.reference_order.push_back("x"); });
 }
 
 TEST(Config, HostReferenceOrderIsCheckedAndNamed) {
@@ -322,7 +321,8 @@ TEST(Config, HostReferenceOrderIsCheckedAndNamed) {
   auto empty = ParseConfig("host:\n  reference_order: []\n", "t.yml");
   ASSERT_FALSE(empty.ok());
   EXPECT_NE(empty.error().message.find("at least one"), std::string::npos);
-  auto ntpd = ParseConfig("ntpd:\n  address: \"[::1]:123\"\n  timeout: 250ms\n  peers: false\n", "t.yml");
+  auto ntpd =
+      ParseConfig("ntpd:\n  address: \"[::1]:123\"\n  timeout: 250ms\n  peers: false\n", "t.yml");
   ASSERT_TRUE(ntpd.ok()) << ntpd.error().message;
   EXPECT_EQ(ntpd->ntpd.address, "[::1]:123");
   EXPECT_DOUBLE_EQ(ntpd->ntpd.timeout_s, 0.25);

@@ -103,7 +103,8 @@ std::vector<uint8_t> BuildRequest(uint8_t opcode, uint16_t sequence, uint16_t as
 
 Result<Header> ParseHeader(std::span<const uint8_t> d) {
   if (d.size() < kHeaderSize) {
-    return Error{"reply of " + std::to_string(d.size()) + " octets, shorter than the 12-octet header"};
+    return Error{"reply of " + std::to_string(d.size()) +
+                 " octets, shorter than the 12-octet header"};
   }
   Header h;
   h.version = (d[0] >> 3) & 7;
@@ -268,13 +269,16 @@ Result<std::vector<std::pair<std::string, std::string>>> ParseVariables(std::str
     if (item.empty()) continue;
     const size_t eq = item.find('=');
     const std::string_view name = Trim(item.substr(0, eq));
-    if (name.empty()) return Error{"variables: empty name at octet " + std::to_string(start)};
+    // ntpsec mixes randomly named variables into its answers (against
+    // fingerprinting); a name outside the usual characters is skipped, not
+    // fatal: only the variables read later matter, and they are checked.
+    bool ok_name = !name.empty();
     for (char c : name) {
-      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == '_' || c == '.' || c == '-' || c == '[' || c == ']';
-      if (!ok) return Error{"variables: bad name " + Quote(name) + " at octet " +
-                            std::to_string(start)};
+      ok_name =
+          ok_name && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '_' || c == '.' || c == '-' || c == '[' || c == ']');
     }
+    if (!ok_name) continue;
     const std::string value = eq == std::string_view::npos ? "" : Unquote(item.substr(eq + 1));
     out.emplace_back(std::string(name), value);
     if (out.size() > 1024) return Error{"variables: more than 1024"};
@@ -302,8 +306,10 @@ Result<SystemVariables> SystemFromVariables(
     if (!pr) return pr.error();
     s.precision_log2 = static_cast<int>(*pr);
   }
-  for (auto [name, field] : {std::pair{"offset", &s.offset_s}, {"sys_jitter", &s.sys_jitter_s},
-                             {"rootdelay", &s.root_delay_s}, {"rootdisp", &s.root_dispersion_s}}) {
+  for (auto [name, field] : {std::pair{"offset", &s.offset_s},
+                             {"sys_jitter", &s.sys_jitter_s},
+                             {"rootdelay", &s.root_delay_s},
+                             {"rootdisp", &s.root_dispersion_s}}) {
     if (Status st2 = Millis(vars, name, *field); !st2) return st2.error();
   }
   return s;
@@ -331,8 +337,8 @@ Result<PeerVariables> PeerFromVariables(
     p.reach = static_cast<int>(*v);
   }
   if (const std::string* r = Find(vars, "refid")) p.refid = *r;
-  for (auto [name, field] : {std::pair{"offset", &p.offset_s}, {"delay", &p.delay_s},
-                             {"jitter", &p.jitter_s}}) {
+  for (auto [name, field] :
+       {std::pair{"offset", &p.offset_s}, {"delay", &p.delay_s}, {"jitter", &p.jitter_s}}) {
     if (Status st = Millis(vars, name, *field); !st) return st.error();
   }
   return p;

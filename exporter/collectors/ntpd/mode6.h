@@ -26,7 +26,7 @@
 
 namespace vmtime::ntpd {
 
-inline constexpr uint8_t kOpReadStatus = 1;  // READSTAT
+inline constexpr uint8_t kOpReadStatus = 1;     // READSTAT
 inline constexpr uint8_t kOpReadVariables = 2;  // READVAR
 inline constexpr size_t kHeaderSize = 12;
 // Reassembled responses larger than this are refused (ntpq stops at 24
@@ -113,7 +113,10 @@ PeerStatus DecodePeerStatus(uint16_t status);
 std::string_view SelectionName(int selection);
 
 // READVAR data: "name=value, name="quoted, text", flag,\r\n..." as ordered
-// pairs (a name without '=' has an empty value). Errors name the byte offset.
+// pairs (a name without '=' has an empty value). Items whose name is empty
+// or has characters other than [A-Za-z0-9_.\-\[\]] are skipped (ntpsec adds
+// random tags). Errors (an unterminated quote, a NUL before the padding)
+// name the byte offset.
 Result<std::vector<std::pair<std::string, std::string>>> ParseVariables(std::string_view text);
 
 // What the client reads: the system variables...

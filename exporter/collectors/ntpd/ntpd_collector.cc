@@ -38,7 +38,9 @@ Result<std::pair<std::string, std::string>> SplitHostPort(const std::string& a) 
   return std::make_pair(a.substr(0, colon), a.substr(colon + 1));
 }
 
-std::string OpName(uint8_t opcode) { return opcode == ntpd::kOpReadStatus ? "READSTAT" : "READVAR"; }
+std::string OpName(uint8_t opcode) {
+  return opcode == ntpd::kOpReadStatus ? "READSTAT" : "READVAR";
+}
 
 }  // namespace
 
@@ -83,14 +85,14 @@ Status Mode6Client::Open() {
 }
 
 Result<Mode6Client::Answer> Mode6Client::Exchange(uint8_t opcode, uint16_t association_id,
-                                                  std::string_view request_data,
-                                                  const Clock& clock, int64_t deadline_mono_ns) {
+                                                  std::string_view request_data, const Clock& clock,
+                                                  int64_t deadline_mono_ns) {
   if (fd_ < 0) {
     if (Status s = Open(); !s) return s.error();
   }
   const uint16_t sequence = ++sequence_;
-  const std::string where = "ntpd " + address_ + ": " + OpName(opcode) + " association " +
-                            std::to_string(association_id);
+  const std::string where =
+      "ntpd " + address_ + ": " + OpName(opcode) + " association " + std::to_string(association_id);
   const int64_t start = clock.MonotonicNs();
   const int64_t deadline =
       std::min(deadline_mono_ns, start + SecondsToNs(std::max(request_timeout_s_, 0.001)));
@@ -119,7 +121,8 @@ Result<Mode6Client::Answer> Mode6Client::Exchange(uint8_t opcode, uint16_t assoc
     }
     pollfd p{fd_, POLLIN, 0};
     const int64_t left = std::min(deadline, next_send) - now;
-    const int pr = ::poll(&p, 1, static_cast<int>(std::max<int64_t>((left + 999'999) / 1'000'000, 1)));
+    const int pr =
+        ::poll(&p, 1, static_cast<int>(std::max<int64_t>((left + 999'999) / 1'000'000, 1)));
     if (pr < 0 && errno != EINTR) return Error{where + ": poll: " + std::strerror(errno)};
     if (pr <= 0) continue;
     uint8_t buf[kMaxDatagram];
@@ -131,7 +134,8 @@ Result<Mode6Client::Answer> Mode6Client::Exchange(uint8_t opcode, uint16_t assoc
       if (err == ECONNREFUSED) return Error{where + ": refused (ICMP port unreachable)"};
       return Error{where + ": receive: " + std::strerror(err)};
     }
-    auto outcome = reassembly.Add(std::span<const uint8_t>(buf, static_cast<size_t>(n)), &last_reject);
+    auto outcome =
+        reassembly.Add(std::span<const uint8_t>(buf, static_cast<size_t>(n)), &last_reject);
     if (!outcome) return Error{where + ": " + outcome.error().message};
     if (*outcome == ntpd::Reassembly::Outcome::kComplete) {
       return Answer{reassembly.data(), reassembly.status()};

@@ -147,7 +147,8 @@ Status ReadBus(const TimesyncdConfig& config, TimesyncdObservation& obs) {
     if ((r = sd_bus_message_read(reply.get(), "s", &name)) < 0) {
       return Error{"GetAll reply: property name: " + Errno(r)};
     }
-    if (Status s = ReadProperty(reply.get(), name, obs); !s) return Error{"GetAll reply: " + s.message()};
+    if (Status s = ReadProperty(reply.get(), name, obs); !s)
+      return Error{"GetAll reply: " + s.message()};
     sd_bus_message_exit_container(reply.get());
   }
   if (r < 0) return Error{"GetAll reply: " + Errno(r)};
