@@ -183,8 +183,8 @@ def fleet():
     P.append(L.place(panel("stat", "Hypervisors unsynchronised",
                            [target("count(vmtime_host_synchronised{%s} == 0) or vector(0)" % SEL)],
                            thresholds=[(None, "green"), (1, "red")], options=STAT_OPTS,
-                           description="The exporter's verdict (vmtime_host_synchronised): chronyd when it "
-                                       "answers, else the kernel (maxerror < 16 s)."), 4, 4))
+                           description="The exporter's verdict (vmtime_host_synchronised): the first present "
+                                       "source of host.reference_order (chrony, ntpd, timesyncd, ptp, kernel)."), 4, 4))
 
     bands = [target("count(vmtime_vm_health_band{%s} == %d) or vector(0)" % (SEL, i), name)
              for i, (name, _) in enumerate(BAND_COLORS)]
@@ -283,8 +283,9 @@ def fleet():
                                                                  "Value #D": "kernel maxerror (s)",
                                                                  "Value #E": "VMs"}}}],
                            description="Per hypervisor: synchronised as the exporter decides it "
-                                       "(vmtime_host_synchronised; 'decided by' chrony when chronyd answers, else "
-                                       "kernel: maxerror < 16 s), chronyd tracking and the kernel's maximum error "
+                                       "(vmtime_host_synchronised; 'decided by' the first present source of "
+                                       "host.reference_order: chrony, ntpd, timesyncd, ptp, or kernel: "
+                                       "maxerror < 16 s), chronyd tracking and the kernel's maximum error "
                                        "(offset: host clock minus true time, positive = host fast)."), 12, 9))
     P.append(L.place(panel("timeseries", "Hypervisor synchronised",
                            [target("vmtime_host_synchronised{%s}" % SEL, "{{instance}} ({{source}})")],
@@ -293,7 +294,7 @@ def fleet():
                            options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
                                     "tooltip": {"mode": "multi", "sort": "none"}},
                            description="1 synchronised, 0 not, per hypervisor; the label says who decided "
-                                       "(chrony or kernel). The host alert uses this gauge only."), 6, 9))
+                                       "(chrony, ntpd, timesyncd, ptp or kernel). The host alert uses this gauge only."), 6, 9))
     P.append(L.place(panel("timeseries", "Hypervisor offset (chronyd system time)",
                            [target("vmtime_host_chrony_tracking_system_time_seconds{%s}" % SEL, "{{instance}}")],
                            unit="s", custom=TS_CUSTOM,
@@ -349,6 +350,36 @@ def fleet():
                                                                  "Value #C": "last offset (s)",
                                                                  "instance": "hypervisor"}}}],
                            description="Each hypervisor chronyd's sources (reach = fraction of the last 8 polls answered)."), 24, 8))
+
+    # Host ntpd and systemd-timesyncd (collectors ntpd, timesyncd; issue 17).
+    P.append(L.place(panel("table", "ntpd peers",
+                           [target("vmtime_host_ntpd_peer_condition_info{%s}" % SEL, instant=True, fmt="table"),
+                            target("vmtime_host_ntpd_peer_reachability_ratio{%s}" % SEL, instant=True,
+                                   fmt="table"),
+                            target("vmtime_host_ntpd_peer_offset_seconds{%s}" % SEL, instant=True, fmt="table")],
+                           options=TABLE_OPTS,
+                           transformations=[{"id": "merge", "options": {}},
+                                            {"id": "organize", "options": {
+                                                "excludeByName": {"Time": True, "__name__": True, "job": True,
+                                                                  "Value #A": True},
+                                                "renameByName": {"Value #B": "reach", "Value #C": "offset (s)",
+                                                                 "instance": "hypervisor"}}}],
+                           description="Each hypervisor ntpd's associations (collector ntpd): selection state "
+                                       "(sys.peer = the one it follows), reach = fraction of the last 8 polls "
+                                       "answered, offset = server minus host."), 14, 8))
+    P.append(L.place(panel("table", "systemd-timesyncd",
+                           [target("vmtime_host_timesyncd_synchronised{%s}" % SEL, instant=True, fmt="table"),
+                            target("vmtime_host_timesyncd_offset_seconds{%s}" % SEL, instant=True, fmt="table")],
+                           options=TABLE_OPTS,
+                           transformations=[{"id": "merge", "options": {}},
+                                            {"id": "organize", "options": {
+                                                "excludeByName": {"Time": True, "__name__": True, "job": True},
+                                                "renameByName": {"Value #A": "synchronised",
+                                                                 "Value #B": "last offset (s)",
+                                                                 "instance": "hypervisor"}}}],
+                           description="Each hypervisor's systemd-timesyncd (collector timesyncd): its flag file "
+                                       "(1 = synchronised since boot) and the offset of its last NTP message "
+                                       "(server minus host; D-Bus only)."), 10, 8))
 
     P.append(L.row("Exporters"))
     P.append(L.place(panel("table", "Failing collectors",

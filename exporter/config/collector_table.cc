@@ -5,7 +5,7 @@ namespace vmtime {
 namespace {
 
 // name, help, {enabled, interval_s, timeout_s, max_retries, retry_backoff_s}, sections.
-constexpr std::array<CollectorDefinition, 5> kCollectors = {{
+constexpr std::array<CollectorDefinition, 7> kCollectors = {{
     {CollectorId::kTimex,
      "timex",
      "host kernel clock discipline via adjtimex(2)",
@@ -31,6 +31,16 @@ constexpr std::array<CollectorDefinition, 5> kCollectors = {{
      "the guest's own time daemon via fixed read-only guest-exec commands",
      {false, 60, 60, 0, 1},
      "guest_status, libvirt"},
+    {CollectorId::kNtpd,
+     "ntpd",
+     "host ntpd/ntpsec through its mode 6 control protocol (system and peer variables)",
+     {false, 15, 5, 1, 1},
+     "ntpd"},
+    {CollectorId::kTimesyncd,
+     "timesyncd",
+     "host systemd-timesyncd through D-Bus (org.freedesktop.timesync1) and its flag file",
+     {false, 15, 5, 1, 1},
+     "timesyncd"},
 }};
 
 // Row i describes the collector whose id has value i.

@@ -4,6 +4,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -49,6 +50,17 @@ ntp:
   servers: []
   timeout: 2s
   max_stratum: 9
+ntpd:
+  address: 127.0.0.1:123
+  timeout: 1s
+  peers: true
+timesyncd:
+  dbus: true
+  bus_address: ""
+  flag_file: /run/systemd/timesync/synchronized
+  timeout: 1s
+host:
+  reference_order: [chrony, ntpd, timesyncd, ptp, kernel]
 guest_status:
   commands: [chronyc_tracking, ntpq_rv, timedatectl_show, w32tm_status]
   exec_timeout: 5s
@@ -436,6 +448,54 @@ const std::vector<Key<NtpConfig>>& NtpKeys() {
   return kKeys;
 }
 
+const std::vector<Key<NtpdConfig>>& NtpdKeys() {
+  using N = NtpdConfig;
+  static const std::vector<Key<N>> kKeys = {
+      StringKey("address", &N::address),
+      DurationKey("timeout", &N::timeout_s, 0.001),
+      BoolKey("peers", &N::peers),
+  };
+  return kKeys;
+}
+
+const std::vector<Key<TimesyncdConfig>>& TimesyncdKeys() {
+  using T = TimesyncdConfig;
+  static const std::vector<Key<T>> kKeys = {
+      BoolKey("dbus", &T::dbus),
+      StringKey("bus_address", &T::bus_address),
+      StringKey("flag_file", &T::flag_file),
+      DurationKey("timeout", &T::timeout_s, 0.001),
+  };
+  return kKeys;
+}
+
+// host.reference_order: known source names, each at most once, at least one.
+void ReadReferenceOrder(Walker& w, const YAML::Node& n, const std::string& p, HostConfig& h) {
+  w.StringList(n, p, &h.reference_order);
+  const auto known = HostReferenceSourceNames();
+  std::set<std::string> seen;
+  for (size_t i = 0; i < h.reference_order.size() && !w.failed(); ++i) {
+    const std::string& name = h.reference_order[i];
+    const std::string at = p + "[" + std::to_string(i) + "]";
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      std::string list;
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      w.Fail(n.IsSequence() ? n[i] : n, at,
+             "unknown host reference source '" + name + "' (known: " + list + ")");
+    } else if (!seen.insert(name).second) {
+      w.Fail(n.IsSequence() ? n[i] : n, at, "host reference source '" + name + "' listed twice");
+    }
+  }
+  if (!w.failed() && h.reference_order.empty()) w.Fail(n, p, "must name at least one source");
+}
+
+const std::vector<Key<HostConfig>>& HostKeys() {
+  static const std::vector<Key<HostConfig>> kKeys = {
+      {"reference_order", ReadReferenceOrder},
+  };
+  return kKeys;
+}
+
 // guest_status.commands: only ids of the compiled-in command table.
 void ReadGuestCommands(Walker& w, const YAML::Node& n, const std::string& p, GuestStatusConfig& g) {
   w.StringList(n, p, &g.commands);
@@ -596,6 +656,9 @@ constexpr Section kSections[] = {
     {"libvirt", ReadMember<&Config::libvirt, LibvirtKeys>, MemberEqual<&Config::libvirt>},
     {"chrony", ReadMember<&Config::chrony, ChronyKeys>, MemberEqual<&Config::chrony>},
     {"ntp", ReadMember<&Config::ntp, NtpKeys>, MemberEqual<&Config::ntp>},
+    {"ntpd", ReadMember<&Config::ntpd, NtpdKeys>, MemberEqual<&Config::ntpd>},
+    {"timesyncd", ReadMember<&Config::timesyncd, TimesyncdKeys>, MemberEqual<&Config::timesyncd>},
+    {"host", ReadMember<&Config::host, HostKeys>, MemberEqual<&Config::host>},
     {"guest_status", ReadMember<&Config::guest_status, GuestStatusKeys>,
      MemberEqual<&Config::guest_status>},
     {"history", ReadHistory, MemberEqual<&Config::history_samples>},
@@ -622,6 +685,10 @@ void ParseDocument(const YAML::Node& root, Walker& w, Config& c) {
 }
 
 }  // namespace
+
+std::vector<std::string> HostReferenceSourceNames() {
+  return {"chrony", "ntpd", "timesyncd", "ptp", "kernel"};
+}
 
 std::vector<std::string> AllGuestCommandConfigIds() {
   std::vector<std::string> ids;

@@ -65,6 +65,35 @@ struct NtpConfig {
   bool operator==(const NtpConfig&) const = default;
 };
 
+struct NtpdConfig {
+  std::string address = "127.0.0.1:123";  // ntpd/ntpsec mode 6, host[:port] (UDP)
+  double timeout_s = 1;
+  bool peers = true;  // also read the association list and each peer
+
+  bool operator==(const NtpdConfig&) const = default;
+};
+
+struct TimesyncdConfig {
+  // D-Bus address of the bus timesyncd is on ("" = the system bus).
+  std::string bus_address;
+  bool dbus = true;  // false: the flag file only
+  std::string flag_file = "/run/systemd/timesync/synchronized";
+  double timeout_s = 1;  // D-Bus call timeout
+
+  bool operator==(const TimesyncdConfig&) const = default;
+};
+
+// The host reference candidates (store/host_reference.h), by name.
+std::vector<std::string> HostReferenceSourceNames();
+
+struct HostConfig {
+  // Which source decides the host reference: the first one in this order
+  // whose collector answered its last run (docs/configuration.md, `host`).
+  std::vector<std::string> reference_order = {"chrony", "ntpd", "timesyncd", "ptp", "kernel"};
+
+  bool operator==(const HostConfig&) const = default;
+};
+
 // Every command of the compiled-in guest command table, by config id.
 std::vector<std::string> AllGuestCommandConfigIds();
 
@@ -117,6 +146,9 @@ struct Config {
   LibvirtConfig libvirt;
   ChronyConfig chrony;
   NtpConfig ntp;
+  NtpdConfig ntpd;
+  TimesyncdConfig timesyncd;
+  HostConfig host;
   GuestStatusConfig guest_status;
   MetricsConfig metrics;
   RemediationConfig remediation;

@@ -8,6 +8,7 @@
 #include "exporter/exposition/chrony_metrics.h"
 #include "exporter/exposition/ntp_metrics.h"
 #include "exporter/exposition/text_writer.h"
+#include "exporter/exposition/time_daemon_metrics.h"
 #include "exporter/exposition/vm_metrics.h"
 #include "scoring/score.h"
 
@@ -55,8 +56,8 @@ void AppendHostMetrics(const Snapshot& s, FamilyBuilder& out) {
   if (!s.host_reference) return;
   const scoring::HostReference& h = *s.host_reference;
   out.Gauge("vmtime_host_synchronised",
-            "1 when the host clock is synchronised as `source` decided it (chronyd when it "
-            "answers, else the kernel), 0 otherwise.")
+            "1 when the host clock is synchronised as `source` decided it (the first present "
+            "source of host.reference_order), 0 otherwise.")
       .Add({{"source", h.source}}, h.state == scoring::SyncState::kSynchronised ? 1 : 0);
 }
 
@@ -94,6 +95,8 @@ std::vector<prometheus::MetricFamily> RenderFamilies(const Snapshot& s) {
   AppendTimexMetrics(s, out);
   AppendChronyMetrics(s, out);
   AppendNtpMetrics(s, out);
+  AppendNtpdMetrics(s, out);
+  AppendTimesyncdMetrics(s, out);
   AppendVmMetrics(s, out);
   return out.Take();
 }
@@ -112,6 +115,8 @@ std::string RenderText(const Snapshot& s, size_t reserve_bytes) {
     AppendTimexMetrics(s, b);
     AppendChronyMetrics(s, b);
     AppendNtpMetrics(s, b);
+    AppendNtpdMetrics(s, b);
+    AppendTimesyncdMetrics(s, b);
     host = b.Take();
   });
   AppendFamilies(out, host);

@@ -95,6 +95,52 @@ struct NtpObservation {
   std::vector<NtpServerObservation> servers;
 };
 
+// ---- ntpd: host ntpd/ntpsec over its mode 6 control protocol ----
+struct NtpdPeer {
+  uint16_t association_id = 0;
+  std::string address;  // srcadr[:srcport]
+  bool configured = false;
+  bool reachable = false;  // peer status word's reach flag
+  int selection = 0;       // peer status selection code 0..7
+  std::string condition;   // its name: "sys.peer", "candidate", "reject", ...
+  int stratum = 0;
+  int reach = 0;  // 8-bit reachability register
+  std::string refid;
+  double offset_s = 0;  // server - host, positive = host behind
+  double delay_s = 0;
+  double jitter_s = 0;
+};
+struct NtpdObservation {
+  int64_t measured_real_ns = 0;
+  int leap = 0;  // 0 normal, 1 insert, 2 delete, 3 unsynchronised
+  int stratum = 0;
+  std::string refid;
+  double offset_s = 0;  // ntpd's `offset`: server - host, positive = host behind
+  double sys_jitter_s = 0;
+  double root_delay_s = 0;
+  double root_dispersion_s = 0;
+  std::string version;
+  std::vector<NtpdPeer> peers;  // empty unless ntpd.peers
+};
+
+// ---- timesyncd: host systemd-timesyncd over D-Bus / its flag file ----
+struct TimesyncdObservation {
+  int64_t measured_real_ns = 0;
+  bool bus = false;           // the properties came from D-Bus
+  bool synchronised = false;  // the flag file exists
+  std::string server_name;
+  std::string server_address;
+  // From NTPMessage, when timesyncd has received one.
+  std::optional<int> leap;
+  std::optional<int> stratum;      // the server's stratum
+  std::optional<double> offset_s;  // server - host of that message, positive = host behind
+  std::optional<double> delay_s;
+  std::optional<double> root_delay_s;
+  std::optional<double> root_dispersion_s;
+  std::optional<double> jitter_s;
+  std::optional<uint64_t> packet_count;
+};
+
 // ---- libvirt: domains and guest clocks ----
 enum class DomainState {
   kUnknown = 0,
@@ -151,6 +197,8 @@ struct Observations {
   std::optional<NtpObservation> ntp;
   std::optional<LibvirtObservation> libvirt;
   std::optional<GuestStatusBatch> guest_status;
+  std::optional<NtpdObservation> ntpd;
+  std::optional<TimesyncdObservation> timesyncd;
 };
 
 }  // namespace vmtime

@@ -55,8 +55,13 @@ struct Snapshot {
   std::optional<ChronyObservation> chrony;  // last good
   std::optional<NtpObservation> ntp;        // last round
   size_t ntp_configured = 0;
-  // The host's sync state as scoring saw it (chronyd when it answers, else the
-  // kernel); absent when neither was collected. Renders vmtime_host_synchronised{source}.
+  bool ntpd_up = false;                           // ntpd answered the last run
+  std::optional<NtpdObservation> ntpd;            // last good
+  bool timesyncd_up = false;                      // timesyncd present at the last run
+  std::optional<TimesyncdObservation> timesyncd;  // last good
+  // The host's sync state as scoring saw it (the first present source of
+  // host.reference_order, store/host_reference.h); absent when none is. Renders
+  // vmtime_host_synchronised{source}.
   std::optional<scoring::HostReference> host_reference;
   bool libvirt_enabled = false;
   bool libvirt_connected = false;

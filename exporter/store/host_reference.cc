@@ -31,11 +31,48 @@ scoring::HostReference HostReferenceFromKernel(const TimexObservation& obs) {
   return h;
 }
 
+scoring::HostReference HostReferenceFromNtpd(const NtpdObservation& obs) {
+  scoring::HostReference h;
+  const bool synced = obs.leap != 3 && obs.stratum > 0 && obs.stratum < 16;
+  h.state = synced ? scoring::SyncState::kSynchronised : scoring::SyncState::kUnsynchronised;
+  h.stratum = obs.stratum;
+  h.offset_s = -obs.offset_s;  // ntpd: server - host
+  h.root_distance_s = obs.root_delay_s / 2 + obs.root_dispersion_s;
+  h.source = "ntpd";
+  return h;
+}
+
+scoring::HostReference HostReferenceFromTimesyncd(const TimesyncdObservation& obs) {
+  scoring::HostReference h;
+  const bool synced = obs.synchronised && obs.leap.value_or(0) != 3;
+  h.state = synced ? scoring::SyncState::kSynchronised : scoring::SyncState::kUnsynchronised;
+  if (obs.stratum) h.stratum = *obs.stratum + 1;
+  if (obs.offset_s) h.offset_s = -*obs.offset_s;  // the message's server - host
+  if (obs.root_delay_s && obs.root_dispersion_s) {
+    h.root_distance_s = (*obs.root_delay_s + obs.delay_s.value_or(0)) / 2 + *obs.root_dispersion_s;
+  }
+  h.source = "timesyncd";
+  return h;
+}
+
+std::optional<scoring::HostReference> SelectHostReference(
+    const std::vector<std::string>& order, const std::vector<HostReferenceCandidate>& candidates) {
+  for (const std::string& name : order) {
+    for (const auto& c : candidates) {
+      if (c.name == name && c.reference) return c.reference;
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<scoring::HostReference> DecideHostReference(
     const std::optional<ChronyObservation>& chrony, const std::optional<TimexObservation>& timex) {
-  if (chrony) return HostReferenceFromChrony(*chrony);
-  if (timex) return HostReferenceFromKernel(*timex);
-  return std::nullopt;
+  std::vector<HostReferenceCandidate> candidates;
+  candidates.push_back(
+      {"chrony", chrony ? std::optional(HostReferenceFromChrony(*chrony)) : std::nullopt});
+  candidates.push_back(
+      {"kernel", timex ? std::optional(HostReferenceFromKernel(*timex)) : std::nullopt});
+  return SelectHostReference({"chrony", "kernel"}, candidates);
 }
 
 }  // namespace vmtime

@@ -18,6 +18,7 @@ void Store::SetConfig(const Config& config) {
   ntp_configured_ = config.ntp.servers.size();
   remote_libvirt_ = ClassifyLibvirtUri(config.libvirt.uri).remote;
   component_scores_ = config.metrics.component_scores;
+  reference_order_ = config.host.reference_order;
   enabled_.clear();
   for (const auto& [id, cc] : config.collectors) {
     if (cc.enabled) enabled_.insert(id);
@@ -34,6 +35,8 @@ void Store::SetConfig(const Config& config) {
   if (!enabled(CollectorId::kTimex)) timex_.reset();
   if (!enabled(CollectorId::kChrony)) chrony_.reset(), chrony_up_ = false;
   if (!enabled(CollectorId::kNtp)) ntp_.reset();
+  if (!enabled(CollectorId::kNtpd)) ntpd_.reset(), ntpd_up_ = false;
+  if (!enabled(CollectorId::kTimesyncd)) timesyncd_.reset(), timesyncd_up_ = false;
   if (!enabled(CollectorId::kLibvirt)) vms_.clear(), gone_.clear(), libvirt_connected_ = false;
   for (auto it = runs_.begin(); it != runs_.end();) {
     const auto id = CollectorIdFromName(it->first);
@@ -146,6 +149,8 @@ void Store::Apply(const Observations& obs) {
     chrony_up_ = true;
   }
   if (obs.ntp) ntp_ = obs.ntp;
+  if (obs.ntpd) ntpd_ = obs.ntpd, ntpd_up_ = true;
+  if (obs.timesyncd) timesyncd_ = obs.timesyncd, timesyncd_up_ = true;
   if (obs.libvirt) ApplyLibvirt(*obs.libvirt);
   if (obs.guest_status) {
     for (const auto& g : obs.guest_status->guests) {
@@ -159,6 +164,8 @@ void Store::MarkFailed(const std::string& collector) {
   std::lock_guard lock(mu_);
   const auto id = CollectorIdFromName(collector);
   if (id == CollectorId::kChrony) chrony_up_ = false;
+  if (id == CollectorId::kNtpd) ntpd_up_ = false;
+  if (id == CollectorId::kTimesyncd) timesyncd_up_ = false;
   if (id == CollectorId::kLibvirt) {
     libvirt_connected_ = false;
     for (auto& [uuid, vm] : vms_) {
@@ -184,7 +191,18 @@ size_t Store::vm_count() const {
 }
 
 std::optional<scoring::HostReference> Store::HostReferenceLocked() const {
-  return DecideHostReference(chrony_up_ ? chrony_ : std::nullopt, timex_);
+  // One candidate per source of HostReferenceSourceNames(); a source is
+  // present while its collector answered its last run.
+  std::vector<HostReferenceCandidate> c;
+  auto add = [&c](const char* name, bool present, auto&& make) {
+    c.push_back({name, present ? std::optional<scoring::HostReference>(make()) : std::nullopt});
+  };
+  add("chrony", chrony_up_ && chrony_, [&] { return HostReferenceFromChrony(*chrony_); });
+  add("ntpd", ntpd_up_ && ntpd_, [&] { return HostReferenceFromNtpd(*ntpd_); });
+  add("timesyncd", timesyncd_up_ && timesyncd_,
+      [&] { return HostReferenceFromTimesyncd(*timesyncd_); });
+  add("kernel", timex_.has_value(), [&] { return HostReferenceFromKernel(*timex_); });
+  return SelectHostReference(reference_order_, c);
 }
 
 std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_real_ns) const {
@@ -196,6 +214,10 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
   snap->chrony_up = chrony_up_;
   snap->chrony = chrony_;
   snap->ntp = ntp_;
+  snap->ntpd_up = ntpd_up_;
+  snap->ntpd = ntpd_;
+  snap->timesyncd_up = timesyncd_up_;
+  snap->timesyncd = timesyncd_;
   snap->ntp_configured = ntp_configured_;
   snap->libvirt_enabled = enabled_.contains(CollectorId::kLibvirt);
   snap->libvirt_connected = libvirt_connected_;

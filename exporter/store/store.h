@@ -89,6 +89,11 @@ class Store {
   std::optional<ChronyObservation> chrony_;
   bool chrony_up_ = false;
   std::optional<NtpObservation> ntp_;
+  std::optional<NtpdObservation> ntpd_;
+  bool ntpd_up_ = false;
+  std::optional<TimesyncdObservation> timesyncd_;
+  bool timesyncd_up_ = false;
+  std::vector<std::string> reference_order_;  // host.reference_order
   bool libvirt_connected_ = false;
   // libvirt.uri is remote (allowed by libvirt.allow_remote): no UTC offset
   // and no host reference for the VMs.

@@ -290,6 +290,45 @@ TEST(ConfigEquality, NtpConfig) {
       [](NtpConfig& c) { c.timeout_s += 1; }, [](NtpConfig& c) { c.max_stratum += 1; });
 }
 
+TEST(ConfigEquality, NtpdConfig) {
+  ExpectEveryFieldCompared(
+      NtpdConfig{}, [](NtpdConfig& c) { c.address += "x"; },
+      [](NtpdConfig& c) { c.timeout_s += 1; }, [](NtpdConfig& c) { c.peers = !c.peers; });
+}
+
+TEST(ConfigEquality, TimesyncdConfig) {
+  ExpectEveryFieldCompared(
+      TimesyncdConfig{}, [](TimesyncdConfig& c) { c.bus_address += "x"; },
+      [](TimesyncdConfig& c) { c.dbus = !c.dbus; }, [](TimesyncdConfig& c) { c.flag_file += "x"; },
+      [](TimesyncdConfig& c) { c.timeout_s += 1; });
+}
+
+TEST(ConfigEquality, HostConfig) {
+  ExpectEveryFieldCompared(HostConfig{}, [](HostConfig& c) { c.reference_order.push_back("x"); });
+}
+
+TEST(Config, HostReferenceOrderIsCheckedAndNamed) {
+  auto ok = ParseConfig("host:\n  reference_order: [kernel, ntpd]\n", "t.yml");
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(ok->host.reference_order, (std::vector<std::string>{"kernel", "ntpd"}));
+  auto unknown = ParseConfig("host:\n  reference_order: [chrony, gps]\n", "t.yml");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.error().message.find("t.yml:2:"), std::string::npos) << unknown.error().message;
+  EXPECT_NE(unknown.error().message.find("unknown host reference source 'gps'"), std::string::npos);
+  auto twice = ParseConfig("host:\n  reference_order: [ntpd, ntpd]\n", "t.yml");
+  ASSERT_FALSE(twice.ok());
+  EXPECT_NE(twice.error().message.find("listed twice"), std::string::npos);
+  auto empty = ParseConfig("host:\n  reference_order: []\n", "t.yml");
+  ASSERT_FALSE(empty.ok());
+  EXPECT_NE(empty.error().message.find("at least one"), std::string::npos);
+  auto ntpd =
+      ParseConfig("ntpd:\n  address: \"[::1]:123\"\n  timeout: 250ms\n  peers: false\n", "t.yml");
+  ASSERT_TRUE(ntpd.ok()) << ntpd.error().message;
+  EXPECT_EQ(ntpd->ntpd.address, "[::1]:123");
+  EXPECT_DOUBLE_EQ(ntpd->ntpd.timeout_s, 0.25);
+  EXPECT_FALSE(ntpd->ntpd.peers);
+}
+
 TEST(ConfigEquality, GuestStatusConfig) {
   using G = GuestStatusConfig;
   ExpectEveryFieldCompared(
@@ -362,7 +401,9 @@ TEST(ConfigEquality, Config) {
   ExpectEveryFieldCompared(
       Config{}, [](Config& c) { c.source += "x"; }, [](Config& c) { c.web.telemetry_path += "x"; },
       [](Config& c) { c.libvirt.samples += 1; }, [](Config& c) { c.chrony.sources = false; },
-      [](Config& c) { c.ntp.timeout_s += 1; },
+      [](Config& c) { c.ntp.timeout_s += 1; }, [](Config& c) { c.ntpd.peers = false; },
+      [](Config& c) { c.timesyncd.dbus = false; },
+      [](Config& c) { c.host.reference_order.pop_back(); },
       [](Config& c) { c.guest_status.exec_timeout_s += 1; },
       [](Config& c) { c.metrics.component_scores = false; },
       [](Config& c) { c.remediation.enabled = true; },
@@ -404,6 +445,9 @@ TEST(CollectorSettingsEqual, FollowsTheSectionsOfTheTable) {
       {"libvirt", [](Config& c) { c.libvirt.uri = "test:///default"; }},
       {"chrony", [](Config& c) { c.chrony.timeout_s = 3; }},
       {"ntp", [](Config& c) { c.ntp.servers = {"127.0.0.1:123"}; }},
+      {"ntpd", [](Config& c) { c.ntpd.address = "127.0.0.1:1123"; }},
+      {"timesyncd", [](Config& c) { c.timesyncd.dbus = false; }},
+      {"host", [](Config& c) { c.host.reference_order = {"kernel"}; }},
       {"guest_status", [](Config& c) { c.guest_status.commands = {"ntpq_rv"}; }},
       {"history", [](Config& c) { c.history_samples = 8; }},
       {"metrics", [](Config& c) { c.metrics.component_scores = false; }},
@@ -416,7 +460,16 @@ TEST(CollectorSettingsEqual, FollowsTheSectionsOfTheTable) {
     for (const auto& change : changes) {
       Config changed = base;
       change.apply(changed);
-      const bool reads = def.sections.find(change.section) != std::string_view::npos;
+      // `sections` is a comma-separated list: "ntp" must not match "ntpd".
+      bool reads = false;
+      std::string_view rest = def.sections;
+      while (!rest.empty()) {
+        const size_t comma = rest.find(',');
+        std::string_view name = rest.substr(0, comma);
+        while (name.starts_with(' ')) name.remove_prefix(1);
+        reads = reads || name == change.section;
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      }
       EXPECT_EQ(CollectorSettingsEqual(def.id, base, changed), !reads)
           << def.name << " after a change of " << change.section;
     }

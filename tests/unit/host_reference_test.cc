@@ -124,5 +124,110 @@ TEST(HostReference, StoreFallsBackToTheKernelWhenChronydStopsAnswering) {
   EXPECT_EQ(snap->host_reference->state, SyncState::kUnsynchronised);
 }
 
+NtpdObservation Ntpd(int stratum, int leap) {
+  NtpdObservation n;
+  n.stratum = stratum;
+  n.leap = leap;
+  n.offset_s = 0.004;  // server - host: the host is 4 ms behind
+  n.root_delay_s = 0.020;
+  n.root_dispersion_s = 0.003;
+  return n;
+}
+
+TEST(HostReference, NtpdRuleAndSign) {
+  const auto h = HostReferenceFromNtpd(Ntpd(3, 0));
+  EXPECT_EQ(h.source, "ntpd");
+  EXPECT_EQ(h.state, SyncState::kSynchronised);
+  EXPECT_EQ(h.stratum, 3);
+  EXPECT_DOUBLE_EQ(*h.offset_s, -0.004);  // host - UTC
+  EXPECT_DOUBLE_EQ(*h.root_distance_s, 0.013);
+  EXPECT_EQ(HostReferenceFromNtpd(Ntpd(3, 3)).state, SyncState::kUnsynchronised);
+  EXPECT_EQ(HostReferenceFromNtpd(Ntpd(16, 0)).state, SyncState::kUnsynchronised);
+  EXPECT_EQ(HostReferenceFromNtpd(Ntpd(0, 0)).state, SyncState::kUnsynchronised);
+}
+
+TEST(HostReference, TimesyncdFlagFileAndMessage) {
+  TimesyncdObservation t;
+  auto h = HostReferenceFromTimesyncd(t);
+  EXPECT_EQ(h.source, "timesyncd");
+  EXPECT_EQ(h.state, SyncState::kUnsynchronised);
+  EXPECT_FALSE(h.stratum.has_value());
+  EXPECT_FALSE(h.offset_s.has_value());
+  t.synchronised = true;  // flag file only (no D-Bus)
+  EXPECT_EQ(HostReferenceFromTimesyncd(t).state, SyncState::kSynchronised);
+  t.leap = 0;
+  t.stratum = 2;
+  t.offset_s = -0.010;  // server - host: host 10 ms ahead
+  t.delay_s = 0.002;
+  t.root_delay_s = 0.004;
+  t.root_dispersion_s = 0.001;
+  h = HostReferenceFromTimesyncd(t);
+  EXPECT_EQ(h.stratum, 3);
+  EXPECT_DOUBLE_EQ(*h.offset_s, 0.010);
+  EXPECT_DOUBLE_EQ(*h.root_distance_s, 0.004);
+  t.leap = 3;
+  EXPECT_EQ(HostReferenceFromTimesyncd(t).state, SyncState::kUnsynchronised);
+}
+
+TEST(HostReference, SelectionFollowsTheOrderAndSkipsAbsentSources) {
+  std::vector<HostReferenceCandidate> c = {
+      {"chrony", std::nullopt},
+      {"ntpd", HostReferenceFromNtpd(Ntpd(16, 3))},
+      {"timesyncd", HostReferenceFromTimesyncd(TimesyncdObservation{})},
+      {"kernel", HostReferenceFromKernel(Kernel(TIME_OK, 0, 0.1))},
+  };
+  auto h = SelectHostReference({"chrony", "ntpd", "timesyncd", "ptp", "kernel"}, c);
+  ASSERT_TRUE(h.has_value());
+  // A present but unsynchronised ntpd decides: the kernel does not overrule it.
+  EXPECT_EQ(h->source, "ntpd");
+  EXPECT_EQ(h->state, SyncState::kUnsynchronised);
+  h = SelectHostReference({"kernel", "ntpd"}, c);
+  EXPECT_EQ(h->source, "kernel");
+  h = SelectHostReference({"timesyncd"}, c);
+  EXPECT_EQ(h->source, "timesyncd");
+  // A name without a candidate (ptp not collected) is skipped.
+  h = SelectHostReference({"ptp", "kernel"}, c);
+  EXPECT_EQ(h->source, "kernel");
+  EXPECT_FALSE(SelectHostReference({"chrony", "ptp"}, c).has_value());
+  EXPECT_FALSE(SelectHostReference({}, c).has_value());
+}
+
+TEST(HostReference, StoreUsesTheConfiguredOrderAndFallsBackWhenNtpdStops) {
+  Config config;
+  config.collectors[CollectorId::kNtpd].enabled = true;
+  config.collectors[CollectorId::kTimesyncd].enabled = true;
+  Store store(config);
+  Observations obs;
+  obs.ntpd = Ntpd(2, 0);
+  obs.timex = Kernel(TIME_OK, 0, 0.1);
+  store.Apply(obs);
+  auto snap = store.Build(1'000'000'000, 1'700'000'000'000'000'000);
+  ASSERT_TRUE(snap->host_reference.has_value());
+  EXPECT_EQ(snap->host_reference->source, "ntpd");
+  EXPECT_TRUE(snap->ntpd_up);
+  store.MarkFailed("ntpd");
+  snap = store.Build(2'000'000'000, 1'700'000'001'000'000'000);
+  EXPECT_FALSE(snap->ntpd_up);
+  EXPECT_EQ(snap->host_reference->source, "kernel");
+
+  Observations ts;
+  ts.timesyncd = TimesyncdObservation{};
+  ts.timesyncd->synchronised = true;
+  store.Apply(ts);
+  snap = store.Build(3'000'000'000, 1'700'000'002'000'000'000);
+  EXPECT_EQ(snap->host_reference->source, "timesyncd");
+
+  config.host.reference_order = {"kernel", "timesyncd"};
+  store.SetConfig(config);
+  snap = store.Build(4'000'000'000, 1'700'000'003'000'000'000);
+  EXPECT_EQ(snap->host_reference->source, "kernel");
+  // Disabling a collector forgets its section.
+  config.host.reference_order = {"timesyncd"};
+  config.collectors[CollectorId::kTimesyncd].enabled = false;
+  store.SetConfig(config);
+  snap = store.Build(5'000'000'000, 1'700'000'004'000'000'000);
+  EXPECT_FALSE(snap->host_reference.has_value());
+}
+
 }  // namespace
 }  // namespace vmtime
