@@ -3,6 +3,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <functional>
 #include <span>
 #include <string_view>
@@ -27,14 +28,14 @@ void AppendLe32(std::string& out, uint32_t v) {
 }
 
 // The VM index ranges [begin, end) of the chunks (see the header).
-std::vector<std::pair<size_t, size_t>> ChunkRanges(const std::vector<VmView>& vms) {
+std::vector<std::pair<size_t, size_t>> ChunkRanges(const std::vector<VmView>& vms,
+                                                   size_t chunk_vms) {
   std::vector<std::pair<size_t, size_t>> ranges;
-  ranges.reserve(vms.size() / GzipBody::kChunkVms + 1);
+  ranges.reserve(vms.size() / chunk_vms + 1);
   const std::hash<std::string_view> hash;
   size_t begin = 0;
   for (size_t i = 1; i <= vms.size(); ++i) {
-    if (i < vms.size() && i - begin < GzipBody::kMaxChunkVms &&
-        hash(vms[i].uuid) % GzipBody::kChunkVms != 0) {
+    if (i < vms.size() && i - begin < 4 * chunk_vms && hash(vms[i].uuid) % chunk_vms != 0) {
       continue;
     }
     ranges.emplace_back(begin, i);
@@ -91,7 +92,10 @@ class GzipBody::Deflater {
   bool ok_ = false;
 };
 
-GzipBody::GzipBody(int level) : level_(level), deflater_(std::make_unique<Deflater>(level)) {}
+GzipBody::GzipBody(int level, size_t chunk_vms)
+    : level_(level),
+      chunk_vms_(std::max<size_t>(chunk_vms, 1)),
+      deflater_(std::make_unique<Deflater>(level)) {}
 GzipBody::~GzipBody() = default;
 
 Result<std::string> GzipBody::Make(const Snapshot& s) {
@@ -127,28 +131,27 @@ Status GzipBody::UpdateChunks(const Snapshot& s) {
   index_.clear();
   chunks_made_ = 0;
   if (!s.libvirt_enabled) return Status();
-  const auto ranges = ChunkRanges(s.vms);
+  const auto ranges = ChunkRanges(s.vms, chunk_vms_);
   chunks_.reserve(ranges.size());
   index_.reserve(ranges.size());
-  std::string text;
+  std::string text, key;
   for (const auto& [begin, end] : ranges) {
     const std::span<const VmView> vms(s.vms.data() + begin, end - begin);
-    Chunk& chunk = chunks_.emplace_back();
-    chunk.key.reserve(512 * vms.size());
-    chunk.key += s.component_scores ? '\1' : '\0';
-    for (const VmView& vm : vms) AppendVmExpositionKey(vm, s.component_scores, chunk.key);
-    chunk.key.shrink_to_fit();
+    key.clear();
+    key += s.component_scores ? '\1' : '\0';
+    for (const VmView& vm : vms) AppendVmExpositionKey(vm, s.component_scores, key);
     const std::string& first = vms.front().uuid;
     // Two chunks start with the same uuid only when libvirt lists a uuid
     // twice; only the first of them is looked up (the other is made anew).
-    index_.try_emplace(first, chunks_.size() - 1);
+    index_.try_emplace(first, chunks_.size());
     const auto was = old_index.find(first);
-    if (was != old_index.end() && !old[was->second].pieces.empty() &&
-        old[was->second].key == chunk.key) {
-      chunk.pieces = std::move(old[was->second].pieces);  // unchanged: reused
+    if (was != old_index.end() && !old[was->second].pieces.empty() && old[was->second].key == key) {
+      chunks_.push_back(std::move(old[was->second]));  // unchanged: reused as it is
       old[was->second].pieces.clear();
       continue;
     }
+    Chunk& chunk = chunks_.emplace_back();
+    chunk.key = key;
     if (auto st = MakeChunk(s, vms, text, chunk); !st.ok()) return st;
   }
   return Status();

@@ -8,7 +8,7 @@
 // - The VMs (sorted by name, as in the snapshot) are cut into runs
 //   ("chunks") of about kChunkVms VMs. Boundaries are content-defined: a VM
 //   whose uuid hashes to 0 modulo kChunkVms starts a chunk (and no chunk
-//   grows beyond kMaxChunkVms), so a domain defined or undefined changes the
+//   grows beyond 4 times that), so a domain defined or undefined changes the
 //   chunks around it only, not every chunk after it.
 // - For each chunk and each per-VM family, the family's samples of the
 //   chunk's VMs are compressed on their own as raw deflate ending in a
@@ -48,9 +48,9 @@ class GzipBody {
   // when changes are scattered, at more per-piece overhead and a lower
   // compression ratio.
   static constexpr size_t kChunkVms = 64;
-  static constexpr size_t kMaxChunkVms = 4 * kChunkVms;
-
-  explicit GzipBody(int level);
+  // `chunk_vms`: the expected VMs per chunk (benchmarks try others); a
+  // chunk holds at most 4 times that.
+  explicit GzipBody(int level, size_t chunk_vms = kChunkVms);
   ~GzipBody();
   GzipBody(const GzipBody&) = delete;
   GzipBody& operator=(const GzipBody&) = delete;
@@ -83,6 +83,7 @@ class GzipBody {
   Status MakeChunk(const Snapshot& s, std::span<const VmView> vms, std::string& text, Chunk& chunk);
 
   const int level_;
+  const size_t chunk_vms_;
   std::unique_ptr<Deflater> deflater_;
   std::vector<Chunk> chunks_;                      // in VM order
   std::unordered_map<std::string, size_t> index_;  // first VM's uuid -> position in chunks_

@@ -138,8 +138,8 @@ Result<std::string> Gunzip(std::string_view data) {
 }
 
 MetricsCache::MetricsCache(const SnapshotHolder& snapshots, int gzip_level,
-                           bool refresh_in_background)
-    : snapshots_(snapshots), gzip_level_(gzip_level), gzip_body_(gzip_level) {
+                           bool refresh_in_background, size_t chunk_vms)
+    : snapshots_(snapshots), gzip_level_(gzip_level), gzip_body_(gzip_level, chunk_vms) {
   if (refresh_in_background) {
     const uint64_t seen = snapshots_.generation();  // before the thread: no publish is missed
     refresher_ = std::jthread([this, seen](std::stop_token stop) { Refresh(stop, seen); });

@@ -67,8 +67,9 @@ class MetricsCache {
   // (4 per second), so a Prometheus scraping every 15 s or 60 s keeps it on.
   static constexpr uint64_t kRefreshIdlePublishes = 240;
 
+  // `chunk_vms`: GzipBody's expected VMs per chunk (benchmarks).
   explicit MetricsCache(const SnapshotHolder& snapshots, int gzip_level = kGzipLevel,
-                        bool refresh_in_background = false);
+                        bool refresh_in_background = false, size_t chunk_vms = GzipBody::kChunkVms);
   ~MetricsCache();
   MetricsCache(const MetricsCache&) = delete;
   MetricsCache& operator=(const MetricsCache&) = delete;
