@@ -149,8 +149,22 @@ MetricsCache::MetricsCache(const SnapshotHolder& snapshots, int gzip_level,
 MetricsCache::~MetricsCache() = default;  // refresher_ stops and joins first
 
 Result<MetricsCache::Body> MetricsCache::Get(bool gzip) {
-  if (gzip) publishes_unscraped_ = 0;
-  return Fetch(gzip);
+  if (!gzip) return Fetch(false);
+  const bool refreshing =
+      refresher_.joinable() && publishes_unscraped_.exchange(0) < kRefreshIdlePublishes;
+  if (refreshing) {
+    // The refresh makes the current snapshot's body (or is about to): serve
+    // the newest one made instead of making it on the scrape path.
+    std::lock_guard lock(mu_);
+    const bool current_ready =
+        entry_.gzip.valid() && entry_.source.lock() == snapshots_.Get() &&
+        entry_.gzip.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+    if (!current_ready && newest_gzip_) {
+      ++stale_serves_;
+      return newest_gzip_;
+    }
+  }
+  return Fetch(true);
 }
 
 void MetricsCache::Refresh(std::stop_token stop, uint64_t seen) {
@@ -216,7 +230,13 @@ void MetricsCache::Make(std::promise<Body>& promise, bool gzip, const Snapshot& 
     }
     if (!packed.ok()) throw std::runtime_error(packed.error().message);
     ++compressions_;
-    promise.set_value(std::make_shared<const std::string>(std::move(packed).value()));
+    auto body = std::make_shared<const std::string>(std::move(packed).value());
+    {
+      std::lock_guard lock(mu_);
+      // Only while no newer snapshot was asked for: newest_gzip_ never goes back.
+      if (entry_.source.lock() == source) newest_gzip_ = body;
+    }
+    promise.set_value(std::move(body));
   } catch (...) {
     promise.set_exception(std::current_exception());
     std::lock_guard lock(mu_);

@@ -13,9 +13,13 @@
 //
 // Off the scrape path: with `refresh_in_background`, a thread of the cache
 // makes the gzip body of every newly published snapshot (SnapshotHolder
-// generation), so that a scrape finds it made; it starts after the first
-// gzip request and pauses once kRefreshIdlePublishes snapshots in a row
-// were published without one (an exporter nobody scrapes renders nothing).
+// generation); it starts after the first gzip request and pauses once
+// kRefreshIdlePublishes snapshots in a row were published without one (an
+// exporter nobody scrapes renders nothing). While it runs, a gzip request
+// whose snapshot's body is not made yet is served the newest body made
+// (one publish older, at most one make's time: the snapshot is itself up to
+// a harvest behind the samples), so no gzip scrape renders or compresses;
+// the first gzip request, and the first after a pause, make the body.
 //
 // Everything on /metrics is a function of the snapshot: the cache adds no
 // per-scrape series (docs/metrics.md).
@@ -90,6 +94,8 @@ class MetricsCache {
   uint64_t compressions() const { return compressions_.load(); }
   uint64_t background_compressions() const { return background_compressions_.load(); }
   uint64_t refresh_wakeups() const { return refresh_wakeups_.load(); }
+  // Gzip requests served the newest made body while the refresh made theirs.
+  uint64_t stale_serves() const { return stale_serves_.load(); }
   // Of the last gzip body: chunks, and how many were made anew.
   std::pair<size_t, size_t> last_gzip_chunks() const;
 
@@ -120,7 +126,9 @@ class MetricsCache {
   std::atomic<uint64_t> compressions_{0};
   std::atomic<uint64_t> background_compressions_{0};
   std::atomic<uint64_t> refresh_wakeups_{0};  // publishes the refresh looked at
-  mutable std::mutex gzip_mu_;                // guards gzip_body_ (one make at a time)
+  std::atomic<uint64_t> stale_serves_{0};
+  Body newest_gzip_;            // guarded by mu_: the last gzip body made
+  mutable std::mutex gzip_mu_;  // guards gzip_body_ (one make at a time)
   GzipBody gzip_body_;
   // Publishes seen by the refresh since the last gzip request.
   std::atomic<uint64_t> publishes_unscraped_{kRefreshIdlePublishes};

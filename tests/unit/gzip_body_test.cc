@@ -181,6 +181,20 @@ TEST(MetricsCache, BackgroundRefreshMakesTheGzipBodyOfNewSnapshots) {
   EXPECT_EQ(cache.compressions(), made);
   EXPECT_EQ(cache.last_gzip_chunks().second, 1u);  // only VM 2's chunk
   EXPECT_EQ(*exposition::Gunzip(**packed), exposition::RenderText(s));
+
+  // While the refresh runs, a scrape never makes a body: it gets the
+  // current snapshot's or, until that is made, the one before.
+  const std::string before = exposition::RenderText(s);
+  Resample(s, 3, 0.125);
+  holder.Set(std::make_shared<const Snapshot>(s));
+  const uint64_t background_before = cache.background_compressions();
+  auto served = cache.Get(true);
+  ASSERT_TRUE(served.ok());
+  const std::string text = *exposition::Gunzip(**served);
+  EXPECT_TRUE(text == before || text == exposition::RenderText(s));
+  ASSERT_TRUE(WaitFor([&] { return cache.background_compressions() > background_before; }));
+  EXPECT_EQ(cache.compressions(), made + 1);  // the refresh's, none by Get
+  EXPECT_EQ(*exposition::Gunzip(**cache.Get(true)), exposition::RenderText(s));
 }
 
 }  // namespace
