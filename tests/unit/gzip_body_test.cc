@@ -185,9 +185,9 @@ TEST(MetricsCache, BackgroundRefreshMakesTheGzipBodyOfNewSnapshots) {
   // While the refresh runs, a scrape never makes a body: it gets the
   // current snapshot's or, until that is made, the one before.
   const std::string before = exposition::RenderText(s);
+  const uint64_t background_before = cache.background_compressions();  // before the publish
   Resample(s, 3, 0.125);
   holder.Set(std::make_shared<const Snapshot>(s));
-  const uint64_t background_before = cache.background_compressions();
   auto served = cache.Get(true);
   ASSERT_TRUE(served.ok());
   const std::string text = *exposition::Gunzip(**served);
