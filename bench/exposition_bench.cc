@@ -11,16 +11,34 @@
 // - BM_Gzip/<vms>/<level>: zlib gzip of the /metrics text at a level.
 // - BM_CachedScrape: MetricsCache::Get of an already rendered snapshot
 //   (what every scrape after the first of a snapshot costs before I/O).
+// - BM_PublishCycle/<vms>/<mode>/<order>/<chunk VMs>: one 15 s scrape
+//   interval of a 10,000-VM exporter whose snapshot is republished 36 times
+//   (the harvest rate measured by publish_bench with 1 ms agent calls: about
+//   4 per second while a round lasts 9 s), each publish carrying new
+//   samples for the next 1/36 of the VMs (order 0: in name order, as the
+//   agent scheduler queues them; order 1: a fixed random order), then one
+//   gzip scrape. Mode 0 is the cache before this change (the scrape renders
+//   and gzips the whole text), mode 1 the incremental gzip body made by the
+//   scrape, mode 2 the shipped behaviour (the background refresh makes the
+//   gzip body of every publish; the scrape is served). Counters: CPU on the
+//   scrape path per scrape (scrape_ms), CPU per interval (interval_ms) and
+//   as a share of one core at one scrape per 15 s (core_pct). CPU is thread
+//   CPU time of the calls made (snapshot copies, the poller's part, are
+//   not counted).
 // - BM_RenderJson: /api/v1/targets, the nlohmann::json tree and its dump().
 // - BM_RenderStatusPage: the HTML status page at "/".
 // Each reports time per op, per VM (counter "per_vm", seconds) and the size of
 // its output ("bytes", "bytes_per_vm"; families count "series").
 #include <benchmark/benchmark.h>
 #include <prometheus/text_serializer.h>
+#include <time.h>
 
+#include <algorithm>
+#include <random>
 #include <string>
 
 #include "bench/fleet.h"
+#include "exporter/exposition/gzip_body.h"
 #include "exporter/exposition/metrics.h"
 #include "exporter/exposition/metrics_cache.h"
 #include "exporter/exposition/views.h"
@@ -160,6 +178,111 @@ void BM_SerializeFamilies(benchmark::State& state) {
   Report(state, n, bytes);
 }
 BENCHMARK(BM_SerializeFamilies)->Arg(1'000)->Arg(10'000)->Unit(benchmark::kMillisecond);
+
+double ThreadCpuS() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+void BM_PublishCycle(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  const int mode = static_cast<int>(state.range(1));
+  const bool scattered = state.range(2) != 0;
+  const auto chunk_vms = static_cast<size_t>(state.range(3));
+  constexpr int kPublishes = 36;
+  Snapshot snap = *FleetSnapshot(n);
+  std::vector<size_t> order(static_cast<size_t>(n));
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  if (scattered) std::shuffle(order.begin(), order.end(), std::mt19937(42));
+  SnapshotHolder holder;
+  holder.Set(std::make_shared<const Snapshot>(snap));
+  exposition::MetricsCache cache(holder, exposition::kGzipLevel, false, chunk_vms);
+  if (mode != 0 && !cache.Get(true).ok()) state.SkipWithError("gzip failed");  // warm
+  double scrape_s = 0, interval_s = 0;
+  size_t bytes = 0, sample = 0;
+  int round = 64;
+  for (auto _ : state) {
+    double cpu_s = 0;
+    for (int p = 0; p < kPublishes; ++p) {
+      const size_t per = order.size() / kPublishes + 1;
+      for (size_t k = 0; k < per && sample < order.size(); ++k, ++sample) {
+        VmView& vm = snap.vms[order[sample]];
+        if (!vm.last_sample) continue;
+        vm.last_sample->offset_s += 1e-6 * static_cast<double>(round % 7);
+        vm.last_sample->host_real_ns += 15 * kSecondNs;
+        vm.rtt_s = 0.0008 + 1e-6 * static_cast<double>(round % 5);
+        vm.score.score = std::max(0.0, vm.score.score - 0.01);
+      }
+      if (sample >= order.size()) sample = 0, ++round;
+      holder.Set(std::make_shared<const Snapshot>(snap));
+      if (mode == 2) {  // what the background refresh does on a publish
+        const double t0 = ThreadCpuS();
+        benchmark::DoNotOptimize(cache.Get(true));
+        cpu_s += ThreadCpuS() - t0;
+      }
+    }
+    const double t0 = ThreadCpuS();
+    if (mode == 0) {  // before: the first gzip scrape of a snapshot
+      auto packed = exposition::Gzip(exposition::RenderText(snap), exposition::kGzipLevel);
+      bytes = packed->size();
+    } else {
+      auto packed = cache.Get(true);
+      bytes = (*packed)->size();
+    }
+    const double scrape = ThreadCpuS() - t0;
+    scrape_s += scrape;
+    interval_s += cpu_s + scrape;
+    state.SetIterationTime(cpu_s + scrape);
+  }
+  const auto iterations = static_cast<double>(state.iterations());
+  state.counters["scrape_ms"] = scrape_s / iterations * 1e3;
+  state.counters["interval_ms"] = interval_s / iterations * 1e3;
+  state.counters["core_pct"] = interval_s / iterations / 15.0 * 100;
+  state.counters["gzip_bytes"] = static_cast<double>(bytes);
+  const auto [chunks, made] = cache.last_gzip_chunks();
+  state.counters["chunks"] = static_cast<double>(chunks);
+}
+BENCHMARK(BM_PublishCycle)
+    ->ArgNames({"vms", "mode", "scattered", "chunk"})
+    ->Args({10'000, 0, 0, 64})
+    ->Args({10'000, 1, 0, 64})
+    ->Args({10'000, 2, 0, 64})
+    ->Args({10'000, 2, 1, 64})
+    ->Args({10'000, 2, 0, 16})
+    ->Args({10'000, 2, 0, 256})
+    ->Args({10'000, 2, 1, 16})
+    ->Iterations(3)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+
+// The fixed part of a new snapshot's gzip body: GzipBody::Make of a
+// snapshot in which nothing changed (keys of every VM, compare, assemble),
+// and the exposition keys alone.
+void BM_GzipBodyUnchanged(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  auto snap = FleetSnapshot(n);
+  exposition::GzipBody body(exposition::kGzipLevel);
+  if (!body.Make(*snap).ok()) state.SkipWithError("gzip failed");
+  for (auto _ : state) benchmark::DoNotOptimize(body.Make(*snap));
+  Report(state, n, 0);
+}
+BENCHMARK(BM_GzipBodyUnchanged)->Arg(10'000)->Unit(benchmark::kMillisecond);
+
+void BM_ExpositionKeys(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  auto snap = FleetSnapshot(n);
+  std::string key;
+  for (auto _ : state) {
+    for (const VmView& vm : snap->vms) {
+      key.clear();
+      exposition::AppendVmExpositionKey(vm, true, key);
+    }
+    benchmark::DoNotOptimize(key);
+  }
+  Report(state, n, key.size() * static_cast<size_t>(n));
+}
+BENCHMARK(BM_ExpositionKeys)->Arg(10'000)->Unit(benchmark::kMillisecond);
 
 void BM_RenderJson(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));

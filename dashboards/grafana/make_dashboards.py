@@ -1,11 +1,15 @@
 #!/usr/bin/python3
 """Generates the Grafana dashboards for vmtime-exporter (schemaVersion 38,
-Grafana 9.5 / 10.x): vmtime-fleet.json (fleet overview) and vmtime-vm.json
-(one VM in detail), next to this script. Edit here and re-run; commit both
+Grafana 9.5 / 10.x): vmtime-fleet.json (fleet overview), vmtime-vm.json
+(one VM in detail) and vmtime-fleet-federated.json (the fleet overview for a
+global Prometheus that holds only the federated recording rules,
+docs/scaling.md "Beyond one Prometheus"), next to this script. Edit here and re-run; commit both
 the script and the JSON. Metric names: docs/metrics.md.
 
 Every query is checked against a real Prometheus scraping the exporter by
-tests/e2e/test_grafana.py.
+tests/e2e/test_grafana.py; the federated variant's against a global
+Prometheus federating a 20-exporter fleet's Prometheus by
+tests/e2e/test_fleet.py.
 
 Model (docs/alerts.md, docs/scoring.md): the band of a VM is the exporter's
 own verdict (vmtime_vm_health_band: 0 good, 1 degraded, 2 bad; thresholds
@@ -539,8 +543,147 @@ def vm_detail():
                        "icon": "dashboard", "keepTime": True, "includeVars": False}])
 
 
+# --- federated fleet view (docs/scaling.md "Beyond one Prometheus") ---------
+#
+# A global Prometheus that federates only the `instance:` recording rules
+# from each local (shard) Prometheus and evaluates the `job:` rules itself
+# has no per-VM series: every query here reads `instance:vmtime_*` or
+# `job:vmtime_*` series only (tests/e2e/test_fleet.py checks that and runs
+# them against a federating Prometheus). VM-level detail stays on the shards'
+# vmtime-fleet and vmtime-vm dashboards.
+FED_SEL = 'job=~"$job",instance=~"$instance"'
+
+
+def federated_variables():
+    ds = {"type": "datasource", "name": "datasource", "label": "Data source (global Prometheus)",
+          "query": "prometheus", "current": {}, "hide": 0, "refresh": 1, "regex": "", "options": []}
+
+    def q(name, label, query):
+        return {"type": "query", "name": name, "label": label, "datasource": DS, "definition": query,
+                "query": {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+                "refresh": 2, "sort": 1, "multi": True, "includeAll": True, "allValue": ".+",
+                "current": {}, "hide": 0, "options": [], "regex": ""}
+
+    return {"list": [ds,
+                     q("job", "Job", "label_values(instance:vmtime_vm_health_score:min, job)"),
+                     q("instance", "Hypervisor",
+                       'label_values(instance:vmtime_vm_health_score:min{job=~"$job"}, instance)')]}
+
+
+def fleet_federated():
+    L = Layout()
+    P = []
+    band_count = 'instance:vmtime_vms_by_score_band:count{%s%s}'
+    reasons = 'instance:vmtime_vm_health_reason:count{%s%s}'
+    P.append(L.row("Fleet (federated recording rules)"))
+    P.append(L.place(panel("stat", "VMs", [target("sum(%s)" % (band_count % (FED_SEL, "")))],
+                           description="VMs with a health band (every domain the exporters list), summed "
+                                       "from instance:vmtime_vms_by_score_band:count.",
+                           options=dict(STAT_OPTS, colorMode="none")), 4, 4))
+    P.append(L.place(panel("stat", "VMs in the bad band",
+                           [target("sum(%s) or vector(0)" % (band_count % (FED_SEL, ',band="bad"')))],
+                           thresholds=[(None, "green"), (1, "red")], options=STAT_OPTS,
+                           description="The exporters' band verdict, counted per hypervisor by the shards."),
+                     4, 4))
+    P.append(L.place(panel("stat", "Worst |offset|",
+                           [target("max(instance:vmtime_vm_clock_offset_abs_seconds:max{%s})" % FED_SEL)],
+                           unit="s", thresholds=OFFSET_THRESHOLDS, options=STAT_OPTS,
+                           description="Largest absolute guest offset of any selected hypervisor."), 4, 4))
+    P.append(L.place(panel("stat", "Stopped clocks",
+                           [target("sum(%s) or vector(0)" % (reasons % (FED_SEL, ',reason="clock_stopped"')))],
+                           thresholds=[(None, "green"), (1, "red")], options=STAT_OPTS,
+                           description="VMs with the clock_stopped reason active."), 4, 4))
+    P.append(L.place(panel("stat", "Hypervisors with bad VMs",
+                           [target("count(%s > 0) or vector(0)" % (band_count % (FED_SEL, ',band="bad"')))],
+                           thresholds=[(None, "green"), (1, "red")], options=STAT_OPTS), 4, 4))
+    P.append(L.place(panel("stat", "Hypervisors unsynchronised",
+                           [target("count(%s > 0) or vector(0)"
+                                   % (reasons % (FED_SEL, ',reason="host_unsynchronised"')))],
+                           thresholds=[(None, "green"), (1, "red")], options=STAT_OPTS,
+                           description="Hypervisors whose VMs carry the host_unsynchronised reason (the "
+                                       "host gauge itself is not federated)."), 4, 4))
+    bands = [target("sum(%s) or vector(0)" % (band_count % (FED_SEL, ',band="%s"' % name)), name)
+             for name, _ in BAND_COLORS]
+    band_colors = [{"matcher": {"id": "byName", "options": n},
+                    "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": c}}]}
+                   for n, c in BAND_COLORS]
+    P.append(L.place(panel("bargauge", "Score distribution", bands, overrides=band_colors,
+                           options={"displayMode": "basic", "orientation": "horizontal",
+                                    "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                                    "showUnfilled": True, "valueMode": "color"},
+                           description="VMs per health band, now."), 8, 8))
+    P.append(L.place(panel("timeseries", "Score bands over time", bands, overrides=band_colors,
+                           custom=dict(TS_CUSTOM, drawStyle="line", fillOpacity=30,
+                                       stacking={"mode": "normal", "group": "A"}),
+                           options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                                    "tooltip": {"mode": "multi", "sort": "none"}}), 16, 8))
+
+    P.append(L.row("Worst hypervisors"))
+    lowest = "bottomk(20, instance:vmtime_vm_health_score:min{%s})" % FED_SEL
+    P.append(L.place(panel("table", "Lowest score per hypervisor",
+                           [target(lowest, instant=True, fmt="table"),
+                            target("instance:vmtime_vm_clock_offset_abs_seconds:max{%s} and on (job, instance) %s"
+                                   % (FED_SEL, lowest), instant=True, fmt="table"),
+                            target("sum by (job, instance) (%s) and on (job, instance) %s"
+                                   % (band_count % (FED_SEL, ',band="bad"'), lowest), instant=True, fmt="table")],
+                           thresholds=SCORE_THRESHOLDS,
+                           options=dict(TABLE_OPTS, sortBy=[{"displayName": "lowest score", "desc": False}]),
+                           decimals=1,
+                           transformations=[{"id": "merge", "options": {}},
+                                            {"id": "organize", "options": {
+                                                "excludeByName": {"Time": True, "__name__": True},
+                                                "renameByName": {"Value #A": "lowest score",
+                                                                 "Value #B": "worst |offset| (s)",
+                                                                 "Value #C": "bad VMs",
+                                                                 "instance": "hypervisor"}}}],
+                           description="The 20 hypervisors with the lowest VM score; the VMs themselves are "
+                                       "on that shard's fleet dashboard."), 12, 10))
+    P.append(L.place(panel("table", "Active reasons",
+                           [target("sum by (reason) (%s)" % (reasons % (FED_SEL, "")), instant=True, fmt="table")],
+                           options=dict(TABLE_OPTS, sortBy=[{"displayName": "VMs", "desc": True}]),
+                           transformations=[{"id": "organize", "options": {
+                               "excludeByName": {"Time": True}, "renameByName": {"Value": "VMs"}}}],
+                           description="VMs per active health reason, summed over the hypervisors."), 6, 10))
+    P.append(L.place(panel("table", "VMs per hypervisor",
+                           [target("sum by (instance) (%s)" % (band_count % (FED_SEL, "")), instant=True,
+                                   fmt="table")],
+                           options=dict(TABLE_OPTS, sortBy=[{"displayName": "VMs", "desc": True}]),
+                           transformations=[{"id": "organize", "options": {
+                               "excludeByName": {"Time": True},
+                               "renameByName": {"Value": "VMs", "instance": "hypervisor"}}}]), 6, 10))
+    P.append(L.place(panel("timeseries", "VMs per reason over time",
+                           [target("sum by (reason) (%s)" % (reasons % (FED_SEL, "")), "{{reason}}")],
+                           custom=dict(TS_CUSTOM, drawStyle="line", fillOpacity=10),
+                           options={"legend": {"displayMode": "table", "placement": "right", "showLegend": True,
+                                               "calcs": ["lastNotNull", "max"]},
+                                    "tooltip": {"mode": "multi", "sort": "desc"}}), 12, 8))
+    P.append(L.place(panel("timeseries", "Worst |offset| per hypervisor (top 10)",
+                           [target("topk(10, instance:vmtime_vm_clock_offset_abs_seconds:max{%s})" % FED_SEL,
+                                   "{{instance}}")],
+                           unit="s", custom=TS_CUSTOM,
+                           options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                                    "tooltip": {"mode": "multi", "sort": "desc"}}), 12, 8))
+    P.append(L.place(panel("timeseries", "Fleet worst |offset| and bad VMs per job",
+                           [target("job:vmtime_vm_clock_offset_abs_seconds:max{job=~\"$job\"}",
+                                   "{{job}} worst |offset|"),
+                            target('job:vmtime_vms_by_score_band:count{job=~"$job",band="bad"}', "{{job}} bad VMs")],
+                           custom=TS_CUSTOM,
+                           options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                                    "tooltip": {"mode": "multi", "sort": "none"}},
+                           description="The job: rules, evaluated by the global Prometheus over every shard's "
+                                       "instance: series."), 24, 7))
+    d = dashboard("vmtime-fleet-federated", "vmtime: fleet overview (federated)",
+                  "Guest clock health across all shards, from the federated instance:/job: recording rules "
+                  "only (docs/scaling.md).", P, False,
+                  [{"title": "Fleet overview (one shard)", "type": "link", "url": "/d/vmtime-fleet/vmtime-fleet",
+                    "icon": "dashboard", "keepTime": True, "includeVars": False}])
+    d["templating"] = federated_variables()
+    return d
+
+
 def main():
-    for name, d in (("vmtime-fleet.json", fleet()), ("vmtime-vm.json", vm_detail())):
+    for name, d in (("vmtime-fleet.json", fleet()), ("vmtime-vm.json", vm_detail()),
+                    ("vmtime-fleet-federated.json", fleet_federated())):
         with open(os.path.join(HERE, name), "w") as f:
             json.dump(d, f, indent=2)
             f.write("\n")

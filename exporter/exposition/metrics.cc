@@ -101,9 +101,7 @@ std::vector<prometheus::MetricFamily> RenderFamilies(const Snapshot& s) {
   return out.Take();
 }
 
-std::string RenderText(const Snapshot& s, size_t reserve_bytes) {
-  std::string out;
-  out.reserve(reserve_bytes > 0 ? reserve_bytes : kHostSectionBytes + kBytesPerVm * s.vms.size());
+void AppendHostText(const Snapshot& s, std::string& out) {
   // The exporter and host sections: a few dozen series, built as
   // MetricFamily values (their per-source loops interleave families, which
   // FamilyBuilder orders) and written by the same writer.
@@ -120,6 +118,12 @@ std::string RenderText(const Snapshot& s, size_t reserve_bytes) {
     host = b.Take();
   });
   AppendFamilies(out, host);
+}
+
+std::string RenderText(const Snapshot& s, size_t reserve_bytes) {
+  std::string out;
+  out.reserve(reserve_bytes > 0 ? reserve_bytes : kHostSectionBytes + kBytesPerVm * s.vms.size());
+  AppendHostText(s, out);
   const size_t vm_start = out.size();
   RenderGuarded("vm metrics", [&] {
     try {

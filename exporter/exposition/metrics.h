@@ -30,6 +30,9 @@ void AppendTimexMetrics(const Snapshot& s, FamilyBuilder& out);
 
 // Every family, in a stable order.
 std::vector<prometheus::MetricFamily> RenderFamilies(const Snapshot& s);
+// The exporter and host sections of the text (everything before the per-VM
+// families; a few dozen series).
+void AppendHostText(const Snapshot& s, std::string& out);
 // The text exposition format (what /metrics serves). `reserve_bytes` is
 // the capacity reserved up front (0: an estimate from the VM count; the
 // metrics cache passes the previous body's size).

@@ -1,6 +1,7 @@
 // The per-snapshot /metrics cache, gzip and Accept-Encoding (see the header).
 #include "exporter/exposition/metrics_cache.h"
 
+#include <spdlog/spdlog.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -136,37 +137,82 @@ Result<std::string> Gunzip(std::string_view data) {
   return out;
 }
 
+MetricsCache::MetricsCache(const SnapshotHolder& snapshots, int gzip_level,
+                           bool refresh_in_background, size_t chunk_vms)
+    : snapshots_(snapshots), gzip_level_(gzip_level), gzip_body_(gzip_level, chunk_vms) {
+  if (refresh_in_background) {
+    const uint64_t seen = snapshots_.generation();  // before the thread: no publish is missed
+    refresher_ = std::jthread([this, seen](std::stop_token stop) { Refresh(stop, seen); });
+  }
+}
+
+MetricsCache::~MetricsCache() = default;  // refresher_ stops and joins first
+
 Result<MetricsCache::Body> MetricsCache::Get(bool gzip) {
+  if (!gzip) return Fetch(false);
+  const bool refreshing =
+      refresher_.joinable() && publishes_unscraped_.exchange(0) < kRefreshIdlePublishes;
+  if (refreshing) {
+    // The refresh makes the current snapshot's body (or is about to): serve
+    // the newest one made instead of making it on the scrape path.
+    std::lock_guard lock(mu_);
+    const bool current_ready =
+        entry_.gzip.valid() && entry_.source.lock() == snapshots_.Get() &&
+        entry_.gzip.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+    if (!current_ready && newest_gzip_) {
+      ++stale_serves_;
+      return newest_gzip_;
+    }
+  }
+  return Fetch(true);
+}
+
+void MetricsCache::Refresh(std::stop_token stop, uint64_t seen) {
+  while (!stop.stop_requested()) {
+    seen = snapshots_.WaitNewer(seen, stop);
+    if (stop.stop_requested()) return;
+    const bool idle = publishes_unscraped_.fetch_add(1) >= kRefreshIdlePublishes;
+    ++refresh_wakeups_;
+    if (idle) continue;
+    const uint64_t before = compressions_.load();
+    auto body = Fetch(/*gzip=*/true);
+    if (!body.ok()) {
+      spdlog::warn("metrics: background gzip of a new snapshot failed: {}", body.error().message);
+    } else if (compressions_.load() != before) {
+      ++background_compressions_;
+    }
+  }
+}
+
+Result<MetricsCache::Body> MetricsCache::Fetch(bool gzip) {
   std::shared_ptr<const Snapshot> snap;
-  std::promise<Body> make_plain, make_gzip;
-  bool own_plain = false, own_gzip = false;
-  Pending plain, packed;
+  std::promise<Body> make;
+  bool own = false;
+  Pending pending;
   {
     std::lock_guard lock(mu_);
     // Read under mu_, so the entry only ever moves to a newer snapshot.
     snap = snapshots_.Get();
-    if (!entry_.plain.valid() || entry_.source.lock() != snap) {
-      entry_ = Entry{snap, make_plain.get_future().share(), {}};
-      own_plain = true;
+    if (entry_.source.lock() != snap || (!entry_.plain.valid() && !entry_.gzip.valid())) {
+      entry_ = Entry{snap, {}, {}};
     }
-    plain = entry_.plain;
-    if (gzip && !entry_.gzip.valid()) {
-      entry_.gzip = make_gzip.get_future().share();
-      own_gzip = true;
+    Pending& slot = gzip ? entry_.gzip : entry_.plain;
+    if (!slot.valid()) {
+      slot = make.get_future().share();
+      own = true;
     }
-    if (gzip) packed = entry_.gzip;
+    pending = slot;
   }
-  if (own_plain) Make(make_plain, false, *snap, plain, snap);
-  if (own_gzip) Make(make_gzip, true, *snap, plain, snap);
+  if (own) Make(make, gzip, *snap, snap);
   try {
-    return (gzip ? packed : plain).get();
+    return pending.get();
   } catch (const std::exception& e) {
     return Error{e.what()};
   }
 }
 
 void MetricsCache::Make(std::promise<Body>& promise, bool gzip, const Snapshot& snap,
-                        const Pending& plain, const std::shared_ptr<const Snapshot>& source) {
+                        const std::shared_ptr<const Snapshot>& source) {
   try {
     if (!gzip) {
       const size_t last = last_plain_bytes_.load();
@@ -177,16 +223,30 @@ void MetricsCache::Make(std::promise<Body>& promise, bool gzip, const Snapshot& 
       promise.set_value(std::move(text));
       return;
     }
-    const Body& text = plain.get();  // rethrows when the render failed
-    auto packed = Gzip(*text, gzip_level_);
+    Result<std::string> packed = Error{""};
+    {
+      std::lock_guard lock(gzip_mu_);
+      packed = gzip_body_.Make(snap);
+    }
     if (!packed.ok()) throw std::runtime_error(packed.error().message);
     ++compressions_;
-    promise.set_value(std::make_shared<const std::string>(std::move(packed).value()));
+    auto body = std::make_shared<const std::string>(std::move(packed).value());
+    {
+      std::lock_guard lock(mu_);
+      // Only while no newer snapshot was asked for: newest_gzip_ never goes back.
+      if (entry_.source.lock() == source) newest_gzip_ = body;
+    }
+    promise.set_value(std::move(body));
   } catch (...) {
     promise.set_exception(std::current_exception());
     std::lock_guard lock(mu_);
     if (entry_.source.lock() == source) entry_ = Entry{};  // the next request retries
   }
+}
+
+std::pair<size_t, size_t> MetricsCache::last_gzip_chunks() const {
+  std::lock_guard lock(gzip_mu_);
+  return {gzip_body_.chunks(), gzip_body_.chunks_made()};
 }
 
 std::optional<size_t> MetricsCache::PeekSize(bool gzip) const {

@@ -2,6 +2,8 @@
 #include "exporter/exposition/vm_metrics.h"
 
 #include <array>
+#include <cstdint>
+#include <type_traits>
 
 #include "exporter/exposition/guest_status_metrics.h"
 #include "exporter/exposition/text_writer.h"
@@ -139,7 +141,9 @@ const std::array<VmFamily, 20>& Table() {
 // FamilyBuilder::Take drops it).
 class TextSink final : public VmSeriesSink {
  public:
-  TextSink(std::string& out, const VmFamily& family) : out_(out), family_(family) {}
+  // `with_header`: write the HELP/TYPE lines before the first sample.
+  TextSink(std::string& out, const VmFamily& family, bool with_header = true)
+      : out_(out), family_(family), started_(!with_header) {}
 
   void Add(const VmView& vm, double value) override {
     Begin(vm);
@@ -174,7 +178,41 @@ class TextSink final : public VmSeriesSink {
 
   std::string& out_;
   const VmFamily& family_;
-  bool started_ = false;
+  bool started_;
+};
+
+// Appends what one VM's samples are made of (see AppendVmExpositionKey):
+// per sample the family's index, the extra label and its value, and the
+// value's bits.
+class KeySink final : public VmSeriesSink {
+ public:
+  explicit KeySink(std::string& out) : out_(out) {}
+  void SetFamily(size_t index) { family_ = static_cast<char>(index); }
+
+  void Add(const VmView&, double value) override {
+    out_ += family_;
+    AppendBits(value);
+  }
+  void Add(const VmView&, std::string_view label, std::string_view label_value,
+           double value) override {
+    out_ += static_cast<char>(family_ | 0x80);
+    AppendSized(label);
+    AppendSized(label_value);
+    AppendBits(value);
+  }
+  void AppendSized(std::string_view s) {
+    const auto n = static_cast<uint32_t>(s.size());
+    out_.append(reinterpret_cast<const char*>(&n), sizeof n);
+    out_ += s;
+  }
+
+ private:
+  void AppendBits(double value) {
+    out_.append(reinterpret_cast<const char*>(&value), sizeof value);
+  }
+
+  std::string& out_;
+  char family_ = 0;
 };
 
 // Adds one family's samples to a FamilyBuilder family.
@@ -210,6 +248,28 @@ void AppendVmText(const Snapshot& s, std::string& out) {
     if (!Wanted(s, f)) continue;
     TextSink sink(out, f);
     for (const VmView& vm : s.vms) f.emit(vm, sink);
+  }
+}
+
+bool FamilyWanted(const Snapshot& s, const VmFamily& family) {
+  return s.libvirt_enabled && Wanted(s, family);
+}
+
+void AppendVmFamilySamples(const VmFamily& family, std::span<const VmView> vms, std::string& out) {
+  TextSink sink(out, family, /*with_header=*/false);
+  for (const VmView& vm : vms) family.emit(vm, sink);
+}
+
+void AppendVmExpositionKey(const VmView& vm, bool component_scores, std::string& out) {
+  KeySink sink(out);
+  sink.AppendSized(vm.name);
+  sink.AppendSized(vm.uuid);
+  const auto& table = Table();
+  static_assert(std::tuple_size_v<std::decay_t<decltype(table)>> < 0x80);
+  for (size_t i = 0; i < table.size(); ++i) {
+    if (table[i].component_scores && !component_scores) continue;
+    sink.SetFamily(i);
+    table[i].emit(vm, sink);
   }
 }
 

@@ -49,6 +49,21 @@ std::span<const VmFamily> VmFamilies();
 
 // Appends the per-VM series (nothing when libvirt is not enabled).
 void AppendVmText(const Snapshot& s, std::string& out);
+
+// The pieces AppendVmText is made of, for the incremental gzip body
+// (gzip_body.h): whether a family is written for this snapshot, and one
+// family's samples of a run of VMs, without the HELP/TYPE lines (a family's
+// text is its header followed by the samples of every run, in order; the
+// header is left out when no VM has a sample).
+bool FamilyWanted(const Snapshot& s, const VmFamily& family);
+void AppendVmFamilySamples(const VmFamily& family, std::span<const VmView> vms, std::string& out);
+
+// Appends a compact key of everything the per-VM families write for `vm`
+// (name, uuid, and every sample's family, label and value bits): two VMs
+// with equal keys render byte-identical text. Values are compared as bits,
+// so equal keys are exact, and a VmView field that no family reads (the
+// freshness age that grows with every build) does not change the key.
+void AppendVmExpositionKey(const VmView& vm, bool component_scores, std::string& out);
 void AppendVmMetrics(const Snapshot& s, FamilyBuilder& out);
 
 }  // namespace vmtime::exposition

@@ -60,7 +60,7 @@ class HttpServer::Handler final : public CivetHandler {
         auth_(std::move(auth)),
         snapshots_(snapshots),
         hooks_(std::move(hooks)),
-        metrics_(snapshots) {}
+        metrics_(snapshots, exposition::kGzipLevel, /*refresh_in_background=*/true) {}
 
   bool handleGet(CivetServer*, mg_connection* conn) override { return Serve(conn, "GET"); }
   bool handleHead(CivetServer*, mg_connection* conn) override { return Serve(conn, "HEAD"); }

@@ -38,6 +38,14 @@ is shortened to 5 s (in a copy) so it evaluates within the test. Alerts
 keep their `for:` durations: in a test this short they are pending, which
 is what is checked (the expressions select the right VMs).
 
+The path beyond one Prometheus (docs/scaling.md): a second, "global"
+Prometheus federates only the `instance:` recording-rule series from the
+fleet's Prometheus (/federate, honor_labels) and evaluates the shipped
+`job:` rules itself; the federated fleet dashboard
+(dashboards/grafana/vmtime-fleet-federated.json, which may query only
+`instance:`/`job:` series) must return the same VM counts, bands, reasons
+and worst hypervisors from it.
+
 Figures (printed, see docs/scaling.md): Prometheus' own
 prometheus_rule_group_last_duration_seconds per group, the samples each
 group produced, samples scraped per scrape of the fleet and head series.
@@ -58,6 +66,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 import urllib.parse
@@ -70,6 +79,7 @@ import integrations_support as sup
 SRC = sup.SRC
 ALERTS = os.path.join(SRC, "alerts")
 FLEET_DASHBOARD = os.path.join(SRC, "dashboards", "grafana", "vmtime-fleet.json")
+FEDERATED_DASHBOARD = os.path.join(SRC, "dashboards", "grafana", "vmtime-fleet-federated.json")
 N_HV = 20
 # Domains on hv-00 (hv-k has BASE + k); the environment may change it for a measurement.
 BASE = int(os.environ.get("VMTIME_FLEET_BASE_DOMAINS", "100"))
@@ -204,8 +214,8 @@ def prometheus_self_metrics(prom):
     return out
 
 
-def dashboard_targets():
-    d = json.load(open(FLEET_DASHBOARD))
+def dashboard_targets(path=FLEET_DASHBOARD):
+    d = json.load(open(path))
     out = []
 
     def walk(panels):
@@ -449,3 +459,132 @@ def test_rule_evaluation_cost_and_samples_scraped(stack):
           f"Prometheus RSS {rss / 2**20:.0f} MiB ({rss / series:.0f} B per head series); "
           f"slowest scrape {scrape_s * 1e3:.0f} ms")
     assert scraped >= 10 * vms
+
+
+# --- the federated fleet view (docs/scaling.md "Beyond one Prometheus") ------
+
+
+def test_federated_dashboard_is_generated_and_reads_only_recording_rules(tmp_path):
+    gen = tmp_path / "gen"
+    shutil.copytree(os.path.dirname(FEDERATED_DASHBOARD), gen,
+                    ignore=shutil.ignore_patterns("*.json", "provisioning"))
+    r = subprocess.run(["/usr/bin/python3", str(gen / "make_dashboards.py")], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (gen / "vmtime-fleet-federated.json").read_text() == open(FEDERATED_DASHBOARD).read(), \
+        "vmtime-fleet-federated.json differs from make_dashboards.py output: re-run the script"
+    d = json.load(open(FEDERATED_DASHBOARD))
+    exprs = [e for _, e in dashboard_targets(FEDERATED_DASHBOARD)]
+    exprs += [v["query"]["query"] for v in d["templating"]["list"] if v["type"] == "query"]
+    assert len(exprs) > 10
+    for expr in exprs:
+        names = set(re.findall(r"[A-Za-z_:][A-Za-z0-9_:]*vmtime_[A-Za-z0-9_:]*", expr))
+        assert names, f"no vmtime series in {expr!r}"
+        raw = {n for n in names if not n.startswith(("instance:vmtime_", "job:vmtime_"))}
+        assert not raw, f"{expr!r} reads series a federating Prometheus does not have: {raw}"
+
+
+def global_rules(workdir):
+    """The shipped `job:` rules, for the global Prometheus (docs/scaling.md)."""
+    doc = yaml.safe_load(open(os.path.join(ALERTS, "vmtime.recording.yml")))
+    rules = [r for g in doc["groups"] for r in g["rules"] if r.get("record", "").startswith("job:")]
+    assert len(rules) >= 2
+    return sup.write_yaml(os.path.join(workdir, "global.yml"), {
+        "groups": [{"name": "vmtime.global", "interval": f"{SCRAPE_S}s", "rules": rules}]})
+
+
+def start_global_prometheus(stack):
+    """A Prometheus federating the fleet Prometheus' `instance:` series."""
+    workdir = tempfile.mkdtemp(prefix="vmtime-fleet-global-")
+    stack["global_dir"] = workdir
+    port = sup.free_port()
+    cfg = {
+        "global": {"scrape_interval": f"{SCRAPE_S}s", "evaluation_interval": f"{SCRAPE_S}s",
+                   "scrape_timeout": f"{SCRAPE_S - 1}s"},
+        "rule_files": [global_rules(workdir)],
+        "scrape_configs": [{
+            "job_name": "federate",
+            "honor_labels": True,
+            "metrics_path": "/federate",
+            "params": {"match[]": ['{__name__=~"instance:vmtime_.*"}']},
+            "static_configs": [{"targets": [stack["prom"].removeprefix("http://")]}],
+        }],
+    }
+    conf = sup.write_yaml(os.path.join(workdir, "prometheus.yml"), cfg)
+    data = os.path.join(workdir, "data")
+    os.makedirs(data)
+    p = sup.Proc("prometheus-global", [sup.PROMETHEUS, f"--config.file={conf}",
+                                       f"--storage.tsdb.path={data}",
+                                       f"--web.listen-address=127.0.0.1:{port}"], workdir)
+    stack["procs"].append(p)
+    stack["global_proc"] = p
+    base = f"http://127.0.0.1:{port}"
+    sup.wait_until(lambda: sup.http_get(base + "/-/ready")[0] == 200, 60, "global prometheus /-/ready")
+    return base
+
+
+def test_federated_dashboard_over_a_global_prometheus(stack):
+    wait_converged(stack)
+    t0 = time.monotonic()
+    doms = all_domains(stack)
+    running = [d for d in doms if d.state == "running"]
+    try:
+        glob = start_global_prometheus(stack)
+        # Federation and the job: rules each take an interval: wait for both.
+        want = {"count(instance:vmtime_vm_health_score:min)": N_HV,
+                "sum(job:vmtime_vms_by_score_band:count)": len(doms)}
+        got = {}
+
+        def federated():
+            for expr in want:
+                r = query(glob, expr)
+                got[expr] = float(r[0]["value"][1]) if r else None
+            return got == want
+        try:
+            sup.wait_until(federated, 120, "the federated series in the global Prometheus", interval=1)
+        except TimeoutError as e:
+            raise TimeoutError(f"{e}; want {want}, got {got}") from None
+        # Only what federation ships: no per-VM series in the global Prometheus.
+        assert query(glob, "count({__name__=~\"vmtime_.*\"})") == []
+        q = {}
+        for title, expr in dashboard_targets(FEDERATED_DASHBOARD):
+            q.setdefault(title, []).append(query(glob, substitute(expr)))
+
+        def one(title, i=0):
+            r = q[title][i]
+            assert len(r) == 1, f"{title}: {r}"
+            return float(r[0]["value"][1])
+
+        bad = sum(expected_band(d) == 2 for d in doms)
+        degraded = sum(expected_band(d) == 1 for d in doms)
+        assert one("VMs") == len(doms)
+        assert one("VMs in the bad band") == bad
+        assert [one("Score distribution", i) for i in range(3)] == [0, degraded, bad]
+        assert one("Stopped clocks") == len(running)
+        assert one("Hypervisors unsynchronised") == len(UNSYNC_HV)
+        assert one("Hypervisors with bad VMs") == N_HV - len(DEGRADED_MIN_1_HV - set(NOT_RUNNING))
+        frozen_behind = time.time() - 627319920
+        assert abs(one("Worst |offset|") - frozen_behind) < 3600
+        per_hv = by_label(q["VMs per hypervisor"][0], "instance")
+        assert per_hv == {hv_name(k): domains_of(k) for k in range(N_HV)}
+        reasons = by_label(q["Active reasons"][0], "reason")
+        assert reasons.get("no_data") == 20
+        assert reasons.get("clock_stopped") == len(running)
+        assert reasons.get("host_unsynchronised") == sum(len(stack["domains"][k]) for k in UNSYNC_HV)
+        # Worst hypervisors: the lowest score of each, as the fleet's own
+        # Prometheus computes it; the three lowest are those with VMs not running.
+        lowest = by_label(q["Lowest score per hypervisor"][0], "instance")
+        assert lowest == by_label(query(stack["prom"], "instance:vmtime_vm_health_score:min"), "instance")
+        assert set(sorted(lowest, key=lowest.get)[:3]) == {hv_name(k) for k in NOT_RUNNING}
+        bad_vms = by_label(q["Lowest score per hypervisor"][2], "instance")
+        assert sum(bad_vms.values()) == bad
+        assert len(q["Worst |offset| per hypervisor (top 10)"][0]) == 10
+        jobs = q["Fleet worst |offset| and bad VMs per job"]
+        assert [len(jobs[0]), len(jobs[1])] == [1, 1]
+        assert float(jobs[1][0]["value"][1]) == bad
+    finally:
+        if stack.get("global_proc"):
+            stack.pop("global_proc").stop()
+        if stack.get("global_dir"):
+            shutil.rmtree(stack.pop("global_dir"), ignore_errors=True)
+    print(f"FIGURE federated dashboard check: {time.monotonic() - t0:.1f} s")

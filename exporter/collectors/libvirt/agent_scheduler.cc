@@ -447,6 +447,7 @@ std::vector<DomainObservation> AgentScheduler::Update(const std::vector<DomainIn
   const uint64_t round = ++sh.round;
   sh.listed.clear();
   sh.listed.reserve(domains.size());
+  std::vector<Entry*> due;  // queued below in name order
   for (const DomainInfo& d : domains) {
     auto [it, inserted] = sh.domains.try_emplace(d.uuid);
     Entry& e = it->second;
@@ -469,8 +470,16 @@ std::vector<DomainObservation> AgentScheduler::Update(const std::vector<DomainIn
       if (!e.in_flight) Impl::SetRunningAgain(e);
     }
     if (e.in_flight || e.queued) continue;
-    if (e.failures == 0 ? full_round : now >= e.next_retry_mono_ns) sh.Enqueue(e, false);
+    if (e.failures == 0 ? full_round : now >= e.next_retry_mono_ns) due.push_back(&e);
   }
+  // A round samples the domains in name order, the snapshot's order: the
+  // samples one harvest publishes are then a run of neighbouring VMs, which
+  // is what lets the /metrics gzip body recompress only the chunks around
+  // them (exposition/gzip_body.h; libvirt lists in its own order).
+  std::sort(due.begin(), due.end(), [](const Entry* a, const Entry* b) {
+    return a->name != b->name ? a->name < b->name : a->uuid < b->uuid;
+  });
+  for (Entry* e : due) sh.Enqueue(*e, false);
   // Forget vanished domains (kept while a call is still in flight).
   for (auto it = sh.domains.begin(); it != sh.domains.end();) {
     if (it->second.seen_round != round && !it->second.in_flight) {

@@ -3,7 +3,9 @@
 // one silent or hung guest agent never delays other domains or a scrape.
 //
 // - The domain table is reconciled with every list (Update); running domains
-//   whose agent is healthy are queued once per round, paused/stopped domains
+//   whose agent is healthy are queued once per round, in name order (the
+//   snapshot's order, so a harvest publishes a run of neighbouring VMs and
+//   the /metrics gzip body recompresses little), paused/stopped domains
 //   never are.
 // - A worker takes K bracketed virDomainGetTime calls (clock_bracket.h) and
 //   keeps the one with the smallest round trip.
