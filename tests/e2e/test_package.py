@@ -141,7 +141,7 @@ def deb():
     # No debug information: the binaries are stripped and there is no
     # -dbgsym package, so -g would only cost compile time (debian/rules).
     with_g = [ln for ln in log.splitlines()
-              if re.match(r"^/usr/bin/(c\+\+|cc) ", ln) and re.search(r" -g(\s|$)", ln)]
+              if re.search(r"/usr/bin/(c\+\+|cc) .* -c ", ln) and re.search(r" -g(\s|$)", ln)]
     assert not with_g, f"compiled with -g: {with_g[0][:500]}"
     return path
 
