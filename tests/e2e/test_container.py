@@ -126,16 +126,16 @@ def test_image_is_a_debug_build_with_werror_whose_programs_run(image):
     """What tests/e2e/test_build_types.py checked with its own Debug
     compile: the flags (-g, no optimisation, assertions on, -Werror) and that
     both programs run."""
-    commands = json.loads(podman("run", "--rm", "--network", "none", "--entrypoint", "cat",
-                                 BUILD_STAGE_IMAGE, "/build/compile_commands.json").stdout)
+    commands = json.loads(podman("run", "--rm", "--network", "none", *LIMITS, "--entrypoint",
+                                 "cat", BUILD_STAGE_IMAGE, "/build/compile_commands.json").stdout)
     main_cc = [c["command"] for c in commands if c["file"].endswith("exporter/main.cc")]
     assert main_cc, "exporter/main.cc is not in the build stage's compile_commands.json"
     assert "-Werror" in main_cc[0] and " -g" in main_cc[0], main_cc[0]
     assert not re.search(r" -O[1-3s]", main_cc[0]) and "NDEBUG" not in main_cc[0], main_cc[0]
-    version = podman("run", "--rm", "--network", "none", IMAGE, "--version").stdout
+    version = podman("run", "--rm", "--network", "none", *LIMITS, IMAGE, "--version").stdout
     assert "0.1.0" in version and image["revision"] in version, version
-    podman("run", "--rm", "--network", "none", IMAGE, "--config.check")
-    r = podman("run", "--rm", "--network", "none", "--entrypoint",
+    podman("run", "--rm", "--network", "none", *LIMITS, IMAGE, "--config.check")
+    r = podman("run", "--rm", "--network", "none", *LIMITS, "--entrypoint",
                "/usr/lib/zabbix/externalscripts/vmtime_zabbix_check", IMAGE, "--help",
                check=False)
     assert "discovery" in r.stdout + r.stderr, r
