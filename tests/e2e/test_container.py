@@ -23,6 +23,15 @@ it on a hypervisor. /metrics on a loopback port shows the guest's health score a
 the build revision passed as the VMTIME_REVISION build argument; the image's
 own HEALTHCHECK command succeeds.
 
+The image is built as a Debug build with -Werror (build arguments
+VMTIME_BUILD_TYPE=Debug, VMTIME_WERROR=ON; users build Release, the
+default): this one compile proves the Dockerfile's build stage and the Debug
+build type (docs/packaging.md, "Build types"), which tests/e2e/test_build_types.py
+then does not compile again. The build stage's compile_commands.json must
+show the Debug flags with -Werror, and the image's two programs run
+(--version, --config.check, the Zabbix check's --help). The Release
+compile with -Werror is test_package's.
+
 Skips, saying so, only when podman cannot run containers on this machine.
 Fails (does not skip) when the base images are missing: run
 `scripts/setup --test`.
@@ -48,6 +57,9 @@ import vmlab  # noqa: E402
 PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager=cgroupfs"]
 LIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 IMAGE = "localhost/vmtime-exporter:e2e"
+BUILD_STAGE_IMAGE = "localhost/vmtime-exporter:e2e-build-stage"
+# The image is a Debug build with -Werror (see the module docstring).
+BUILD_ARGS = ["--build-arg", "VMTIME_BUILD_TYPE=Debug", "--build-arg", "VMTIME_WERROR=ON"]
 GUEST = "ctr"
 
 
@@ -89,18 +101,44 @@ def image():
         "debian:bookworm, debian:bookworm-slim or the dependency stages are missing: "
         "run `scripts/setup --test` (it builds them with network; this test has none)")
     rev = revision()
-    t0 = time.monotonic()
-    r = subprocess.run(
-        PODMAN + ["build", "--pull=never", "--network", "none"] + LIMITS +
-        ["--build-arg", f"VMTIME_REVISION={rev}", "-t", IMAGE, "-f", "docker/Dockerfile", "."],
-        cwd=SRC, capture_output=True, text=True, timeout=1500)
-    build_s = time.monotonic() - t0
-    assert r.returncode == 0, f"image build failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
-    cached = len(re.findall(r"^--> Using cache", r.stdout, re.M))
+
+    def build(tag, *extra):
+        t0 = time.monotonic()
+        r = subprocess.run(
+            PODMAN + ["build", "--pull=never", "--network", "none"] + LIMITS + BUILD_ARGS +
+            ["--build-arg", f"VMTIME_REVISION={rev}", *extra, "-t", tag,
+             "-f", "docker/Dockerfile", "."],
+            cwd=SRC, capture_output=True, text=True, timeout=1500)
+        assert r.returncode == 0, f"image build failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+        return time.monotonic() - t0, len(re.findall(r"^--> Using cache", r.stdout, re.M))
+
+    build_s, cached = build(IMAGE)
     size = int(podman("image", "inspect", "--format", "{{.Size}}", IMAGE).stdout.strip())
     print(f"image built in {build_s:.1f} s ({cached} cached steps), {size / 1e6:.1f} MB")
     assert cached >= 2, "the dependency stages (apt layers) were not cache hits"
+    # The build stage alone, tagged to look into it: every step is a cache hit.
+    stage_s, _ = build(BUILD_STAGE_IMAGE, "--target", "build")
+    print(f"build stage tagged in {stage_s:.1f} s")
     return {"revision": rev, "size": size}
+
+
+def test_image_is_a_debug_build_with_werror_whose_programs_run(image):
+    """What tests/e2e/test_build_types.py checked with its own Debug
+    compile: the flags (-g, no optimisation, assertions on, -Werror) and that
+    both programs run."""
+    commands = json.loads(podman("run", "--rm", "--network", "none", *LIMITS, "--entrypoint",
+                                 "cat", BUILD_STAGE_IMAGE, "/build/compile_commands.json").stdout)
+    main_cc = [c["command"] for c in commands if c["file"].endswith("exporter/main.cc")]
+    assert main_cc, "exporter/main.cc is not in the build stage's compile_commands.json"
+    assert "-Werror" in main_cc[0] and " -g" in main_cc[0], main_cc[0]
+    assert not re.search(r" -O[1-3s]", main_cc[0]) and "NDEBUG" not in main_cc[0], main_cc[0]
+    version = podman("run", "--rm", "--network", "none", *LIMITS, IMAGE, "--version").stdout
+    assert "0.1.0" in version and image["revision"] in version, version
+    podman("run", "--rm", "--network", "none", *LIMITS, IMAGE, "--config.check")
+    r = podman("run", "--rm", "--network", "none", *LIMITS, "--entrypoint",
+               "/usr/lib/zabbix/externalscripts/vmtime_zabbix_check", IMAGE, "--help",
+               check=False)
+    assert "discovery" in r.stdout + r.stderr, r
 
 
 @pytest.fixture(scope="module")
