@@ -7,12 +7,13 @@
 #include "exporter/collectors/guest_status/guest_status_collector.h"
 #include "exporter/collectors/libvirt/libvirt_collector.h"
 #include "exporter/collectors/ntp/ntp_collector.h"
+#include "exporter/collectors/ptp/ptp_collector.h"
 #include "exporter/collectors/timex/timex_collector.h"
 
 namespace vmtime {
 namespace {
 
-constexpr std::array<CollectorFactory, 5> kFactories = {{
+constexpr std::array<CollectorFactory, 6> kFactories = {{
     {CollectorId::kTimex,
      [](const Config&, const Clock&) -> std::shared_ptr<Collector> {
        return std::make_shared<TimexCollector>();
@@ -32,6 +33,10 @@ constexpr std::array<CollectorFactory, 5> kFactories = {{
     {CollectorId::kGuestStatus,
      [](const Config& c, const Clock& clock) -> std::shared_ptr<Collector> {
        return guest_status::MakeGuestStatusCollector(c, clock);
+     }},
+    {CollectorId::kPtp,
+     [](const Config& c, const Clock&) -> std::shared_ptr<Collector> {
+       return std::make_shared<PtpCollector>(c.ptp);
      }},
 }};
 

@@ -5,7 +5,7 @@ namespace vmtime {
 namespace {
 
 // name, help, {enabled, interval_s, timeout_s, max_retries, retry_backoff_s}, sections.
-constexpr std::array<CollectorDefinition, 5> kCollectors = {{
+constexpr std::array<CollectorDefinition, 6> kCollectors = {{
     {CollectorId::kTimex,
      "timex",
      "host kernel clock discipline via adjtimex(2)",
@@ -31,6 +31,11 @@ constexpr std::array<CollectorDefinition, 5> kCollectors = {{
      "the guest's own time daemon via fixed read-only guest-exec commands",
      {false, 60, 60, 0, 1},
      "guest_status, libvirt"},
+    {CollectorId::kPtp,
+     "ptp",
+     "linuxptp ptp4l through its management socket (port state, offset, grandmaster)",
+     {false, 15, 5, 2, 1},
+     "ptp"},
 }};
 
 // Row i describes the collector whose id has value i.

@@ -15,7 +15,7 @@
 
 namespace vmtime {
 
-enum class CollectorId { kTimex, kLibvirt, kChrony, kNtp, kGuestStatus };
+enum class CollectorId { kTimex, kLibvirt, kChrony, kNtp, kGuestStatus, kPtp };
 
 // Per-collector scheduling, under `collectors.<name>:`.
 struct CollectorConfig {

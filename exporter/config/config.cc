@@ -49,6 +49,11 @@ ntp:
   servers: []
   timeout: 2s
   max_stratum: 9
+ptp:
+  socket: /var/run/ptp4l
+  client_dir: ""
+  domain_number: 0
+  timeout: 1s
 guest_status:
   commands: [chronyc_tracking, ntpq_rv, timedatectl_show, w32tm_status]
   exec_timeout: 5s
@@ -419,6 +424,17 @@ const std::vector<Key<NtpConfig>>& NtpKeys() {
   return kKeys;
 }
 
+const std::vector<Key<PtpConfig>>& PtpKeys() {
+  using P = PtpConfig;
+  static const std::vector<Key<P>> kKeys = {
+      StringKey("socket", &P::socket),
+      StringKey("client_dir", &P::client_dir),
+      IntegerKey("domain_number", &P::domain_number, 0, 255),
+      DurationKey("timeout", &P::timeout_s, 0.001),
+  };
+  return kKeys;
+}
+
 // guest_status.commands: only ids of the compiled-in command table.
 void ReadGuestCommands(Walker& w, const YAML::Node& n, const std::string& p, GuestStatusConfig& g) {
   w.StringList(n, p, &g.commands);
@@ -532,6 +548,7 @@ constexpr Section kSections[] = {
     {"libvirt", ReadMember<&Config::libvirt, LibvirtKeys>, MemberEqual<&Config::libvirt>},
     {"chrony", ReadMember<&Config::chrony, ChronyKeys>, MemberEqual<&Config::chrony>},
     {"ntp", ReadMember<&Config::ntp, NtpKeys>, MemberEqual<&Config::ntp>},
+    {"ptp", ReadMember<&Config::ptp, PtpKeys>, MemberEqual<&Config::ptp>},
     {"guest_status", ReadMember<&Config::guest_status, GuestStatusKeys>,
      MemberEqual<&Config::guest_status>},
     {"history", ReadHistory, MemberEqual<&Config::history_samples>},

@@ -65,6 +65,16 @@ struct NtpConfig {
   bool operator==(const NtpConfig&) const = default;
 };
 
+// ptp: linuxptp's ptp4l over its management socket (docs/ptp.md).
+struct PtpConfig {
+  std::string socket = "/var/run/ptp4l";  // ptp4l's uds_address
+  std::string client_dir;                 // where our client socket goes; "" = socket's directory
+  int domain_number = 0;                  // ptp4l's domainNumber (it ignores other domains)
+  double timeout_s = 1;                   // per request
+
+  bool operator==(const PtpConfig&) const = default;
+};
+
 // Every command of the compiled-in guest command table, by config id.
 std::vector<std::string> AllGuestCommandConfigIds();
 
@@ -93,6 +103,7 @@ struct Config {
   LibvirtConfig libvirt;
   ChronyConfig chrony;
   NtpConfig ntp;
+  PtpConfig ptp;
   GuestStatusConfig guest_status;
   MetricsConfig metrics;
   // Every collector of the table, with its defaults unless configured.

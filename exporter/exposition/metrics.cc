@@ -7,6 +7,7 @@
 #include "exporter/core/build_info.h"
 #include "exporter/exposition/chrony_metrics.h"
 #include "exporter/exposition/ntp_metrics.h"
+#include "exporter/exposition/ptp_metrics.h"
 #include "exporter/exposition/text_writer.h"
 #include "exporter/exposition/vm_metrics.h"
 #include "scoring/score.h"
@@ -94,6 +95,7 @@ std::vector<prometheus::MetricFamily> RenderFamilies(const Snapshot& s) {
   AppendTimexMetrics(s, out);
   AppendChronyMetrics(s, out);
   AppendNtpMetrics(s, out);
+  AppendPtpMetrics(s, out);
   AppendVmMetrics(s, out);
   return out.Take();
 }
@@ -112,6 +114,7 @@ std::string RenderText(const Snapshot& s, size_t reserve_bytes) {
     AppendTimexMetrics(s, b);
     AppendChronyMetrics(s, b);
     AppendNtpMetrics(s, b);
+    AppendPtpMetrics(s, b);
     host = b.Take();
   });
   AppendFamilies(out, host);

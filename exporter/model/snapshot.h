@@ -51,6 +51,12 @@ struct Snapshot {
   std::optional<ChronyObservation> chrony;  // last good
   std::optional<NtpObservation> ntp;        // last round
   size_t ntp_configured = 0;
+  // ptp: whether ptp4l answered the last run, its state then (absent when
+  // it did not) and what that state means for the host (store/host_reference_ptp.h).
+  bool ptp_enabled = false;  // the ptp collector is enabled (vmtime_host_ptp_up is rendered)
+  bool ptp_up = false;
+  std::optional<PtpObservation> ptp;
+  std::optional<scoring::HostReference> ptp_host_reference;
   // The host's sync state as scoring saw it (chronyd when it answers, else the
   // kernel); absent when neither was collected. Renders vmtime_host_synchronised{source}.
   std::optional<scoring::HostReference> host_reference;

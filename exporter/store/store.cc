@@ -4,6 +4,7 @@
 
 #include "exporter/config/libvirt_uri.h"
 #include "exporter/store/host_reference.h"
+#include "exporter/store/host_reference_ptp.h"
 #include "scoring/score.h"
 
 namespace vmtime {
@@ -34,6 +35,7 @@ void Store::SetConfig(const Config& config) {
   if (!enabled(CollectorId::kTimex)) timex_.reset();
   if (!enabled(CollectorId::kChrony)) chrony_.reset(), chrony_up_ = false;
   if (!enabled(CollectorId::kNtp)) ntp_.reset();
+  if (!enabled(CollectorId::kPtp)) ptp_.reset(), ptp_up_ = false;
   if (!enabled(CollectorId::kLibvirt)) vms_.clear(), gone_.clear(), libvirt_connected_ = false;
   for (auto it = runs_.begin(); it != runs_.end();) {
     const auto id = CollectorIdFromName(it->first);
@@ -146,6 +148,7 @@ void Store::Apply(const Observations& obs) {
     chrony_up_ = true;
   }
   if (obs.ntp) ntp_ = obs.ntp;
+  if (obs.ptp) ptp_ = obs.ptp, ptp_up_ = true;
   if (obs.libvirt) ApplyLibvirt(*obs.libvirt);
   if (obs.guest_status) {
     for (const auto& g : obs.guest_status->guests) {
@@ -159,6 +162,7 @@ void Store::MarkFailed(const std::string& collector) {
   std::lock_guard lock(mu_);
   const auto id = CollectorIdFromName(collector);
   if (id == CollectorId::kChrony) chrony_up_ = false;
+  if (id == CollectorId::kPtp) ptp_up_ = false;
   if (id == CollectorId::kLibvirt) {
     libvirt_connected_ = false;
     for (auto& [uuid, vm] : vms_) {
@@ -197,6 +201,12 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
   snap->chrony = chrony_;
   snap->ntp = ntp_;
   snap->ntp_configured = ntp_configured_;
+  snap->ptp_enabled = enabled_.contains(CollectorId::kPtp);
+  snap->ptp_up = ptp_up_;
+  if (ptp_up_ && ptp_) {
+    snap->ptp = ptp_;
+    snap->ptp_host_reference = HostReferenceFromPtp(*ptp_);
+  }
   snap->libvirt_enabled = enabled_.contains(CollectorId::kLibvirt);
   snap->libvirt_connected = libvirt_connected_;
   snap->component_scores = component_scores_;

@@ -85,6 +85,8 @@ class Store {
   uint64_t kvm_artifacts_ = 0;
   std::optional<ChronyObservation> chrony_;
   bool chrony_up_ = false;
+  std::optional<PtpObservation> ptp_;  // last answer of ptp4l
+  bool ptp_up_ = false;
   std::optional<NtpObservation> ntp_;
   bool libvirt_connected_ = false;
   // libvirt.uri is remote (allowed by libvirt.allow_remote): no UTC offset
