@@ -203,7 +203,11 @@ def test_slave_state_offset_and_master_stop(lab):
         exp.wait_metric(r"^vmtime_host_ptp_up 1$", timeout=15)
         m = exp.wait_metric(r'^vmtime_host_ptp_port_state\{port="[^"]+",state="slave"\} 1$',
                             timeout=15)
-        text = exp.metrics()
+        # The port can turn SLAVE on its first Sync, before the first Delay_Resp has given
+        # a path delay (0 until then): wait for the measured one.
+        text = wait(lambda: (lambda t: t if (metric_value(
+            t, "vmtime_host_ptp_mean_path_delay_seconds") or 0) > 0 else None)(exp.metrics()),
+            10, "a measured mean path delay")
         states = port_state(text)
         assert sum(states.values()) == 1 and states["slave"] == 1, states
         assert metric_value(text, "vmtime_host_ptp_synchronised") == 1
