@@ -384,6 +384,36 @@ def fleet():
                            description="Each hypervisor's systemd-timesyncd (collector timesyncd): its flag file "
                                        "(1 = synchronised since boot) and the offset of its last NTP message "
                                        "(server minus host; D-Bus only)."), 10, 8))
+    # PTP (linuxptp ptp4l, docs/ptp.md): empty where no exporter runs the ptp collector.
+    P.append(L.row("PTP (linuxptp)"))
+    P.append(L.place(panel("table", "PTP ports and grandmaster",
+                           [target("vmtime_host_ptp_port_state{%s} == 1" % SEL, instant=True, fmt="table"),
+                            target("vmtime_host_ptp_grandmaster_clock_class{%s}" % SEL, instant=True, fmt="table"),
+                            target("vmtime_host_ptp_steps_removed{%s}" % SEL, instant=True, fmt="table")],
+                           options=TABLE_OPTS,
+                           transformations=[{"id": "merge", "options": {}},
+                                            {"id": "organize", "options": {
+                                                "excludeByName": {"Time": True, "__name__": True, "job": True,
+                                                                  "Value #A": True},
+                                                "renameByName": {"Value #B": "GM clock class",
+                                                                 "Value #C": "steps removed",
+                                                                 "instance": "hypervisor"}}}],
+                           description="Each hypervisor's ptp4l ports and their state (SLAVE when following a "
+                                       "master), the grandmaster's clock class (6 locked, 7 holdover, 248 "
+                                       "free-running) and the steps removed from it."), 10, 8))
+    P.append(L.place(panel("timeseries", "PTP offset from master",
+                           [target("vmtime_host_ptp_offset_from_master_seconds{%s}" % SEL, "{{instance}}")],
+                           unit="s", custom=TS_CUSTOM,
+                           options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                                    "tooltip": {"mode": "multi", "sort": "none"}},
+                           description="ptp4l's offsetFromMaster: local PTP clock minus master (positive = "
+                                       "local ahead). HypervisorPtpOffsetHigh fires beyond 100 us."), 7, 8))
+    P.append(L.place(panel("timeseries", "PTP mean path delay",
+                           [target("vmtime_host_ptp_mean_path_delay_seconds{%s}" % SEL, "{{instance}}")],
+                           unit="s", custom=TS_CUSTOM,
+                           options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                                    "tooltip": {"mode": "multi", "sort": "none"}},
+                           description="ptp4l's meanPathDelay to its master (one way)."), 7, 8))
 
     P.append(L.row("Exporters"))
     P.append(L.place(panel("table", "Failing collectors",

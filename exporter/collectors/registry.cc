@@ -9,12 +9,13 @@
 #include "exporter/collectors/ntp/ntp_collector.h"
 #include "exporter/collectors/ntpd/ntpd_collector.h"
 #include "exporter/collectors/timesyncd/timesyncd_collector.h"
+#include "exporter/collectors/ptp/ptp_collector.h"
 #include "exporter/collectors/timex/timex_collector.h"
 
 namespace vmtime {
 namespace {
 
-constexpr std::array<CollectorFactory, 7> kFactories = {{
+constexpr std::array<CollectorFactory, 8> kFactories = {{
     {CollectorId::kTimex,
      [](const Config&, const Clock&) -> std::shared_ptr<Collector> {
        return std::make_shared<TimexCollector>();
@@ -42,6 +43,10 @@ constexpr std::array<CollectorFactory, 7> kFactories = {{
     {CollectorId::kTimesyncd,
      [](const Config& c, const Clock&) -> std::shared_ptr<Collector> {
        return std::make_shared<TimesyncdCollector>(c.timesyncd);
+     }},
+    {CollectorId::kPtp,
+     [](const Config& c, const Clock&) -> std::shared_ptr<Collector> {
+       return std::make_shared<PtpCollector>(c.ptp);
      }},
 }};
 

@@ -5,7 +5,7 @@ namespace vmtime {
 namespace {
 
 // name, help, {enabled, interval_s, timeout_s, max_retries, retry_backoff_s}, sections.
-constexpr std::array<CollectorDefinition, 7> kCollectors = {{
+constexpr std::array<CollectorDefinition, 8> kCollectors = {{
     {CollectorId::kTimex,
      "timex",
      "host kernel clock discipline via adjtimex(2)",
@@ -41,6 +41,11 @@ constexpr std::array<CollectorDefinition, 7> kCollectors = {{
      "host systemd-timesyncd through D-Bus (org.freedesktop.timesync1) and its flag file",
      {false, 15, 5, 1, 1},
      "timesyncd"},
+    {CollectorId::kPtp,
+     "ptp",
+     "linuxptp ptp4l through its management socket (port state, offset, grandmaster)",
+     {false, 15, 5, 2, 1},
+     "ptp"},
 }};
 
 // Row i describes the collector whose id has value i.

@@ -15,7 +15,7 @@
 
 namespace vmtime {
 
-enum class CollectorId { kTimex, kLibvirt, kChrony, kNtp, kGuestStatus, kNtpd, kTimesyncd };
+enum class CollectorId { kTimex, kLibvirt, kChrony, kNtp, kGuestStatus, kNtpd, kTimesyncd, kPtp };
 
 // Per-collector scheduling, under `collectors.<name>:`.
 struct CollectorConfig {

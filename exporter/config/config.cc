@@ -61,6 +61,11 @@ timesyncd:
   timeout: 1s
 host:
   reference_order: [chrony, ntpd, timesyncd, ptp, kernel]
+ptp:
+  socket: /var/run/ptp4l
+  client_dir: ""
+  domain_number: 0
+  timeout: 1s
 guest_status:
   commands: [chronyc_tracking, ntpq_rv, timedatectl_show, w32tm_status]
   exec_timeout: 5s
@@ -496,6 +501,17 @@ const std::vector<Key<HostConfig>>& HostKeys() {
   return kKeys;
 }
 
+const std::vector<Key<PtpConfig>>& PtpKeys() {
+  using P = PtpConfig;
+  static const std::vector<Key<P>> kKeys = {
+      StringKey("socket", &P::socket),
+      StringKey("client_dir", &P::client_dir),
+      IntegerKey("domain_number", &P::domain_number, 0, 255),
+      DurationKey("timeout", &P::timeout_s, 0.001),
+  };
+  return kKeys;
+}
+
 // guest_status.commands: only ids of the compiled-in command table.
 void ReadGuestCommands(Walker& w, const YAML::Node& n, const std::string& p, GuestStatusConfig& g) {
   w.StringList(n, p, &g.commands);
@@ -659,6 +675,7 @@ constexpr Section kSections[] = {
     {"ntpd", ReadMember<&Config::ntpd, NtpdKeys>, MemberEqual<&Config::ntpd>},
     {"timesyncd", ReadMember<&Config::timesyncd, TimesyncdKeys>, MemberEqual<&Config::timesyncd>},
     {"host", ReadMember<&Config::host, HostKeys>, MemberEqual<&Config::host>},
+    {"ptp", ReadMember<&Config::ptp, PtpKeys>, MemberEqual<&Config::ptp>},
     {"guest_status", ReadMember<&Config::guest_status, GuestStatusKeys>,
      MemberEqual<&Config::guest_status>},
     {"history", ReadHistory, MemberEqual<&Config::history_samples>},

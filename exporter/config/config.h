@@ -94,6 +94,16 @@ struct HostConfig {
   bool operator==(const HostConfig&) const = default;
 };
 
+// ptp: linuxptp's ptp4l over its management socket (docs/ptp.md).
+struct PtpConfig {
+  std::string socket = "/var/run/ptp4l";  // ptp4l's uds_address
+  std::string client_dir;                 // where our client socket goes; "" = socket's directory
+  int domain_number = 0;                  // ptp4l's domainNumber (it ignores other domains)
+  double timeout_s = 1;                   // per request
+
+  bool operator==(const PtpConfig&) const = default;
+};
+
 // Every command of the compiled-in guest command table, by config id.
 std::vector<std::string> AllGuestCommandConfigIds();
 
@@ -149,6 +159,7 @@ struct Config {
   NtpdConfig ntpd;
   TimesyncdConfig timesyncd;
   HostConfig host;
+  PtpConfig ptp;
   GuestStatusConfig guest_status;
   MetricsConfig metrics;
   RemediationConfig remediation;

@@ -7,6 +7,7 @@
 #include "exporter/core/build_info.h"
 #include "exporter/exposition/chrony_metrics.h"
 #include "exporter/exposition/ntp_metrics.h"
+#include "exporter/exposition/ptp_metrics.h"
 #include "exporter/exposition/text_writer.h"
 #include "exporter/exposition/time_daemon_metrics.h"
 #include "exporter/exposition/vm_metrics.h"
@@ -97,6 +98,7 @@ std::vector<prometheus::MetricFamily> RenderFamilies(const Snapshot& s) {
   AppendNtpMetrics(s, out);
   AppendNtpdMetrics(s, out);
   AppendTimesyncdMetrics(s, out);
+  AppendPtpMetrics(s, out);
   AppendVmMetrics(s, out);
   return out.Take();
 }
@@ -115,6 +117,7 @@ void AppendHostText(const Snapshot& s, std::string& out) {
     AppendNtpMetrics(s, b);
     AppendNtpdMetrics(s, b);
     AppendTimesyncdMetrics(s, b);
+    AppendPtpMetrics(s, b);
     host = b.Take();
   });
   AppendFamilies(out, host);

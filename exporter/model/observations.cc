@@ -24,4 +24,30 @@ const char* DomainStateName(DomainState s) {
   return "unknown";
 }
 
+const char* PtpPortStateName(PtpPortState s) {
+  switch (s) {
+    case PtpPortState::kInitializing:
+      return "initializing";
+    case PtpPortState::kFaulty:
+      return "faulty";
+    case PtpPortState::kDisabled:
+      return "disabled";
+    case PtpPortState::kListening:
+      return "listening";
+    case PtpPortState::kPreMaster:
+      return "pre_master";
+    case PtpPortState::kMaster:
+      return "master";
+    case PtpPortState::kPassive:
+      return "passive";
+    case PtpPortState::kUncalibrated:
+      return "uncalibrated";
+    case PtpPortState::kSlave:
+      return "slave";
+    case PtpPortState::kUnknown:
+      break;
+  }
+  return "unknown";
+}
+
 }  // namespace vmtime

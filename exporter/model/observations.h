@@ -141,6 +141,75 @@ struct TimesyncdObservation {
   std::optional<uint64_t> packet_count;
 };
 
+// ---- ptp: linuxptp's ptp4l over its management (UNIX datagram) socket ----
+// PTP port states (IEEE 1588-2008 table 8), the values PORT_DATA_SET carries.
+enum class PtpPortState : int {
+  kUnknown = 0,  // not a value on the wire: no PORT_DATA_SET answer
+  kInitializing = 1,
+  kFaulty = 2,
+  kDisabled = 3,
+  kListening = 4,
+  kPreMaster = 5,
+  kMaster = 6,
+  kPassive = 7,
+  kUncalibrated = 8,
+  kSlave = 9,
+};
+// "slave", "listening", ...; "unknown" for values outside 1..9.
+const char* PtpPortStateName(PtpPortState s);
+struct PtpPortObservation {
+  int port_number = 0;
+  std::string port_identity;  // "clockid-port": "aabbcc.fffe.ddeeff-1" as pmc prints it
+  PtpPortState state = PtpPortState::kUnknown;
+  int raw_state = 0;  // the wire value, also when outside 1..9
+  double peer_mean_path_delay_s = 0;
+  int log_announce_interval = 0;
+  int announce_receipt_timeout = 0;
+  int log_sync_interval = 0;
+  int delay_mechanism = 0;  // 1 E2E, 2 P2P, 0xFE disabled
+};
+struct PtpObservation {
+  int64_t measured_real_ns = 0;
+  // DEFAULT_DATA_SET: this clock.
+  std::string clock_identity;  // "aabbcc.fffe.ddeeff"
+  int number_ports = 0;
+  int domain_number = 0;
+  int clock_class = 0;  // this clock's own class (as a grandmaster it would announce)
+  bool slave_only = false;
+  // CURRENT_DATA_SET. offset_from_master_s: this clock - master, positive =
+  // this clock ahead (ptp4l's "master offset" sign).
+  int steps_removed = 0;
+  double offset_from_master_s = 0;
+  double mean_path_delay_s = 0;
+  // PARENT_DATA_SET: the grandmaster this clock follows (itself when it is GM).
+  std::string parent_port_identity;
+  std::string grandmaster_identity;
+  int grandmaster_priority1 = 0;
+  int grandmaster_priority2 = 0;
+  int grandmaster_clock_class = 0;
+  int grandmaster_clock_accuracy = 0;  // 0x20.. as in IEEE 1588 table 6
+  int grandmaster_offset_scaled_log_variance = 0;
+  // TIME_PROPERTIES_DATA_SET.
+  int current_utc_offset_s = 0;  // TAI - UTC the grandmaster announces
+  bool leap61 = false;
+  bool leap59 = false;
+  bool current_utc_offset_valid = false;
+  bool ptp_timescale = false;
+  bool time_traceable = false;
+  bool frequency_traceable = false;
+  int time_source = 0;  // 0x10 atomic, 0x20 GPS, ..., 0xA0 internal oscillator
+  // TIME_STATUS_NP (linuxptp): absent when ptp4l does not answer it.
+  std::optional<double> master_offset_s;  // same sign as offset_from_master_s
+  std::optional<bool> gm_present;
+  std::optional<std::string> gm_identity_np;
+  // PORT_DATA_SET: every port ptp4l answered for (the UDS port excluded).
+  std::vector<PtpPortObservation> ports;
+  // True when this clock is the grandmaster (grandmasterIdentity = clockIdentity).
+  bool IsGrandmaster() const {
+    return !clock_identity.empty() && clock_identity == grandmaster_identity;
+  }
+};
+
 // ---- libvirt: domains and guest clocks ----
 enum class DomainState {
   kUnknown = 0,
@@ -199,6 +268,7 @@ struct Observations {
   std::optional<GuestStatusBatch> guest_status;
   std::optional<NtpdObservation> ntpd;
   std::optional<TimesyncdObservation> timesyncd;
+  std::optional<PtpObservation> ptp;
 };
 
 }  // namespace vmtime

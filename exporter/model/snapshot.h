@@ -59,6 +59,12 @@ struct Snapshot {
   std::optional<NtpdObservation> ntpd;            // last good
   bool timesyncd_up = false;                      // timesyncd present at the last run
   std::optional<TimesyncdObservation> timesyncd;  // last good
+  // ptp: whether ptp4l answered the last run, its state then (absent when
+  // it did not) and what that state means for the host (store/host_reference_ptp.h).
+  bool ptp_enabled = false;  // the ptp collector is enabled (vmtime_host_ptp_up is rendered)
+  bool ptp_up = false;
+  std::optional<PtpObservation> ptp;
+  std::optional<scoring::HostReference> ptp_host_reference;
   // The host's sync state as scoring saw it (the first present source of
   // host.reference_order, store/host_reference.h); absent when none is. Renders
   // vmtime_host_synchronised{source}.

@@ -4,6 +4,7 @@
 
 #include "exporter/config/libvirt_uri.h"
 #include "exporter/store/host_reference.h"
+#include "exporter/store/host_reference_ptp.h"
 #include "scoring/score.h"
 
 namespace vmtime {
@@ -37,6 +38,7 @@ void Store::SetConfig(const Config& config) {
   if (!enabled(CollectorId::kNtp)) ntp_.reset();
   if (!enabled(CollectorId::kNtpd)) ntpd_.reset(), ntpd_up_ = false;
   if (!enabled(CollectorId::kTimesyncd)) timesyncd_.reset(), timesyncd_up_ = false;
+  if (!enabled(CollectorId::kPtp)) ptp_.reset(), ptp_up_ = false;
   if (!enabled(CollectorId::kLibvirt)) vms_.clear(), gone_.clear(), libvirt_connected_ = false;
   for (auto it = runs_.begin(); it != runs_.end();) {
     const auto id = CollectorIdFromName(it->first);
@@ -151,6 +153,7 @@ void Store::Apply(const Observations& obs) {
   if (obs.ntp) ntp_ = obs.ntp;
   if (obs.ntpd) ntpd_ = obs.ntpd, ntpd_up_ = true;
   if (obs.timesyncd) timesyncd_ = obs.timesyncd, timesyncd_up_ = true;
+  if (obs.ptp) ptp_ = obs.ptp, ptp_up_ = true;
   if (obs.libvirt) ApplyLibvirt(*obs.libvirt);
   if (obs.guest_status) {
     for (const auto& g : obs.guest_status->guests) {
@@ -166,6 +169,7 @@ void Store::MarkFailed(const std::string& collector) {
   if (id == CollectorId::kChrony) chrony_up_ = false;
   if (id == CollectorId::kNtpd) ntpd_up_ = false;
   if (id == CollectorId::kTimesyncd) timesyncd_up_ = false;
+  if (id == CollectorId::kPtp) ptp_up_ = false;
   if (id == CollectorId::kLibvirt) {
     libvirt_connected_ = false;
     for (auto& [uuid, vm] : vms_) {
@@ -201,6 +205,7 @@ std::optional<scoring::HostReference> Store::HostReferenceLocked() const {
   add("ntpd", ntpd_up_ && ntpd_, [&] { return HostReferenceFromNtpd(*ntpd_); });
   add("timesyncd", timesyncd_up_ && timesyncd_,
       [&] { return HostReferenceFromTimesyncd(*timesyncd_); });
+  add("ptp", ptp_up_ && ptp_, [&] { return HostReferenceFromPtp(*ptp_); });
   add("kernel", timex_.has_value(), [&] { return HostReferenceFromKernel(*timex_); });
   return SelectHostReference(reference_order_, c);
 }
@@ -219,6 +224,12 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
   snap->timesyncd_up = timesyncd_up_;
   snap->timesyncd = timesyncd_;
   snap->ntp_configured = ntp_configured_;
+  snap->ptp_enabled = enabled_.contains(CollectorId::kPtp);
+  snap->ptp_up = ptp_up_;
+  if (ptp_up_ && ptp_) {
+    snap->ptp = ptp_;
+    snap->ptp_host_reference = HostReferenceFromPtp(*ptp_);
+  }
   snap->libvirt_enabled = enabled_.contains(CollectorId::kLibvirt);
   snap->libvirt_connected = libvirt_connected_;
   snap->component_scores = component_scores_;

@@ -88,6 +88,8 @@ class Store {
   uint64_t kvm_artifacts_ = 0;
   std::optional<ChronyObservation> chrony_;
   bool chrony_up_ = false;
+  std::optional<PtpObservation> ptp_;  // last answer of ptp4l
+  bool ptp_up_ = false;
   std::optional<NtpObservation> ntp_;
   std::optional<NtpdObservation> ntpd_;
   bool ntpd_up_ = false;

@@ -57,6 +57,8 @@ MAY_BE_EMPTY = {
     # against a real ntpd and a private timesyncd D-Bus service.
     "vmtime_host_ntpd_": "the stack's host runs chronyd, not ntpd",
     "vmtime_host_timesyncd_": "the stack's host runs chronyd, not systemd-timesyncd",
+    # The PTP row: only where the ptp collector reads a ptp4l (tests/e2e/test_ptp.py has one).
+    "vmtime_host_ptp_": "present only where the ptp collector is enabled; this stack runs no ptp4l",
 }
 if not LAB:
     MAY_BE_EMPTY.update({

@@ -95,7 +95,7 @@ TEST(CollectorTable, NamesAreUniqueAndRoundTrip) {
     EXPECT_EQ(&CollectorDefinitionOf(def.id), &def);
     EXPECT_FALSE(def.help.empty()) << def.name;
   }
-  EXPECT_EQ(CollectorIdFromName("ptp"), std::nullopt);
+  EXPECT_EQ(CollectorIdFromName("gpsd"), std::nullopt);
 }
 
 TEST(CollectorTable, DocumentedInConfigurationMd) {
@@ -176,8 +176,8 @@ INSTANTIATE_TEST_SUITE_P(
                             "bad.yml:2:21: collectors.timex.interval: invalid duration"},
                     BadCase{"bad_bool", "collectors:\n  timex:\n    enabled: maybe\n",
                             "bad.yml:3:14: collectors.timex.enabled: expected true or false"},
-                    BadCase{"unknown_collector", "collectors:\n  ptp: {enabled: true}\n",
-                            "bad.yml:2:3: collectors.ptp: unknown key"},
+                    BadCase{"unknown_collector", "collectors:\n  gpsd: {enabled: true}\n",
+                            "bad.yml:2:3: collectors.gpsd: unknown key"},
                     BadCase{"list_expected", "ntp:\n  servers: 127.0.0.1\n",
                             "bad.yml:2:12: ntp.servers: expected a list"},
                     BadCase{"mapping_expected", "libvirt: [1, 2]\n",
@@ -329,6 +329,31 @@ TEST(Config, HostReferenceOrderIsCheckedAndNamed) {
   EXPECT_FALSE(ntpd->ntpd.peers);
 }
 
+TEST(ConfigEquality, PtpConfig) {
+  ExpectEveryFieldCompared(
+      PtpConfig{}, [](PtpConfig& c) { c.socket += "x"; }, [](PtpConfig& c) { c.client_dir += "x"; },
+      [](PtpConfig& c) { c.domain_number += 1; }, [](PtpConfig& c) { c.timeout_s += 1; });
+}
+
+// ptp: keys, defaults, and bad values named with file:line:column.
+TEST(Config, PtpSection) {
+  auto c = ParseConfig(
+      "ptp:\n  socket: /run/ptp/ptp4l\n  client_dir: /run/vmtime\n"
+      "  domain_number: 24\n  timeout: 250ms\n",
+      "t.yml");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->ptp.socket, "/run/ptp/ptp4l");
+  EXPECT_EQ(c->ptp.client_dir, "/run/vmtime");
+  EXPECT_EQ(c->ptp.domain_number, 24);
+  EXPECT_DOUBLE_EQ(c->ptp.timeout_s, 0.25);
+  EXPECT_FALSE(c->Collector(CollectorId::kPtp).enabled);  // off by default
+  auto bad = ParseConfig("ptp:\n  domain_number: 256\n", "t.yml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("t.yml:2:"), std::string::npos) << bad.error().message;
+  EXPECT_NE(bad.error().message.find("ptp.domain_number"), std::string::npos)
+      << bad.error().message;
+}
+
 TEST(ConfigEquality, GuestStatusConfig) {
   using G = GuestStatusConfig;
   ExpectEveryFieldCompared(
@@ -404,6 +429,7 @@ TEST(ConfigEquality, Config) {
       [](Config& c) { c.ntp.timeout_s += 1; }, [](Config& c) { c.ntpd.peers = false; },
       [](Config& c) { c.timesyncd.dbus = false; },
       [](Config& c) { c.host.reference_order.pop_back(); },
+      [](Config& c) { c.ntp.timeout_s += 1; }, [](Config& c) { c.ptp.domain_number += 1; },
       [](Config& c) { c.guest_status.exec_timeout_s += 1; },
       [](Config& c) { c.metrics.component_scores = false; },
       [](Config& c) { c.remediation.enabled = true; },
