@@ -356,6 +356,8 @@ constexpr const char* kStyle =
     "input,select,button{font:inherit;font-size:1rem;padding:.25em .4em;max-width:100%}"
     "input[type=search]{width:16em}input[type=number]{width:6em}"
     "table{border-collapse:collapse}table.vms{min-width:60%}"
+    "table.groups{table-layout:fixed;width:100%;max-width:52em}table.groups th,table.groups "
+    "td{white-space:normal;overflow-wrap:anywhere}table.groups th:first-child{width:34%}"
     "th,td{padding:.3em .6em;border-bottom:1px solid #d8dee4;text-align:left;vertical-align:top}"
     "th{background:#f3f4f6;font-weight:600;white-space:nowrap}th.n{text-align:right}"
     "td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
@@ -640,15 +642,18 @@ void AppendGroups(const Snapshot& s, std::string& h) {
   if (s.groups.empty()) return;
   h += "<section><h2>Groups</h2><table class=\"groups\"><thead><tr><th>Group</th><th "
        "class=\"n\" title=\"max minus min offset of the measured members on this host\">Spread"
-       "</th><th class=\"n\">Members</th><th>Furthest behind / ahead</th></tr></thead><tbody>";
+       "</th><th class=\"n\" title=\"members that run and have a recent sample, of all members on "
+       "this "
+       "host\">Measured</th><th title=\"the member furthest behind / the member furthest "
+       "ahead\">Behind / ahead</th></tr></thead><tbody>";
   const size_t n = std::min(s.groups.size(), kStatusGroupRows);
   for (size_t i = 0; i < n; ++i) {
     const GroupView& g = s.groups[i];
     const std::string spread = g.measured >= 2 ? Magnitude(g.spread_s) : "&ndash;";
     h += "<tr><td data-l=\"Group\"><a href=\"?group=" + UrlEncode(g.name) + "\">" + Escape(g.name) +
          "</a></td><td class=\"n\" data-l=\"Spread\">" + spread +
-         "</td><td class=\"n\" data-l=\"Members\">" + Grouped(static_cast<uint64_t>(g.measured)) +
-         " measured of " + Grouped(static_cast<uint64_t>(g.members)) +
+         "</td><td class=\"n\" data-l=\"Measured\">" + Grouped(static_cast<uint64_t>(g.measured)) +
+         " of " + Grouped(static_cast<uint64_t>(g.members)) +
          "</td><td data-l=\"Behind / ahead\">" +
          (g.measured >= 2 ? Escape(g.min_domain) + " / " + Escape(g.max_domain) : "&ndash;") +
          "</td></tr>";
