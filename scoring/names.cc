@@ -63,6 +63,8 @@ std::string_view ReasonName(Reason r) {
       return "host_stratum_high";
     case Reason::kNoData:
       return "no_data";
+    case Reason::kGroupSkew:
+      return "group_skew";
     case Reason::kCount:
       break;
   }

@@ -101,6 +101,9 @@ std::string ValidateStability(const Params& p) {
     return Bad("stopped_ratio", "must be greater than 0 and less than 1");
   }
   if (p.stability_zero_events < 1) return Bad("stability_zero_events", "must be at least 1");
+  if (!(p.group_skew_s > 0 && std::isfinite(p.group_skew_s))) {
+    return Bad("group_skew_s", "must be a finite duration > 0");
+  }
   if (!(p.stability_backward_step_events >= 0 && std::isfinite(p.stability_backward_step_events))) {
     return Bad("stability_backward_step_events", "must be a finite value >= 0");
   }

@@ -50,6 +50,9 @@ struct Params {
   double freshness_zero_intervals = 10;
   // host reference component
   int host_stratum_full = 4;
+  // Reason group_skew (informational) while the same-host members of the
+  // VM's group spread wider than this (max minus min offset).
+  double group_skew_s = 1.0;
   // weights (normalised by their sum)
   double weight_offset = 0.40;
   double weight_sync_state = 0.15;

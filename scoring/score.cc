@@ -493,6 +493,15 @@ void ScoreHost(const VmInput& in, const Params& p, Tally& t) {
   if (*h.stratum > p.host_stratum_full) t.Raise(Reason::kHostStratumHigh);
 }
 
+// Group (optional): the same-host spread of the VM's group beyond
+// group_skew_s raises group_skew. No component and no gate: which member is
+// wrong is for the members' own offsets to say.
+void ScoreGroup(const VmInput& in, const Params& p, Tally& t) {
+  if (in.group_offset_spread_s && *in.group_offset_spread_s > p.group_skew_s) {
+    t.Raise(Reason::kGroupSkew);
+  }
+}
+
 // Weighted mean of the measured components, the gates, the band and the
 // reasons in enum order.
 void Combine(const Params& p, Tally& t) {
@@ -568,6 +577,7 @@ ScoreResult Score(const VmInput& in, const Params& p) {
   ScoreResumedBehind(in, p, t);
   ScoreGuest(in, p, t);
   ScoreHost(in, p, t);
+  ScoreGroup(in, p, t);
   Combine(p, t);
   return r;
 }

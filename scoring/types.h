@@ -70,6 +70,10 @@ struct VmInput {
   std::optional<HostReference> host;     // absent when not collected
   int64_t now_mono_ns = 0;               // evaluation time, host monotonic
   double poll_interval_s = 15;           // nominal sampling interval
+  // Max minus min offset of the running members of this VM's group on the
+  // same host (this VM included), seconds; absent when the VM is in no
+  // group or the group has fewer than two members with a sample.
+  std::optional<double> group_offset_spread_s;
 };
 
 enum class Component : int {
@@ -103,6 +107,10 @@ enum class Reason : int {
   kHostUnsynchronised,
   kHostStratumHigh,  // host synchronised above host_stratum_full, below stratum_zero
   kNoData,
+  // This VM's group (the same-host members, VmInput::group_offset_spread_s)
+  // spreads wider than group_skew_s. Informational: no penalty, the
+  // members' own offsets are scored as always.
+  kGroupSkew,
   kCount
 };
 constexpr int kReasonCount = static_cast<int>(Reason::kCount);

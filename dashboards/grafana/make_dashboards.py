@@ -264,6 +264,46 @@ def fleet():
                            options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
                                     "tooltip": {"mode": "multi", "sort": "desc"}}), 8, 9))
 
+    # Groups (docs/libvirt.md "Groups and labels"): VMs that must agree on
+    # the time. Across hypervisors only offsets against UTC compare; the
+    # group comes from vmtime_vm_info (the same join as the vmtime.groups
+    # recording rules, computed here so the dashboard works without them).
+    P.append(L.row("Groups"))
+    grouped = ("(vmtime_vm_clock_utc_offset_seconds{%s} * on (job, instance, domain, uuid) group_left (group) "
+               'vmtime_vm_info{%s,group!="",state="running"})' % (SEL, SEL))
+    P.append(L.place(panel("table", "Groups by clock spread (vs UTC, across hypervisors)",
+                           [target("max by (group) %s - min by (group) %s" % (grouped, grouped),
+                                   instant=True, fmt="table"),
+                            target("count by (group) %s" % grouped, instant=True, fmt="table")],
+                           unit="s", thresholds=[(None, "green"), (1, "red")],
+                           options=dict(TABLE_OPTS, sortBy=[{"displayName": "spread", "desc": True}]),
+                           custom={"align": "auto", "cellOptions": {"type": "color-text"}},
+                           overrides=[{"matcher": {"id": "byName", "options": "members"},
+                                       "properties": [{"id": "unit", "value": "none"},
+                                                      {"id": "custom.cellOptions", "value": {"type": "auto"}}]}],
+                           transformations=[{"id": "merge", "options": {}},
+                                            {"id": "organize", "options": {
+                                                "excludeByName": {"Time": True},
+                                                "renameByName": {"Value #A": "spread", "Value #B": "members"}}}],
+                           description="Per group: max minus min guest offset against UTC of its running members "
+                                       "on every hypervisor, worst first (VMGroupClockSkew fires above "
+                                       "vmtime:group_clock_skew_threshold_seconds, default 1 s, for 5 min)."), 12, 8))
+    P.append(L.place(panel("table", "Group spread per hypervisor",
+                           [target("vmtime_group_offset_spread_seconds{%s}" % SEL, instant=True, fmt="table"),
+                            target("vmtime_group_measured_members{%s}" % SEL, instant=True, fmt="table")],
+                           unit="s",
+                           options=dict(TABLE_OPTS, sortBy=[{"displayName": "spread", "desc": True}]),
+                           overrides=[{"matcher": {"id": "byName", "options": "measured members"},
+                                       "properties": [{"id": "unit", "value": "none"}]}],
+                           transformations=[{"id": "merge", "options": {}},
+                                            {"id": "organize", "options": {
+                                                "excludeByName": {"Time": True, "__name__": True, "job": True},
+                                                "renameByName": {"Value #A": "spread", "Value #B": "measured members",
+                                                                 "instance": "hypervisor"}}}],
+                           description="The exporter's own per-host spread (guest vs host offsets, the host's "
+                                       "offset cancels out); its members carry the reason group_skew above "
+                                       "scoring.group_skew_s."), 12, 8))
+
     P.append(L.row("Hypervisors"))
     host_table = [
         target("vmtime_host_synchronised{%s}" % SEL, instant=True, fmt="table"),

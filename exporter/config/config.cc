@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "exporter/config/duration.h"
+#include "exporter/model/domain_labels.h"
 #include "exporter/model/guest_commands.h"
 
 namespace vmtime {
@@ -42,6 +43,8 @@ libvirt:
   reconnect_backoff_max: 30s
   keepalive_interval: 5s
   keepalive_count: 3
+  metadata: true
+  nova_metadata: false
 chrony:
   address: unix:///run/chrony/chronyd.sock
   timeout: 1s
@@ -91,6 +94,8 @@ remediation:
   verify_tolerance: 50ms
   samples: 3
   workers: 1
+groups:
+  rules: []
 )";
 
 // After the `collectors:` part, which CollectorsYaml() writes from the table.
@@ -117,6 +122,7 @@ const char kDefaultYamlScoring[] = R"(scoring:
   freshness_full_intervals: 2
   freshness_zero_intervals: 10
   host_stratum_full: 4
+  group_skew_s: 1s
   weight_offset: 0.40
   weight_sync_state: 0.15
   weight_stratum: 0.10
@@ -322,6 +328,7 @@ const std::vector<ScoringField>& ScoringFields() {
       {"freshness_full_intervals", ScoringField::kNumber, &P::freshness_full_intervals},
       {"freshness_zero_intervals", ScoringField::kNumber, &P::freshness_zero_intervals},
       {"host_stratum_full", ScoringField::kInteger, nullptr, &P::host_stratum_full},
+      {"group_skew_s", ScoringField::kDuration, &P::group_skew_s},
       {"weight_offset", ScoringField::kNumber, &P::weight_offset},
       {"weight_sync_state", ScoringField::kNumber, &P::weight_sync_state},
       {"weight_stratum", ScoringField::kNumber, &P::weight_stratum},
@@ -429,6 +436,8 @@ const std::vector<Key<LibvirtConfig>>& LibvirtKeys() {
       DurationKey("reconnect_backoff_max", &L::reconnect_backoff_max_s, 0.01),
       DurationKey("keepalive_interval", &L::keepalive_interval_s),
       IntegerKey("keepalive_count", &L::keepalive_count, 0, 1000),
+      BoolKey("metadata", &L::metadata),
+      BoolKey("nova_metadata", &L::nova_metadata),
   };
   return kKeys;
 }
@@ -663,6 +672,45 @@ bool MemberEqual(const Config& a, const Config& b) {
   return a.*M == b.*M;
 }
 
+// groups.rules: a list of {match: <glob>, group: <name>}.
+void ReadGroupRules(Walker& w, const YAML::Node& n, const std::string& p, GroupsConfig& g) {
+  if (w.failed() || n.IsNull()) {
+    if (n.IsNull()) g.rules.clear();
+    return;
+  }
+  if (!n.IsSequence()) {
+    w.Fail(n, p, "expected a list of {match, group}");
+    return;
+  }
+  std::vector<GroupRule> rules;
+  for (size_t i = 0; i < n.size() && !w.failed(); ++i) {
+    const std::string at = p + "[" + std::to_string(i) + "]";
+    GroupRule rule;
+    w.Map(n[i], at, {"match", "group"},
+          [&](const std::string& key, const YAML::Node& v, const std::string& kp) {
+            w.String(v, kp, key == "match" ? &rule.match : &rule.group);
+          });
+    if (w.failed()) return;
+    if (!n[i].IsMap() || rule.match.empty()) {
+      w.Fail(n[i], at + ".match", "missing or empty (a glob of domain names)");
+      return;
+    }
+    if (std::string bad = CheckGroupName(rule.group); !bad.empty()) {
+      w.Fail(n[i], at + ".group", bad);
+      return;
+    }
+    rules.push_back(std::move(rule));
+  }
+  g.rules = std::move(rules);
+}
+
+const std::vector<Key<GroupsConfig>>& GroupsKeys() {
+  static const std::vector<Key<GroupsConfig>> kKeys = {
+      {"rules", ReadGroupRules},
+  };
+  return kKeys;
+}
+
 void ReadHistory(Walker& w, const YAML::Node& node, const std::string& path, Config& c) {
   ReadKeys(w, node, path, HistoryKeys(), c);
 }
@@ -682,6 +730,7 @@ constexpr Section kSections[] = {
     {"metrics", ReadMember<&Config::metrics, MetricsKeys>, MemberEqual<&Config::metrics>},
     {"remediation", ReadMember<&Config::remediation, RemediationKeys>,
      MemberEqual<&Config::remediation>},
+    {"groups", ReadMember<&Config::groups, GroupsKeys>, MemberEqual<&Config::groups>},
     {"collectors", ReadCollectors, MemberEqual<&Config::collectors>},
     {"scoring", ReadScoring, MemberEqual<&Config::scoring>},
 };

@@ -43,6 +43,11 @@ struct LibvirtConfig {
   double reconnect_backoff_max_s = 30;
   double keepalive_interval_s = 5;
   int keepalive_count = 3;
+  // groups: read each domain's group and labels from its metadata in the
+  // project's namespace (docs/libvirt.md, "Groups and labels"), and,
+  // opt-in, OpenStack Nova's instance name, flavour and project.
+  bool metadata = true;
+  bool nova_metadata = false;
 
   bool operator==(const LibvirtConfig&) const = default;
 };
@@ -150,6 +155,20 @@ struct RemediationConfig {
   bool operator==(const RemediationConfig&) const = default;
 };
 
+// groups.rules: a domain without a group in its metadata joins the group of
+// the first rule whose glob (fnmatch(3): * ? [...]) matches its name.
+struct GroupRule {
+  std::string match;
+  std::string group;
+
+  bool operator==(const GroupRule&) const = default;
+};
+struct GroupsConfig {
+  std::vector<GroupRule> rules;
+
+  bool operator==(const GroupsConfig&) const = default;
+};
+
 struct Config {
   std::string source = "<built-in>";
   WebConfig web;
@@ -163,6 +182,7 @@ struct Config {
   GuestStatusConfig guest_status;
   MetricsConfig metrics;
   RemediationConfig remediation;
+  GroupsConfig groups;
   // Every collector of the table, with its defaults unless configured.
   std::map<CollectorId, CollectorConfig> collectors = DefaultCollectorConfigs();
   size_t history_samples = 64;  // ring of clock samples kept per VM (scoring.drift_window_s

@@ -18,6 +18,28 @@ namespace {
 
 double Seconds(int64_t real_ns) { return static_cast<double>(real_ns) / 1e9; }
 
+// Groups (docs/metrics.md, "Groups"): one series per group with members on
+// this host; the spread only where two or more members are measured.
+void AppendGroupMetrics(const Snapshot& s, FamilyBuilder& out) {
+  if (s.groups.empty()) return;
+  const Family members =
+      out.Gauge("vmtime_group_members", "Domains of the group on this host, any state.");
+  const Family measured = out.Gauge(
+      "vmtime_group_measured_members",
+      "Members of the group on this host that run and have a guest clock sample that is not "
+      "stale.");
+  const Family spread =
+      out.Gauge("vmtime_group_offset_spread_seconds",
+                "Max minus min guest clock offset among the group's measured members on this host "
+                "(present with two or more).");
+  for (const GroupView& g : s.groups) {
+    const Labels l = {{"group", g.name}};
+    members.Add(l, g.members);
+    measured.Add(l, g.measured);
+    if (g.measured >= 2) spread.Add(l, g.spread_s);
+  }
+}
+
 }  // namespace
 
 void AppendSelfMetrics(const Snapshot& s, FamilyBuilder& out) {
@@ -50,6 +72,7 @@ void AppendSelfMetrics(const Snapshot& s, FamilyBuilder& out) {
     for (const auto& vm : s.vms) ++by_state[DomainStateName(vm.state)];
     const Family vms = out.Gauge("vmtime_vms", "Domains libvirt lists, by state.");
     for (const auto& [state, n] : by_state) vms.Add({{"state", state}}, n);
+    AppendGroupMetrics(s, out);
   }
 }
 

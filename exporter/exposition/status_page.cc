@@ -15,6 +15,7 @@
 
 #include "exporter/core/build_info.h"
 #include "exporter/core/clock.h"
+#include "exporter/model/domain_labels.h"
 #include "scoring/score.h"
 
 namespace vmtime::exposition {
@@ -176,11 +177,16 @@ void ParseParameter(const std::string& key, const std::string& value, StatusQuer
                            " is not a whole number of rows (0 or more); starting at the first.");
     }
   } else if (key == "group") {
-    q.problems.push_back(
-        "group: filtering by group is not available (domains carry no group yet); ignored.");
+    if (value.empty()) return;
+    if (std::string bad = CheckGroupName(value); !bad.empty()) {
+      q.problems.push_back("group " + Quoted(value.substr(0, kMaxGroupBytes + 1)) + ": " + bad +
+                           "; showing every group.");
+    } else {
+      q.group = value;
+    }
   } else {
     q.problems.push_back("unknown parameter " + Quoted(key) +
-                         " ignored (known: q, reason, band, limit, offset).");
+                         " ignored (known: q, reason, band, group, limit, offset).");
   }
 }
 
@@ -251,6 +257,7 @@ bool ContainsIgnoringCase(std::string_view hay, std::string_view needle) {
 
 bool Matches(const VmView& vm, const StatusQuery& q) {
   if (q.band && vm.score.band != *q.band) return false;
+  if (!q.group.empty() && vm.group != q.group) return false;
   if (q.reason && std::find(vm.score.reasons.begin(), vm.score.reasons.end(), *q.reason) ==
                       vm.score.reasons.end()) {
     return false;
@@ -324,6 +331,7 @@ std::string Href(const StatusQuery& q, size_t offset) {
   if (!q.name.empty()) add("q", q.name);
   if (q.reason) add("reason", scoring::ReasonName(*q.reason));
   if (q.band) add("band", scoring::BandName(*q.band));
+  if (!q.group.empty()) add("group", q.group);
   if (q.limit != kStatusDefaultLimit) add("limit", std::to_string(q.limit));
   if (offset != 0) add("offset", std::to_string(offset));
   return Escape(p.empty() ? "?" : p);
@@ -348,6 +356,8 @@ constexpr const char* kStyle =
     "input,select,button{font:inherit;font-size:1rem;padding:.25em .4em;max-width:100%}"
     "input[type=search]{width:16em}input[type=number]{width:6em}"
     "table{border-collapse:collapse}table.vms{min-width:60%}"
+    "table.groups{table-layout:fixed;width:100%;max-width:52em}table.groups th,table.groups "
+    "td{white-space:normal;overflow-wrap:anywhere}table.groups th:first-child{width:34%}"
     "th,td{padding:.3em .6em;border-bottom:1px solid #d8dee4;text-align:left;vertical-align:top}"
     "th{background:#f3f4f6;font-weight:600;white-space:nowrap}th.n{text-align:right}"
     "td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
@@ -548,7 +558,9 @@ void AppendForm(const StatusQuery& q, const Selection& sel, std::string& h) {
   for (auto b : {scoring::Band::kBad, scoring::Band::kDegraded, scoring::Band::kGood}) {
     AppendOption(scoring::BandName(b), std::string(scoring::BandName(b)), q.band == b, h);
   }
-  h += "</select></label><label>Rows per page<input type=\"number\" name=\"limit\" min=\"1\" "
+  h += "</select></label><label>Group<input type=\"search\" name=\"group\" maxlength=\"" +
+       std::to_string(kMaxGroupBytes) + "\" value=\"" + Escape(q.group) +
+       "\"></label><label>Rows per page<input type=\"number\" name=\"limit\" min=\"1\" "
        "max=\"" +
        std::to_string(kStatusMaxLimit) + "\" value=\"" + std::to_string(q.limit) +
        "\"></label><button type=\"submit\">Apply</button><a href=\"?\">Reset</a></form>";
@@ -556,7 +568,7 @@ void AppendForm(const StatusQuery& q, const Selection& sel, std::string& h) {
 
 void AppendPager(const StatusQuery& q, const Selection& sel, std::string& h) {
   h += "<div class=\"pager\"><span>";
-  const bool filtered = !q.name.empty() || q.reason || q.band;
+  const bool filtered = !q.name.empty() || q.reason || q.band || !q.group.empty();
   if (sel.page.empty()) {
     h += "Showing none of " + Grouped(sel.matching) + (filtered ? " matching" : "") + " " +
          (sel.matching == 1 ? "VM" : "VMs");
@@ -589,9 +601,13 @@ void AppendRow(const VmView& vm, int64_t now_real_ns, std::string& h) {
   char score[32];
   std::snprintf(score, sizeof(score), "%.0f", vm.score.score);
   h += "<tr class=\"r-" + band + "\"><td class=\"vm\" data-l=\"VM\" title=\"uuid " +
-       Escape(vm.uuid) + "\">" + Escape(vm.name) + "</td><td data-l=\"State\">" +
-       DomainStateName(vm.state) + "</td><td class=\"n " + band + "\" data-l=\"Score\">" + score +
-       "</td><td class=\"" + band + "\" data-l=\"Band\">" + band + "</td>";
+       Escape(vm.uuid) + "\">" + Escape(vm.name) +
+       (vm.group.empty() ? std::string()
+                         : "<small>group <a href=\"?group=" + UrlEncode(vm.group) + "\">" +
+                               Escape(vm.group) + "</a></small>") +
+       "</td><td data-l=\"State\">" + DomainStateName(vm.state) + "</td><td class=\"n " + band +
+       "\" data-l=\"Score\">" + score + "</td><td class=\"" + band + "\" data-l=\"Band\">" + band +
+       "</td>";
   if (vm.last_sample) {
     h += "<td class=\"n\" data-l=\"Offset\">" + FormatSignedDuration(vm.last_sample->offset_s) +
          "</td><td class=\"n\" data-l=\"Uncertainty\">" +
@@ -618,6 +634,38 @@ void AppendRow(const VmView& vm, int64_t now_real_ns, std::string& h) {
   }
   if (vm.score.reasons.empty()) h += "&ndash;";
   h += "</td></tr>";
+}
+
+// Groups with members on this host, widest spread first (Snapshot::groups
+// is sorted so), at most kStatusGroupRows of them.
+void AppendGroups(const Snapshot& s, std::string& h) {
+  if (s.groups.empty()) return;
+  h += "<section><h2>Groups</h2><table class=\"groups\"><thead><tr><th>Group</th><th "
+       "class=\"n\" title=\"max minus min offset of the measured members on this host\">Spread"
+       "</th><th class=\"n\" title=\"members that run and have a recent sample, of all members on "
+       "this "
+       "host\">Measured</th><th title=\"the member furthest behind / the member furthest "
+       "ahead\">Behind / ahead</th></tr></thead><tbody>";
+  const size_t n = std::min(s.groups.size(), kStatusGroupRows);
+  for (size_t i = 0; i < n; ++i) {
+    const GroupView& g = s.groups[i];
+    const std::string spread = g.measured >= 2 ? Magnitude(g.spread_s) : "&ndash;";
+    h += "<tr><td data-l=\"Group\"><a href=\"?group=" + UrlEncode(g.name) + "\">" + Escape(g.name) +
+         "</a></td><td class=\"n\" data-l=\"Spread\">" + spread +
+         "</td><td class=\"n\" data-l=\"Measured\">" + Grouped(static_cast<uint64_t>(g.measured)) +
+         " of " + Grouped(static_cast<uint64_t>(g.members)) +
+         "</td><td data-l=\"Behind / ahead\">" +
+         (g.measured >= 2 ? Escape(g.min_domain) + " / " + Escape(g.max_domain) : "&ndash;") +
+         "</td></tr>";
+  }
+  h += "</tbody></table>";
+  if (s.groups.size() > n) {
+    h += "<p>" +
+         Muted("and " + CountNoun(s.groups.size() - n, "more group", "more groups") +
+               " with a narrower spread") +
+         "</p>";
+  }
+  h += "</section>";
 }
 
 void AppendTable(const Selection& sel, int64_t now_real_ns, std::string& h) {
@@ -704,6 +752,7 @@ std::string RenderStatusPage(const Snapshot& s, const StatusQuery& query, int64_
   AppendHead(s, now_real_ns, telemetry_path, h);
   AppendProblems(problems, h);
   AppendHost(s, now_real_ns, h);
+  AppendGroups(s, h);
   AppendSummary(sel, h);
   AppendForm(query, sel, h);
   AppendPager(query, sel, h);

@@ -1,9 +1,11 @@
 // The HTML status page served at "/": the host's time state, collector
 // errors, and one bounded page of VMs, worst first, filtered and paged by
-// query parameters (?q=&reason=&band=&limit=&offset=) so a link can be
+// query parameters (?q=&reason=&band=&group=&limit=&offset=) so a link can be
 // shared. Pure: the page is a function of (snapshot, parsed query, now), so
 // tests render it at fixed times. It never throws on any snapshot or query;
 // a parameter it cannot use is ignored and named on the page (HTML-escaped).
+// Groups (docs/libvirt.md) are listed with their spread, worst first (at most
+// kStatusGroupRows), each a link to its members.
 //
 // The page is self-contained: one <style> block, no scripts, no external
 // assets, so it works under `Content-Security-Policy: default-src 'none';
@@ -25,6 +27,7 @@ namespace vmtime::exposition {
 inline constexpr size_t kStatusDefaultLimit = 100;   // VM rows per page
 inline constexpr size_t kStatusMaxLimit = 500;       // largest accepted `limit`
 inline constexpr size_t kStatusMaxQueryChars = 200;  // longest accepted `q`
+inline constexpr size_t kStatusGroupRows = 20;       // groups listed, widest spread first
 
 // The status page's query parameters after validation. Invalid values are
 // replaced by their defaults and described in `problems`.
@@ -33,6 +36,7 @@ struct StatusQuery {
                                           // case-insensitive; empty: every VM
   std::optional<scoring::Reason> reason;  // reason: only VMs with this active reason
   std::optional<scoring::Band> band;      // band: only VMs in this band
+  std::string group;                      // group: only members of this group (exact)
   size_t limit = kStatusDefaultLimit;     // limit: rows per page, 1..kStatusMaxLimit
   size_t offset = 0;                      // offset: rows skipped (0-based)
   std::vector<std::string> problems;      // plain text, one per ignored parameter

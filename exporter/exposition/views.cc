@@ -62,6 +62,10 @@ json VmJson(const VmView& vm) {
   j["domain"] = vm.name;
   j["uuid"] = vm.uuid;
   j["state"] = DomainStateName(vm.state);
+  j["group"] = vm.group.empty() ? json(nullptr) : json(vm.group);
+  json labels = json::object();
+  for (const auto& [name, value] : vm.labels) labels[name] = value;
+  j["labels"] = labels;
   // null before the first agent attempt: neither up nor down.
   j["agent_up"] = vm.agent_attempted ? json(vm.agent_up) : json(nullptr);
   j["agent_error"] = vm.agent_error;
@@ -128,6 +132,15 @@ json RenderJson(const Snapshot& s) {
   json vms = json::array();
   for (const auto& vm : s.vms) vms.push_back(VmJson(vm));
   j["vms"] = vms;
+  json groups = json::array();
+  for (const GroupView& g : s.groups) {
+    groups.push_back(
+        {{"group", g.name},
+         {"members", g.members},
+         {"measured_members", g.measured},
+         {"offset_spread_seconds", g.measured >= 2 ? Num(g.spread_s) : json(nullptr)}});
+  }
+  j["groups"] = groups;
   return j;
 }
 

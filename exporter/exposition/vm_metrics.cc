@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "exporter/exposition/guest_status_metrics.h"
 #include "exporter/exposition/text_writer.h"
@@ -19,7 +20,16 @@ double Seconds(int64_t real_ns) { return static_cast<double>(real_ns) / 1e9; }
 // ---- one VM's samples of each family ----
 
 void Info(const VmView& vm, VmSeriesSink& out) {
-  out.Add(vm, "state", DomainStateName(vm.state), 1);
+  if (vm.group.empty() && vm.labels.empty()) {
+    out.Add(vm, "state", DomainStateName(vm.state), 1);
+    return;
+  }
+  std::vector<std::pair<std::string, std::string>> labels;
+  labels.reserve(2 + vm.labels.size());
+  labels.emplace_back("state", DomainStateName(vm.state));
+  if (!vm.group.empty()) labels.emplace_back("group", vm.group);
+  for (const auto& [name, value] : vm.labels) labels.emplace_back("label_" + name, value);
+  out.Add(vm, labels, 1);
 }
 void AgentUp(const VmView& vm, VmSeriesSink& out) {
   // Before the first agent attempt the agent is neither up nor down.
@@ -160,6 +170,18 @@ class TextSink final : public VmSeriesSink {
     out_ += "\"} ";
     End(value);
   }
+  void Add(const VmView& vm, std::span<const std::pair<std::string, std::string>> labels,
+           double value) override {
+    Begin(vm);
+    for (const auto& [name, label_value] : labels) {
+      out_ += "\",";
+      out_ += name;
+      out_ += "=\"";
+      AppendLabelValue(out_, label_value);
+    }
+    out_ += "\"} ";
+    End(value);
+  }
 
  private:
   void Begin(const VmView& vm) {
@@ -228,6 +250,12 @@ class BuilderSink final : public VmSeriesSink {
     family_.Add(
         {{"domain", vm.name}, {"uuid", vm.uuid}, {std::string(label), std::string(label_value)}},
         value);
+  }
+  void Add(const VmView& vm, std::span<const std::pair<std::string, std::string>> labels,
+           double value) override {
+    Labels all{{"domain", vm.name}, {"uuid", vm.uuid}};
+    all.insert(all.end(), labels.begin(), labels.end());
+    family_.Add(all, value);
   }
 
  private:

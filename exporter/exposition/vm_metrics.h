@@ -7,7 +7,9 @@
 //   allocation per series (the output string grows, amortised).
 // - AppendVmMetrics adds them to a FamilyBuilder as prometheus-cpp
 //   MetricFamily values (SnapshotCollectable, and tests comparing both).
-// Every per-VM series carries {domain, uuid} and at most one more label.
+// Every per-VM series carries {domain, uuid} and at most one more label,
+// except vmtime_vm_info: state, then group and label_<name> of the domain's
+// metadata when it has them (the PromQL join in docs/metrics.md).
 #pragma once
 
 #include <prometheus/metric_type.h>
@@ -15,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "exporter/exposition/families.h"
 #include "exporter/model/snapshot.h"
@@ -28,6 +31,9 @@ class VmSeriesSink {
   virtual void Add(const VmView& vm, double value) = 0;
   // A sample labelled {domain, uuid, `label`="`label_value`"}.
   virtual void Add(const VmView& vm, std::string_view label, std::string_view label_value,
+                   double value) = 0;
+  // A sample labelled {domain, uuid} and then `labels`, in order.
+  virtual void Add(const VmView& vm, std::span<const std::pair<std::string, std::string>> labels,
                    double value) = 0;
 
  protected:

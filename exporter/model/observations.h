@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "scoring/types.h"
@@ -223,6 +224,18 @@ enum class DomainState {
 };
 const char* DomainStateName(DomainState s);  // "running", "paused", ...
 
+// Group membership and labels a domain declares in its libvirt metadata
+// (docs/libvirt.md, "Groups and labels"), already validated: `group` and
+// every label value are valid UTF-8 of bounded length, every label name is a
+// Prometheus label name (exported as `label_<name>`), at most kMaxLabels,
+// sorted by name, no duplicates.
+struct DomainMetadata {
+  static constexpr size_t kMaxLabels = 8;
+  std::string group;                                        // empty: none declared
+  std::vector<std::pair<std::string, std::string>> labels;  // name -> value
+  bool operator==(const DomainMetadata&) const = default;
+};
+
 struct DomainObservation {
   std::string name;
   std::string uuid;
@@ -242,6 +255,9 @@ struct LibvirtObservation {
   // A harvest between two lists: `domains` holds only the domains with news
   // (a new sample or agent state); the others are unchanged, not vanished.
   bool partial = false;
+  // Metadata read (or re-read after a metadata-change event) since the last
+  // observation, by uuid; domains not named keep what they had.
+  std::vector<std::pair<std::string, DomainMetadata>> metadata;
 };
 
 // ---- guest_status: the guest's own time daemon via guest-exec ----

@@ -27,10 +27,26 @@ struct VmView {
   std::optional<double> utc_offset_s;               // guest - UTC when host offset known
   scoring::StepCounts steps_total;                  // since exporter start
   std::optional<GuestStatusObservation> guest;      // guest daemon status
+  // Group (metadata, else the first matching groups.rules entry; empty: none)
+  // and the domain's metadata labels: labels of vmtime_vm_info only.
+  std::string group;
+  std::vector<std::pair<std::string, std::string>> labels;
   scoring::ScoreResult score;
   // Remediation attempts by result since exporter start; absent until the
   // first attempt (vmtime_vm_remediations_total is then written).
   std::optional<RemediationCounts> remediations_total;
+};
+
+// One group's members on this host (vmtime_group_*).
+struct GroupView {
+  std::string name;
+  int members = 0;   // domains of the group listed by libvirt, any state
+  int measured = 0;  // of those, running with a sample that is not stale
+  // Max minus min offset (guest - host) of the measured members, >= 0;
+  // meaningful with measured >= 2 (0 otherwise).
+  double spread_s = 0;
+  std::string min_domain;  // the member furthest behind
+  std::string max_domain;  // the member furthest ahead
 };
 
 struct CollectorStatus {
@@ -75,6 +91,7 @@ struct Snapshot {
   // vmtime_vm_health_component_score (the scores are computed either way).
   bool component_scores = true;
   std::vector<VmView> vms;                  // sorted by name
+  std::vector<GroupView> groups;            // sorted by spread, largest first, then name
   std::vector<CollectorStatus> collectors;  // sorted by name
   ReloadStatus reload;
 };

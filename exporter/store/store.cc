@@ -1,5 +1,7 @@
 #include "exporter/store/store.h"
 
+#include <fnmatch.h>
+
 #include <algorithm>
 
 #include "exporter/config/libvirt_uri.h"
@@ -20,6 +22,14 @@ void Store::SetConfig(const Config& config) {
   remote_libvirt_ = ClassifyLibvirtUri(config.libvirt.uri).remote;
   component_scores_ = config.metrics.component_scores;
   reference_order_ = config.host.reference_order;
+  group_rules_ = config.groups.rules;
+  // What the libvirt collector reads changed: it is rebuilt and reads every
+  // domain again, handing out only what it finds; forget the old reads so
+  // nothing read under the old settings stays.
+  const std::pair<bool, bool> metadata_sources{config.libvirt.metadata,
+                                               config.libvirt.nova_metadata};
+  if (metadata_sources != metadata_sources_) metadata_.clear();
+  metadata_sources_ = metadata_sources;
   enabled_.clear();
   for (const auto& [id, cc] : config.collectors) {
     if (cc.enabled) enabled_.insert(id);
@@ -39,7 +49,9 @@ void Store::SetConfig(const Config& config) {
   if (!enabled(CollectorId::kNtpd)) ntpd_.reset(), ntpd_up_ = false;
   if (!enabled(CollectorId::kTimesyncd)) timesyncd_.reset(), timesyncd_up_ = false;
   if (!enabled(CollectorId::kPtp)) ptp_.reset(), ptp_up_ = false;
-  if (!enabled(CollectorId::kLibvirt)) vms_.clear(), gone_.clear(), libvirt_connected_ = false;
+  if (!enabled(CollectorId::kLibvirt)) {
+    vms_.clear(), gone_.clear(), metadata_.clear(), libvirt_connected_ = false;
+  }
   for (auto it = runs_.begin(); it != runs_.end();) {
     const auto id = CollectorIdFromName(it->first);
     it = id && enabled(*id) ? std::next(it) : runs_.erase(it);
@@ -89,6 +101,7 @@ void Store::MergeDomain(VmState& vm, const DomainObservation& d) {
 
 void Store::ApplyLibvirt(const LibvirtObservation& lv) {
   libvirt_connected_ = lv.connected;
+  for (const auto& [uuid, meta] : lv.metadata) metadata_[uuid] = meta;
   if (lv.partial) {
     // A harvest: only the domains with news; nobody vanished.
     for (const auto& d : lv.domains) {
@@ -113,6 +126,11 @@ void Store::ApplyLibvirt(const LibvirtObservation& lv) {
   }
   vms_ = std::move(next);
   ForgetGoneLocked();
+  // Metadata of unlisted domains goes at once: the collector forgets them
+  // too and reads them again should they come back.
+  for (auto it = metadata_.begin(); it != metadata_.end();) {
+    it = vms_.contains(it->first) ? std::next(it) : metadata_.erase(it);
+  }
 }
 
 Store::VmState Store::Revive(const std::string& uuid) {
@@ -210,6 +228,52 @@ std::optional<scoring::HostReference> Store::HostReferenceLocked() const {
   return SelectHostReference(reference_order_, c);
 }
 
+std::string Store::GroupOfLocked(const VmState& vm, const DomainMetadata* meta) const {
+  if (meta != nullptr && !meta->group.empty()) return meta->group;
+  for (const auto& rule : group_rules_) {
+    if (fnmatch(rule.match.c_str(), vm.name.c_str(), 0) == 0) return rule.group;
+  }
+  return {};
+}
+
+std::map<std::string, double> Store::BuildGroupsLocked(Snapshot& snap, int64_t now_mono_ns) const {
+  // A member's offset counts while its domain runs and its newest sample is
+  // not stale (the `stale` reason's knot), so a guest whose agent died an
+  // hour ago does not hold the spread open.
+  const double fresh_s = params_.freshness_full_intervals * libvirt_interval_s_;
+  std::map<std::string, GroupView> groups;
+  std::map<std::string, std::pair<double, double>> range;  // min, max offset
+  for (const VmView& v : snap.vms) {
+    if (v.group.empty()) continue;
+    GroupView& g = groups[v.group];
+    g.name = v.group;
+    ++g.members;
+    if (v.state != DomainState::kRunning || !v.last_sample) continue;
+    const double age_s = static_cast<double>(now_mono_ns - v.last_sample->host_mono_ns) / 1e9;
+    if (!(age_s <= fresh_s)) continue;
+    const double off = v.last_sample->offset_s;
+    auto [it, first] = range.try_emplace(v.group, off, off);
+    if (first || off < it->second.first) g.min_domain = v.name;
+    if (first || off > it->second.second) g.max_domain = v.name;
+    it->second.first = std::min(it->second.first, off);
+    it->second.second = std::max(it->second.second, off);
+    ++g.measured;
+  }
+  std::map<std::string, double> spreads;
+  snap.groups.reserve(groups.size());
+  for (auto& [name, g] : groups) {
+    if (auto it = range.find(name); it != range.end()) {
+      g.spread_s = it->second.second - it->second.first;
+    }
+    if (g.measured >= 2) spreads[name] = g.spread_s;
+    snap.groups.push_back(std::move(g));
+  }
+  std::sort(snap.groups.begin(), snap.groups.end(), [](const GroupView& a, const GroupView& b) {
+    return a.spread_s != b.spread_s ? a.spread_s > b.spread_s : a.name < b.name;
+  });
+  return spreads;
+}
+
 std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_real_ns) const {
   auto snap = std::make_shared<Snapshot>();
   std::lock_guard lock(mu_);
@@ -246,6 +310,10 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
   snap->vms.reserve(vms_.size());
   for (const auto& [uuid, vm] : vms_) {
     VmView v;
+    const auto meta = metadata_.find(uuid);
+    const DomainMetadata* m = meta != metadata_.end() ? &meta->second : nullptr;
+    v.group = GroupOfLocked(vm, m);
+    if (m != nullptr) v.labels = m->labels;
     v.name = vm.name;
     v.uuid = vm.uuid;
     v.state = vm.state;
@@ -260,6 +328,13 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
     v.steps_total = vm.steps_total;
     v.guest = vm.guest;
     v.remediations_total = vm.remediations;
+    snap->vms.push_back(std::move(v));
+  }
+  // Scoring needs each group's spread, hence a second pass.
+  const std::map<std::string, double> spreads = BuildGroupsLocked(*snap, now_mono_ns);
+  auto state = vms_.begin();  // snap->vms holds one view per VmState, in vms_ order
+  for (VmView& v : snap->vms) {
+    const VmState& vm = (state++)->second;
     scoring::VmInput in;
     in.samples = vm.samples;
     in.running = vm.state == DomainState::kRunning;
@@ -269,8 +344,8 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
     if (!remote_libvirt_) in.host = host;
     in.now_mono_ns = now_mono_ns;
     in.poll_interval_s = libvirt_interval_s_;
+    if (auto s = spreads.find(v.group); s != spreads.end()) in.group_offset_spread_s = s->second;
     v.score = scoring::Score(in, params_);
-    snap->vms.push_back(std::move(v));
   }
   std::sort(snap->vms.begin(), snap->vms.end(), [](const VmView& a, const VmView& b) {
     return a.name != b.name ? a.name < b.name : a.uuid < b.uuid;

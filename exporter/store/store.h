@@ -14,6 +14,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "exporter/config/config.h"
@@ -73,6 +74,12 @@ class Store {
   void MergeDomain(VmState& vm, const DomainObservation& d);
   void AddSample(VmState& vm, const scoring::ClockSample& s, double rtt_s);
   std::optional<scoring::HostReference> HostReferenceLocked() const;
+  // The VM's group: its metadata's, else the first matching groups.rules
+  // entry's, else empty.
+  std::string GroupOfLocked(const VmState& vm, const DomainMetadata* meta) const;
+  // Fills snap.groups from snap.vms (group already set); returns each group's
+  // spread for scoring, by name (only groups with >= 2 measured members).
+  std::map<std::string, double> BuildGroupsLocked(Snapshot& snap, int64_t now_mono_ns) const;
 
   mutable std::mutex mu_;
   scoring::Params params_;
@@ -81,7 +88,11 @@ class Store {
   std::set<CollectorId> enabled_;
   size_t ntp_configured_ = 0;
   bool component_scores_ = true;        // config metrics.component_scores, copied into snapshots
-  std::map<std::string, VmState> vms_;  // by uuid
+  std::vector<GroupRule> group_rules_;  // config groups.rules
+  // Metadata by uuid (libvirt collector); kept while the VM is listed.
+  std::map<std::string, DomainMetadata> metadata_;
+  std::pair<bool, bool> metadata_sources_{true, false};  // libvirt.metadata, nova_metadata
+  std::map<std::string, VmState> vms_;                   // by uuid
   std::map<std::string, GoneVm> gone_;  // by uuid, at most kMaxGone, for drift_window_s
   int64_t newest_mono_ns_ = 0;          // newest sample time the store has seen
   std::optional<TimexObservation> timex_;

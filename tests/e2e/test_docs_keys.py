@@ -27,7 +27,8 @@ from exporter_proc import EXPORTER
 SOURCE_DIR = os.environ.get("VMTIME_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 SECTIONS = ("web", "libvirt", "chrony", "ntp", "guest_status", "history", "collectors",
-            "scoring", "audit", "metrics", "remediation", "ntpd", "timesyncd", "host", "ptp")
+            "scoring", "audit", "metrics", "remediation", "ntpd", "timesyncd", "host", "ptp",
+            "groups")
 
 
 def doc_files():

@@ -275,7 +275,8 @@ TEST(ConfigEquality, LibvirtConfig) {
       [](L& c) { c.max_stuck_calls += 1; }, [](L& c) { c.agent_retry_interval_s += 1; },
       [](L& c) { c.agent_max_attempts += 1; }, [](L& c) { c.agent_backoff_max_s += 1; },
       [](L& c) { c.reconnect_backoff_max_s += 1; }, [](L& c) { c.keepalive_interval_s += 1; },
-      [](L& c) { c.keepalive_count += 1; });
+      [](L& c) { c.keepalive_count += 1; }, [](L& c) { c.metadata = !c.metadata; },
+      [](L& c) { c.nova_metadata = !c.nova_metadata; });
 }
 
 TEST(ConfigEquality, ChronyConfig) {
@@ -422,6 +423,12 @@ TEST(ConfigRemediation, BadValuesNameTheKey) {
   EXPECT_NE(bad.error().message.find("remediation.workers"), std::string::npos);
 }
 
+TEST(ConfigEquality, GroupsConfig) {
+  ExpectEveryFieldCompared(GroupsConfig{}, [](GroupsConfig& c) { c.rules.push_back({"a*", "a"}); });
+  ExpectEveryFieldCompared(
+      GroupRule{}, [](GroupRule& r) { r.match += "x"; }, [](GroupRule& r) { r.group += "x"; });
+}
+
 TEST(ConfigEquality, Config) {
   ExpectEveryFieldCompared(
       Config{}, [](Config& c) { c.source += "x"; }, [](Config& c) { c.web.telemetry_path += "x"; },
@@ -433,6 +440,9 @@ TEST(ConfigEquality, Config) {
       [](Config& c) { c.guest_status.exec_timeout_s += 1; },
       [](Config& c) { c.metrics.component_scores = false; },
       [](Config& c) { c.remediation.enabled = true; },
+      [](Config& c) {
+        c.groups.rules.push_back({"a*", "a"});
+      },
       [](Config& c) { c.collectors[CollectorId::kNtp].interval_s += 1; },
       [](Config& c) { c.history_samples += 1; }, [](Config& c) { c.scoring.weight_offset += 1; });
 }
@@ -477,6 +487,10 @@ TEST(CollectorSettingsEqual, FollowsTheSectionsOfTheTable) {
       {"guest_status", [](Config& c) { c.guest_status.commands = {"ntpq_rv"}; }},
       {"history", [](Config& c) { c.history_samples = 8; }},
       {"metrics", [](Config& c) { c.metrics.component_scores = false; }},
+      {"groups",
+       [](Config& c) {
+         c.groups.rules = {{"db-*", "db"}};
+       }},
       {"scoring", [](Config& c) { c.scoring.offset_warning_s = 1; }},
       {"collectors", [](Config& c) { c.collectors[CollectorId::kNtp].interval_s = 1; }},
   };

@@ -347,7 +347,7 @@ TEST(Names, ReasonsMatchTheMetricContract) {
       "clock_stopped",   "step_backward",      "step_forward",        "drift_high",
       "unsynchronised",  "guest_sync_unknown", "stratum_high",        "leap_pending",
       "stale",           "agent_unreachable",  "host_unsynchronised", "host_stratum_high",
-      "no_data"};
+      "no_data",         "group_skew"};
   ASSERT_EQ(std::size(expected), static_cast<size_t>(kReasonCount));
   std::set<std::string> seen;
   for (int i = 0; i < kReasonCount; ++i) {

@@ -151,7 +151,7 @@ TEST(StatusPage, BadParametersAreNamedAndDefaultsUsed) {
            Case{"band=awful", "band &quot;awful&quot; is not a band (good, degraded or bad)"},
            Case{"reason=slow",
                 "reason &quot;slow&quot; is not a reason name (one of offset_elevated"},
-           Case{"group=prod", "group: filtering by group is not available"},
+           Case{"group=pr%3Cod", "group &quot;pr&lt;od&quot;: group name may hold only letters"},
            Case{"colour=red", "unknown parameter &quot;colour&quot; ignored"},
        }) {
     const StatusQuery q = ParseStatusQuery(c.query);

@@ -16,12 +16,12 @@ using nlohmann::json;
 constexpr std::array<std::string_view, 7> kComponents = {
     "offset", "sync_state", "stratum", "drift", "stability", "freshness", "host_reference"};
 // The reason names of the contract (scoring/types.h, docs/metrics.md).
-constexpr std::array<std::string_view, 17> kReasons = {
+constexpr std::array<std::string_view, 18> kReasons = {
     "offset_elevated", "offset_high",        "offset_critical",     "resumed_behind",
     "clock_stopped",   "step_backward",      "step_forward",        "drift_high",
     "unsynchronised",  "guest_sync_unknown", "stratum_high",        "leap_pending",
     "stale",           "agent_unreachable",  "host_unsynchronised", "host_stratum_high",
-    "no_data"};
+    "no_data",         "group_skew"};
 // Band names in the order of their vmtime_vm_health_band value (0, 1, 2).
 constexpr std::array<std::string_view, 3> kBands = {"good", "degraded", "bad"};
 

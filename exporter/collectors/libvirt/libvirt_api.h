@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,10 @@ const char* DomainEventName(DomainEvent e);
 // Called on libvirt's event loop thread; must not block.
 using DomainEventHandler =
     std::function<void(const std::string& uuid, const std::string& name, DomainEvent event)>;
+// A domain's <metadata> changed (VIR_DOMAIN_EVENT_ID_METADATA_CHANGE), for
+// the element of any namespace; on libvirt's event loop thread, must not
+// block.
+using MetadataEventHandler = std::function<void(const std::string& uuid, const std::string& name)>;
 
 class LibvirtApi {
  public:
@@ -80,6 +85,19 @@ class LibvirtApi {
   // Installs the event handler (before the first ListDomains). The handler
   // must outlive the api or be replaced by an empty one first.
   virtual void SetEventHandler(DomainEventHandler handler) = 0;
+
+  // virDomainGetMetadata(VIR_DOMAIN_METADATA_ELEMENT, ns_uri): the element
+  // the domain holds in that namespace, or nullopt when it holds none. May
+  // block (an RPC to libvirtd, no guest involved). The default is an API
+  // without metadata: every domain holds none.
+  virtual Result<std::optional<std::string>> GetMetadata(const std::string& /*uuid*/,
+                                                         const std::string& /*name*/,
+                                                         const std::string& /*ns_uri*/) {
+    return std::optional<std::string>();
+  }
+  // Installs the metadata-change handler, like SetEventHandler. Default:
+  // no metadata events (metadata is then read at discovery only).
+  virtual void SetMetadataHandler(MetadataEventHandler /*handler*/) {}
 };
 
 }  // namespace vmtime::libvirt

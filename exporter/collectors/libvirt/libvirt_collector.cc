@@ -26,7 +26,7 @@ LibvirtCollector::LibvirtCollector(const LibvirtConfig& config, const Clock& clo
 
 LibvirtCollector::LibvirtCollector(const LibvirtConfig& config, const Clock& clock,
                                    std::shared_ptr<libvirt::LibvirtApi> api,
-                                   libvirt::SchedulerOptions options)
+                                   libvirt::SchedulerOptions options, bool background_metadata_tick)
     : api_(std::move(api)),
       scheduler_(std::make_unique<libvirt::AgentScheduler>(config, clock, api_, options)) {
   libvirt::AgentScheduler* scheduler = scheduler_.get();
@@ -34,14 +34,29 @@ LibvirtCollector::LibvirtCollector(const LibvirtConfig& config, const Clock& clo
       [scheduler](const std::string& uuid, const std::string& name, libvirt::DomainEvent event) {
         scheduler->OnEvent(uuid, name, event);
       });
+  if (config.metadata || config.nova_metadata) {
+    libvirt::MetadataOptions mo;
+    mo.vmtime = config.metadata;
+    mo.nova = config.nova_metadata;
+    mo.call_deadline_s = config.call_deadline_s;
+    mo.background_tick = background_metadata_tick;
+    metadata_ = std::make_unique<libvirt::MetadataReader>(clock, api_, mo);
+    libvirt::MetadataReader* reader = metadata_.get();
+    api_->SetMetadataHandler([reader](const std::string& uuid, const std::string& name) {
+      reader->Invalidate(uuid, name);
+    });
+  }
 }
 
 LibvirtCollector::~LibvirtCollector() {
   api_->SetEventHandler(nullptr);  // no event may reach the scheduler being destroyed
+  api_->SetMetadataHandler(nullptr);
   scheduler_.reset();
+  metadata_.reset();
 }
 
 void LibvirtCollector::SetWakeup(std::function<void()> wake) {
+  if (metadata_) metadata_->SetWakeup(wake);
   scheduler_->SetWakeup(std::move(wake));
 }
 
@@ -50,7 +65,8 @@ bool LibvirtCollector::Harvest(Observations& out) {
     LibvirtObservation obs;
     obs.partial = true;
     obs.domains = scheduler_->Harvest();
-    if (obs.domains.empty()) return true;
+    if (metadata_) obs.metadata = metadata_->TakeChanged();
+    if (obs.domains.empty() && obs.metadata.empty()) return true;
     obs.connected = api_->Connected();
     out.libvirt = std::move(obs);
   } catch (const std::exception& e) {
@@ -73,6 +89,10 @@ Status LibvirtCollector::Collect(const CollectContext& /*ctx*/, Observations& ou
     }
     obs.domains = scheduler_->Update(*list);
     obs.connected = api_->Connected();
+    if (metadata_) {
+      metadata_->Reconcile(*list, api_->ConnectionGeneration());
+      obs.metadata = metadata_->TakeChanged();
+    }
     scheduler_->Tick();
     out.libvirt = std::move(obs);
     return Status::Ok();

@@ -9,7 +9,9 @@
 // stored, and Harvest() hands out the domains with news without listing
 // again (no I/O), so a sample is published within a fraction of a second.
 // Each sample is handed out once. Resume/start/agent-connected events poll
-// that domain at once. See docs/libvirt.md.
+// that domain at once. Each domain's group and labels come from its
+// metadata (metadata_reader.h), read at discovery and on metadata-change
+// events, and are handed out once per change. See docs/libvirt.md.
 #pragma once
 
 #include <functional>
@@ -19,6 +21,7 @@
 #include "exporter/collectors/collector.h"
 #include "exporter/collectors/libvirt/agent_scheduler.h"
 #include "exporter/collectors/libvirt/libvirt_api.h"
+#include "exporter/collectors/libvirt/metadata_reader.h"
 #include "exporter/config/config.h"
 
 namespace vmtime {
@@ -30,8 +33,8 @@ class LibvirtCollector final : public Collector {
   LibvirtCollector(const LibvirtConfig& config, const Clock& clock);
   // Tests: any LibvirtApi and scheduler options.
   LibvirtCollector(const LibvirtConfig& config, const Clock& clock,
-                   std::shared_ptr<libvirt::LibvirtApi> api,
-                   libvirt::SchedulerOptions options = {});
+                   std::shared_ptr<libvirt::LibvirtApi> api, libvirt::SchedulerOptions options = {},
+                   bool background_metadata_tick = true);
   ~LibvirtCollector() override;
 
   std::string_view Name() const override { return "libvirt"; }
@@ -41,10 +44,13 @@ class LibvirtCollector final : public Collector {
 
   // For tests and benchmarks.
   libvirt::AgentScheduler& scheduler() { return *scheduler_; }
+  // Null when libvirt.metadata and libvirt.nova_metadata are both off.
+  libvirt::MetadataReader* metadata_reader() { return metadata_.get(); }
 
  private:
   std::shared_ptr<libvirt::LibvirtApi> api_;
   std::unique_ptr<libvirt::AgentScheduler> scheduler_;
+  std::unique_ptr<libvirt::MetadataReader> metadata_;
 };
 
 }  // namespace vmtime

@@ -12,6 +12,7 @@ namespace vmtime::libvirt {
 struct RealLibvirtApi::EventSink {
   std::mutex mu;
   DomainEventHandler handler;
+  MetadataEventHandler metadata_handler;
   std::atomic<uint64_t> closed_generation{0};  // generation whose connection closed
 
   void Deliver(virDomainPtr dom, DomainEvent event) {
@@ -22,6 +23,19 @@ struct RealLibvirtApi::EventSink {
     if (!handler) return;
     try {
       handler(uuid, name != nullptr ? name : "", event);
+    } catch (...) {
+      // Never let an exception cross libvirt's C callback.
+    }
+  }
+
+  void DeliverMetadata(virDomainPtr dom) {
+    char uuid[VIR_UUID_STRING_BUFLEN] = {};
+    if (dom == nullptr || virDomainGetUUIDString(dom, uuid) < 0) return;  // local, no RPC
+    const char* name = virDomainGetName(dom);                             // local, no RPC
+    std::lock_guard lock(mu);
+    if (!metadata_handler) return;
+    try {
+      metadata_handler(uuid, name != nullptr ? name : "");
     } catch (...) {
       // Never let an exception cross libvirt's C callback.
     }
@@ -71,6 +85,12 @@ void OnAgentLifecycle(virConnectPtr /*conn*/, virDomainPtr dom, int state, int /
   } else if (state == VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_DISCONNECTED) {
     ctx->sink->Deliver(dom, DomainEvent::kAgentDisconnected);
   }
+}
+
+void OnMetadataChange(virConnectPtr /*conn*/, virDomainPtr dom, int type, const char* /*nsuri*/,
+                      void* opaque) {
+  if (type != VIR_DOMAIN_METADATA_ELEMENT) return;  // <title>/<description>: not ours
+  static_cast<CallbackCtx*>(opaque)->sink->DeliverMetadata(dom);
 }
 
 DomainState StateFromLibvirt(int s) {
@@ -147,6 +167,29 @@ RealLibvirtApi::RealLibvirtApi(const LibvirtConfig& config, const Clock& clock)
 RealLibvirtApi::~RealLibvirtApi() {
   std::lock_guard lock(sink_->mu);
   sink_->handler = nullptr;
+  sink_->metadata_handler = nullptr;
+}
+
+void RealLibvirtApi::SetMetadataHandler(MetadataEventHandler handler) {
+  std::lock_guard lock(sink_->mu);
+  sink_->metadata_handler = std::move(handler);
+}
+
+Result<std::optional<std::string>> RealLibvirtApi::GetMetadata(const std::string& uuid,
+                                                               const std::string& name,
+                                                               const std::string& ns_uri) {
+  Result<DomainPtr> dom = FindDomain(uuid, name);
+  if (!dom.ok()) return dom.error();
+  char* xml = virDomainGetMetadata(dom->get(), VIR_DOMAIN_METADATA_ELEMENT, ns_uri.c_str(), 0);
+  if (xml == nullptr) {
+    LastError err = TakeLastError();
+    if (err.code == VIR_ERR_NO_DOMAIN_METADATA) return std::optional<std::string>();
+    return Error{
+        fmt::format("virDomainGetMetadata(domain '{}', {}): {}", name, ns_uri, err.message)};
+  }
+  std::string out(xml);
+  free(xml);  // NOLINT: allocated by libvirt
+  return std::optional<std::string>(std::move(out));
 }
 
 void RealLibvirtApi::SetEventHandler(DomainEventHandler handler) {
@@ -175,6 +218,17 @@ void RealLibvirtApi::RegisterEvents(virConnectPtr conn, uint64_t generation) {
     spdlog::debug("libvirt: no agent lifecycle events from {} ({})", config_.uri,
                   TakeLastError().message);
   }
+  auto* metadata_ctx = new CallbackCtx{sink_, generation};
+  metadata_callback_ = virConnectDomainEventRegisterAny(
+      conn, nullptr, VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
+      VIR_DOMAIN_EVENT_CALLBACK(OnMetadataChange), metadata_ctx, FreeCtx);
+  if (metadata_callback_ < 0) {
+    delete metadata_ctx;
+    spdlog::warn(
+        "libvirt: no metadata-change events from {} ({}): group metadata is read when a "
+        "domain is first listed only",
+        config_.uri, TakeLastError().message);
+  }
 }
 
 // Runs under the connection's lock right before it closes.
@@ -186,6 +240,10 @@ void RealLibvirtApi::DeregisterEvents(virConnectPtr conn) {
   if (agent_callback_ >= 0) {
     virConnectDomainEventDeregisterAny(conn, agent_callback_);
     agent_callback_ = -1;
+  }
+  if (metadata_callback_ >= 0) {
+    virConnectDomainEventDeregisterAny(conn, metadata_callback_);
+    metadata_callback_ = -1;
   }
   std::lock_guard lock(mu_);
   handles_.clear();

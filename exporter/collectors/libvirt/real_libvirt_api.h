@@ -10,6 +10,8 @@
 // - Lists all domains with their state in one RPC
 //   (virConnectGetAllDomainStats, state group) and keeps the handles of the
 //   last list so guest calls do not need an extra lookup.
+// - Reads a domain's metadata element of one namespace and delivers the
+//   metadata-change event (domain_metadata.h, metadata_reader.h).
 #pragma once
 
 #include <memory>
@@ -39,6 +41,9 @@ class RealLibvirtApi final : public LibvirtApi {
   Status SetTime(const std::string& uuid, const std::string& name, const GuestTime& time) override;
   Status SetAgentTimeout(const std::string& uuid, const std::string& name, int seconds) override;
   void SetEventHandler(DomainEventHandler handler) override;
+  Result<std::optional<std::string>> GetMetadata(const std::string& uuid, const std::string& name,
+                                                 const std::string& ns_uri) override;
+  void SetMetadataHandler(MetadataEventHandler handler) override;
 
   // Shared with libvirt's callbacks, which may outlive this object briefly.
   struct EventSink;
@@ -53,6 +58,7 @@ class RealLibvirtApi final : public LibvirtApi {
   std::shared_ptr<EventSink> sink_;
   int lifecycle_callback_ = -1;  // guarded by the connection's lock (hooks)
   int agent_callback_ = -1;
+  int metadata_callback_ = -1;
 
   std::mutex mu_;                                       // handles_
   std::unordered_map<std::string, DomainPtr> handles_;  // uuid -> handle of the last list
