@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "exporter/cli/flags.h"
+#include "exporter/events/audit_sink.h"
+#include "exporter/events/differ.h"
 #include "exporter/exposition/snapshot_holder.h"
 #include "exporter/http/server.h"
 #include "exporter/poller/poller.h"
@@ -38,6 +40,8 @@ class App {
   std::vector<int> ListeningPorts() const;
   const SnapshotHolder& snapshots() const { return snapshots_; }
   Poller& poller() { return *poller_; }
+  // The audit sink (docs/audit.md): remediation and tests emit through it.
+  AuditSink& audit() { return *audit_; }
 
  private:
   std::vector<PollerEntry> BuildEntries(const Config& config);
@@ -46,6 +50,10 @@ class App {
   std::shared_ptr<const Authenticator> MakeAuthenticator(const BasicAuth& web) const;
   // Records the outcome of a (re)load and publishes a snapshot showing it.
   void PublishReload(bool successful);
+  // Publishes `s` after turning what changed since the last one into audit
+  // events (runs on the poller's publishing path, under its lock).
+  void OnSnapshot(std::shared_ptr<const Snapshot> s);
+  void EmitHostEvent(std::string type, nlohmann::json values);
 
   Flags flags_;
   Config config_;
@@ -53,6 +61,9 @@ class App {
   std::mutex reload_mu_;
   SnapshotHolder snapshots_;
   Store store_;
+  std::unique_ptr<AuditSink> audit_;  // before poller_: the poller's publishes feed it
+  DifferState differ_;                // guarded by the poller's publishing lock
+  bool stopped_event_ = false;        // exporter_stopped emitted
   std::unique_ptr<Poller> poller_;
   std::unique_ptr<HttpServer> http_;
   std::shared_ptr<const Authenticator> auth_;  // the one http_ uses

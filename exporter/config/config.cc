@@ -57,6 +57,12 @@ history:
   samples: 64
 metrics:
   component_scores: true
+audit:
+  file: ""
+  max_size_bytes: 268435456
+  sync_interval: 5s
+  queue_size: 10000
+  ring_size: 1000
 )";
 
 // After the `collectors:` part, which CollectorsYaml() writes from the table.
@@ -449,6 +455,18 @@ const std::vector<Key<MetricsConfig>>& MetricsKeys() {
   return kKeys;
 }
 
+const std::vector<Key<AuditConfig>>& AuditKeys() {
+  using A = AuditConfig;
+  static const std::vector<Key<A>> kKeys = {
+      StringKey("file", &A::file),
+      IntegerKey("max_size_bytes", &A::max_size_bytes, 0, 1LL << 50),
+      DurationKey("sync_interval", &A::sync_interval_s),
+      IntegerKey("queue_size", &A::queue_size, 1, 10000000),
+      IntegerKey("ring_size", &A::ring_size, 1, 1000000),
+  };
+  return kKeys;
+}
+
 const std::vector<Key<Config>>& HistoryKeys() {
   static const std::vector<Key<Config>> kKeys = {
       IntegerKey("samples", &Config::history_samples, 2, 4096),
@@ -536,6 +554,7 @@ constexpr Section kSections[] = {
      MemberEqual<&Config::guest_status>},
     {"history", ReadHistory, MemberEqual<&Config::history_samples>},
     {"metrics", ReadMember<&Config::metrics, MetricsKeys>, MemberEqual<&Config::metrics>},
+    {"audit", ReadMember<&Config::audit, AuditKeys>, MemberEqual<&Config::audit>},
     {"collectors", ReadCollectors, MemberEqual<&Config::collectors>},
     {"scoring", ReadScoring, MemberEqual<&Config::scoring>},
 };

@@ -187,6 +187,11 @@ std::optional<scoring::HostReference> Store::HostReferenceLocked() const {
   return DecideHostReference(chrony_up_ ? chrony_ : std::nullopt, timex_);
 }
 
+void Store::SetEventCountersSource(std::function<EventCounters()> source) {
+  std::lock_guard lock(mu_);
+  event_counters_ = std::move(source);
+}
+
 std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_real_ns) const {
   auto snap = std::make_shared<Snapshot>();
   std::lock_guard lock(mu_);
@@ -201,6 +206,7 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
   snap->libvirt_connected = libvirt_connected_;
   snap->component_scores = component_scores_;
   snap->reload = reload_;
+  if (event_counters_) snap->events = event_counters_();
   const auto host = HostReferenceLocked();
   snap->host_reference = host;
   // host - UTC in seconds, when the host's own offset is known. Through a
