@@ -1,10 +1,14 @@
 #include "exporter/app/app.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <array>
 
 #include "exporter/collectors/libvirt/real_libvirt_api.h"
 #include "exporter/collectors/registry.h"
 #include "exporter/config/libvirt_uri.h"
+#include "exporter/core/build_info.h"
 
 namespace vmtime {
 
@@ -35,15 +39,53 @@ Result<Config> LoadEffectiveConfig(const Flags& flags) {
   return config;
 }
 
+namespace {
+
+std::string HostNameOrEmpty() {
+  std::array<char, 256> buf{};
+  if (gethostname(buf.data(), buf.size() - 1) != 0) return {};
+  return buf.data();
+}
+
+AuditOptions AuditOptionsFrom(const AuditConfig& c) {
+  AuditOptions o;
+  o.file = c.file;
+  o.max_size_bytes = c.max_size_bytes;
+  o.sync_interval_s = c.sync_interval_s;
+  o.queue_size = c.queue_size;
+  o.ring_size = c.ring_size;
+  o.host = HostNameOrEmpty();
+  return o;
+}
+
+}  // namespace
+
 App::App(Flags flags, Config config, const Clock& clock)
     : flags_(std::move(flags)), config_(std::move(config)), clock_(clock), store_(config_) {
-  poller_ = std::make_unique<Poller>(clock_, store_, [this](std::shared_ptr<const Snapshot> s) {
-    snapshots_.Set(s);
-    // Under remediation_mu_, so the engine is never released on this
-    // thread (under the poller's lock); OnSnapshot only queues a decision.
-    std::lock_guard lock(remediation_mu_);
-    if (remediation_) remediation_->OnSnapshot(std::move(s));
-  });
+  audit_ = std::make_shared<AuditSink>(clock_, AuditOptionsFrom(config_.audit));
+  store_.SetEventCountersSource([this] { return audit_->Counters(); });
+  poller_ = std::make_unique<Poller>(
+      clock_, store_, [this](std::shared_ptr<const Snapshot> s) { OnSnapshot(std::move(s)); });
+}
+
+void App::OnSnapshot(std::shared_ptr<const Snapshot> s) {
+  if (!s) return;
+  std::vector<Event> events;
+  DiffSnapshot(differ_, *s, events);
+  for (Event& e : events) audit_->Emit(std::move(e));
+  snapshots_.Set(s);
+  // Under remediation_mu_, so the engine is never released on this
+  // thread (under the poller's lock); OnSnapshot only queues a decision.
+  std::lock_guard lock(remediation_mu_);
+  if (remediation_) remediation_->OnSnapshot(std::move(s));
+}
+
+void App::EmitHostEvent(std::string type, nlohmann::json values) {
+  Event e;
+  e.time_real_ns = clock_.RealtimeNs();
+  e.type = std::move(type);
+  e.values = std::move(values);
+  audit_->Emit(std::move(e));
 }
 
 std::shared_ptr<remediation::RemediationEngine> App::ConfigureRemediation(const Config& config,
@@ -61,7 +103,7 @@ std::shared_ptr<remediation::RemediationEngine> App::ConfigureRemediation(const 
     // calls never queue behind the collector's guest calls.
     auto api = std::make_shared<libvirt::RealLibvirtApi>(config.libvirt, clock_);
     remediation_ = std::make_shared<remediation::RemediationEngine>(
-        config.remediation, clock_, std::move(api), event_sink_,
+        config.remediation, clock_, std::move(api), audit_,
         [this](const std::string& uuid, RemediationResult result) {
           store_.RecordRemediation(uuid, result);
           poller_->PublishNow();
@@ -120,6 +162,10 @@ std::shared_ptr<const Authenticator> App::MakeAuthenticator(const BasicAuth& web
 Status App::Start() {
   auto web = BasicAuth::Load(config_.web.config_file);
   if (!web) return web.error();
+  EmitHostEvent("exporter_started", {{"version", kVersion},
+                                     {"revision", kRevision},
+                                     {"config", config_.source},
+                                     {"audit_file", config_.audit.file}});
   PublishReload(true);
   ConfigureRemediation(config_, /*libvirt_changed=*/true);
   poller_->Configure(BuildEntries(config_));
@@ -128,6 +174,7 @@ Status App::Start() {
   hooks.reload = [this] { return Reload(); };
   hooks.ready = [this] { return poller_->FirstRoundDone(); };
   hooks.lifecycle = flags_.enable_lifecycle;
+  hooks.events = [this](std::string_view query) { return ServeEvents(*audit_, query); };
   auth_ = MakeAuthenticator(*web);
   auto http = HttpServer::Start(config_.web, auth_, snapshots_, std::move(hooks));
   if (!http) return http.error();
@@ -146,6 +193,9 @@ Status App::Reload() {
   // their pools' grace period for calls blocked in libvirt).
   std::vector<std::shared_ptr<Collector>> retired;
   std::unique_lock lock(reload_mu_);
+  // SIGHUP also tells the trail writer to reopen audit.file (logrotate's
+  // rename + create), whether or not the new configuration loads.
+  audit_->Reopen();
   // Both files are read and validated before anything changes: a broken
   // config or web config file refuses the whole reload.
   auto next = LoadEffectiveConfig(flags_);
@@ -154,6 +204,7 @@ Status App::Reload() {
   if (!next || !web) {
     const Error& e = !next ? next.error() : web.error();
     spdlog::error("config reload failed, keeping the running configuration: {}", e.message);
+    EmitHostEvent("config_reloaded", {{"successful", false}, {"error", e.message}});
     PublishReload(false);
     return e;
   }
@@ -169,6 +220,7 @@ Status App::Reload() {
     Status tls = http_->ReloadTls();
     if (!tls) {
       spdlog::error("config reload failed, keeping the running configuration: {}", tls.message());
+      EmitHostEvent("config_reloaded", {{"successful", false}, {"error", tls.message()}});
       PublishReload(false);
       return tls;
     }
@@ -176,6 +228,10 @@ Status App::Reload() {
   // The new authenticator replaces the old one in one step. It keeps only
   // the cached successes of users whose hash is unchanged: a removed user
   // or a changed password is refused by the next request.
+  if (next->audit != config_.audit) {
+    spdlog::warn("config reload: audit.* changes take effect only after a restart");
+    next->audit = config_.audit;
+  }
   auth_ = MakeAuthenticator(*web);
   if (http_) http_->SetAuthenticator(auth_);
   store_.SetConfig(*next);
@@ -183,6 +239,7 @@ Status App::Reload() {
       ConfigureRemediation(*next, !(next->libvirt == config_.libvirt));
   retired = poller_->Configure(BuildEntries(*next));
   config_ = std::move(*next);
+  EmitHostEvent("config_reloaded", {{"successful", true}, {"config", config_.source}});
   PublishReload(true);
   spdlog::info("config reloaded from {} (web config: {}, {} basic auth users)", config_.source,
                config_.web.config_file.empty() ? "none" : config_.web.config_file,
@@ -210,6 +267,12 @@ void App::Stop(bool close_http) {
   {
     std::lock_guard lock(remediation_mu_);
     engine = std::move(remediation_);
+  }
+  engine.reset();  // its attempts end (or are abandoned) before the trail closes
+  if (audit_ && !stopped_event_) {
+    stopped_event_ = true;
+    EmitHostEvent("exporter_stopped", nlohmann::json::object());
+    audit_->Close();  // writes what is queued: main() exits without destructors
   }
 }
 

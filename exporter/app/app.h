@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "exporter/cli/flags.h"
+#include "exporter/events/audit_sink.h"
+#include "exporter/events/differ.h"
 #include "exporter/exposition/snapshot_holder.h"
 #include "exporter/http/server.h"
 #include "exporter/poller/poller.h"
@@ -39,6 +41,8 @@ class App {
   std::vector<int> ListeningPorts() const;
   const SnapshotHolder& snapshots() const { return snapshots_; }
   Poller& poller() { return *poller_; }
+  // The audit sink (docs/audit.md): remediation and tests emit through it.
+  AuditSink& audit() { return *audit_; }
 
  private:
   std::vector<PollerEntry> BuildEntries(const Config& config);
@@ -52,6 +56,10 @@ class App {
                                                                        bool libvirt_changed);
   // Records the outcome of a (re)load and publishes a snapshot showing it.
   void PublishReload(bool successful);
+  // Publishes `s` after turning what changed since the last one into audit
+  // events (runs on the poller's publishing path, under its lock).
+  void OnSnapshot(std::shared_ptr<const Snapshot> s);
+  void EmitHostEvent(std::string type, nlohmann::json values);
 
   Flags flags_;
   Config config_;
@@ -59,15 +67,18 @@ class App {
   std::mutex reload_mu_;
   SnapshotHolder snapshots_;
   Store store_;
+  // Before poller_ and remediation_ (destroyed after them): the poller's
+  // publishes and the remediation engine's attempts feed it.
+  std::shared_ptr<AuditSink> audit_;
+  DifferState differ_;          // guarded by the poller's publishing lock
+  bool stopped_event_ = false;  // exporter_stopped emitted
   std::unique_ptr<Poller> poller_;
   std::unique_ptr<HttpServer> http_;
   std::shared_ptr<const Authenticator> auth_;  // the one http_ uses
   std::map<CollectorId, std::shared_ptr<Collector>> instances_;
-  // Remediation (issue 15 item 3): the events go to this sink (a
-  // NullEventSink until the audit trail is wired in). The engine is reached
-  // from the poller's publish callback under remediation_mu_ (a leaf apart
-  // from the engine's own lock); it is destroyed before the poller.
-  std::shared_ptr<EventSink> event_sink_ = std::make_shared<NullEventSink>();
+  // Remediation (issue 15 item 3): its events go to audit_. The engine is
+  // reached from the poller's publish callback under remediation_mu_ (a leaf
+  // apart from the engine's own lock); it is destroyed before the poller.
   std::mutex remediation_mu_;
   std::shared_ptr<remediation::RemediationEngine> remediation_;
   int64_t last_reload_success_real_ns_ = 0;  // guarded by reload_mu_ (after Start)

@@ -96,6 +96,12 @@ remediation:
   workers: 1
 groups:
   rules: []
+audit:
+  file: ""
+  max_size_bytes: 268435456
+  sync_interval: 5s
+  queue_size: 10000
+  ring_size: 1000
 )";
 
 // After the `collectors:` part, which CollectorsYaml() writes from the table.
@@ -598,6 +604,18 @@ const std::vector<Key<RemediationConfig>>& RemediationKeys() {
   return kKeys;
 }
 
+const std::vector<Key<AuditConfig>>& AuditKeys() {
+  using A = AuditConfig;
+  static const std::vector<Key<A>> kKeys = {
+      StringKey("file", &A::file),
+      IntegerKey("max_size_bytes", &A::max_size_bytes, 0, 1LL << 50),
+      DurationKey("sync_interval", &A::sync_interval_s),
+      IntegerKey("queue_size", &A::queue_size, 1, 10000000),
+      IntegerKey("ring_size", &A::ring_size, 1, 1000000),
+  };
+  return kKeys;
+}
+
 const std::vector<Key<Config>>& HistoryKeys() {
   static const std::vector<Key<Config>> kKeys = {
       IntegerKey("samples", &Config::history_samples, 2, 4096),
@@ -731,6 +749,7 @@ constexpr Section kSections[] = {
     {"remediation", ReadMember<&Config::remediation, RemediationKeys>,
      MemberEqual<&Config::remediation>},
     {"groups", ReadMember<&Config::groups, GroupsKeys>, MemberEqual<&Config::groups>},
+    {"audit", ReadMember<&Config::audit, AuditKeys>, MemberEqual<&Config::audit>},
     {"collectors", ReadCollectors, MemberEqual<&Config::collectors>},
     {"scoring", ReadScoring, MemberEqual<&Config::scoring>},
 };

@@ -169,6 +169,20 @@ struct GroupsConfig {
   bool operator==(const GroupsConfig&) const = default;
 };
 
+// The audit trail (docs/audit.md). Events are kept in memory
+// (/api/v1/events) and counted either way; the JSON-lines file is written
+// only when `file` is set. Read at start; a reload (SIGHUP) reopens the file
+// but other audit.* changes need a restart.
+struct AuditConfig {
+  std::string file;                        // empty: no trail file
+  uint64_t max_size_bytes = 256ull << 20;  // 0: unbounded; at the bound events are dropped
+  double sync_interval_s = 5;              // fdatasync at most this often; 0: every batch
+  size_t queue_size = 10000;               // events waiting for the writer thread
+  size_t ring_size = 1000;                 // events kept in memory for /api/v1/events
+
+  bool operator==(const AuditConfig&) const = default;
+};
+
 struct Config {
   std::string source = "<built-in>";
   WebConfig web;
@@ -183,6 +197,7 @@ struct Config {
   MetricsConfig metrics;
   RemediationConfig remediation;
   GroupsConfig groups;
+  AuditConfig audit;
   // Every collector of the table, with its defaults unless configured.
   std::map<CollectorId, CollectorConfig> collectors = DefaultCollectorConfigs();
   size_t history_samples = 64;  // ring of clock samples kept per VM (scoring.drift_window_s

@@ -40,6 +40,23 @@ void AppendGroupMetrics(const Snapshot& s, FamilyBuilder& out) {
   }
 }
 
+// The audit trail's counters (docs/audit.md); none before a sink is attached.
+void AppendEventMetrics(const Snapshot& s, FamilyBuilder& out) {
+  if (s.events.dropped_by_reason.empty() && s.events.total_by_type.empty()) return;
+  const Family total = out.Counter("vmtime_events_total",
+                                   "Audit events emitted since the exporter started, by type.");
+  for (const auto& [type, n] : s.events.total_by_type) {
+    total.Add({{"type", type}}, static_cast<double>(n));
+  }
+  const Family dropped = out.Counter(
+      "vmtime_events_dropped_total",
+      "Audit events not written to audit.file, by reason (queue_full, write_error, size_limit); "
+      "they are still served by /api/v1/events.");
+  for (const auto& [reason, n] : s.events.dropped_by_reason) {
+    dropped.Add({{"reason", reason}}, static_cast<double>(n));
+  }
+}
+
 }  // namespace
 
 void AppendSelfMetrics(const Snapshot& s, FamilyBuilder& out) {
@@ -65,6 +82,7 @@ void AppendSelfMetrics(const Snapshot& s, FamilyBuilder& out) {
   out.Gauge("vmtime_config_last_reload_success_timestamp_seconds",
             "Unix time of the last successful configuration (re)load.")
       .Add(Seconds(s.reload.last_success_real_ns));
+  AppendEventMetrics(s, out);
   if (s.libvirt_enabled) {
     out.Gauge("vmtime_libvirt_up", "1 while the libvirt connection is open.")
         .Add(s.libvirt_connected ? 1 : 0);

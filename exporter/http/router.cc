@@ -31,6 +31,7 @@ RouteDecision DecideRoute(std::string_view method, std::string_view path,
   if (path == options.telemetry_path) return {Endpoint::kTelemetry, 200, {}};
   if (path == "/readyz") return {Endpoint::kReadyz, 200, {}};
   if (path == "/api/v1/targets") return {Endpoint::kTargets, 200, {}};
+  if (path == "/api/v1/events") return {Endpoint::kEvents, 200, {}};
   if (path == "/") return {Endpoint::kStatusPage, 200, {}};
   return {Endpoint::kNotFound, 404, {}};
 }

@@ -22,6 +22,7 @@ enum class Endpoint {
   kReadyz,
   kTelemetry,
   kTargets,
+  kEvents,
   kStatusPage,
   kReload,
   kNotFound,

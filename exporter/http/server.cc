@@ -164,6 +164,11 @@ class HttpServer::Handler final : public CivetHandler {
                       "\n",
                   head);
     }
+    if (route.endpoint == Endpoint::kEvents && hooks_.events) {
+      const auto [status, body] = hooks_.events(ri && ri->query_string ? ri->query_string : "");
+      if (status == 200) return Send(conn, 200, "OK", "application/json", body, head);
+      return Send(conn, 400, "Bad Request", kText, body, head);
+    }
     if (route.endpoint == Endpoint::kStatusPage) {  // filters and paging from the query string
       auto snap = snapshots_.Get();
       const auto query =

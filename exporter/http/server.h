@@ -1,6 +1,6 @@
 // HTTP endpoints on civetweb: the telemetry path (Prometheus text format,
 // rendered once per snapshot and gzipped on request: exposition/metrics_cache.h),
-// `/` status page, `/api/v1/targets` JSON, `/healthz`, `/readyz` and
+// `/` status page, `/api/v1/targets` JSON, `/api/v1/events` (audit ring), `/healthz`, `/readyz` and
 // `POST /-/reload` (with --web.enable-lifecycle).
 // Which request reaches which endpoint is router.h's pure DecideRoute; basic
 // auth is auth.h's Authenticator, swapped whole on reload. Handlers render
@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "exporter/config/config.h"
@@ -32,6 +33,8 @@ struct HttpHooks {
   std::function<Status()> reload;  // POST /-/reload
   std::function<bool()> ready;     // GET /readyz
   bool lifecycle = false;          // --web.enable-lifecycle: POST /-/reload allowed
+  // GET /api/v1/events: the query string in, (HTTP status, JSON body) out.
+  std::function<std::pair<int, std::string>(std::string_view query)> events;
 };
 
 // ":9958" -> "9958", "127.0.0.1:0" stays, "[::1]:9958" stays.

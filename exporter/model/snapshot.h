@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -63,6 +64,13 @@ struct ReloadStatus {
   std::string source;  // config file path or "<built-in>"
 };
 
+// The audit trail's counters (exporter/events/audit_sink.h) as of the
+// snapshot's build: vmtime_events_total{type}, vmtime_events_dropped_total{reason}.
+struct EventCounters {
+  std::map<std::string, uint64_t> total_by_type;
+  std::map<std::string, uint64_t> dropped_by_reason;  // queue_full, write_error, size_limit
+};
+
 struct Snapshot {
   int64_t built_real_ns = 0;
   std::optional<TimexObservation> timex;
@@ -94,6 +102,7 @@ struct Snapshot {
   std::vector<GroupView> groups;            // sorted by spread, largest first, then name
   std::vector<CollectorStatus> collectors;  // sorted by name
   ReloadStatus reload;
+  EventCounters events;  // audit trail counters (empty when no sink is attached)
 };
 
 }  // namespace vmtime

@@ -274,6 +274,11 @@ std::map<std::string, double> Store::BuildGroupsLocked(Snapshot& snap, int64_t n
   return spreads;
 }
 
+void Store::SetEventCountersSource(std::function<EventCounters()> source) {
+  std::lock_guard lock(mu_);
+  event_counters_ = std::move(source);
+}
+
 std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_real_ns) const {
   auto snap = std::make_shared<Snapshot>();
   std::lock_guard lock(mu_);
@@ -298,6 +303,7 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
   snap->libvirt_connected = libvirt_connected_;
   snap->component_scores = component_scores_;
   snap->reload = reload_;
+  if (event_counters_) snap->events = event_counters_();
   const auto host = HostReferenceLocked();
   snap->host_reference = host;
   // host - UTC in seconds, when the host's own offset is known. Through a

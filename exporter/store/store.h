@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -38,6 +39,9 @@ class Store {
   void SetReload(const ReloadStatus& reload);
   // Counts one remediation attempt of VM `uuid` (ignored for unknown VMs).
   void RecordRemediation(const std::string& uuid, RemediationResult result);
+  // Where Build reads the audit counters from (the AuditSink; called with
+  // the store's lock held, so it must not call back into the store).
+  void SetEventCountersSource(std::function<EventCounters()> source);
   // Scores every VM at `now` and returns a new immutable snapshot.
   std::shared_ptr<const Snapshot> Build(int64_t now_mono_ns, int64_t now_real_ns) const;
 
@@ -113,6 +117,7 @@ class Store {
   bool remote_libvirt_ = false;
   std::map<std::string, CollectorStatus> runs_;
   ReloadStatus reload_;
+  std::function<EventCounters()> event_counters_;
 };
 
 }  // namespace vmtime

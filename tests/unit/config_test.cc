@@ -427,6 +427,35 @@ TEST(ConfigEquality, GroupsConfig) {
   ExpectEveryFieldCompared(GroupsConfig{}, [](GroupsConfig& c) { c.rules.push_back({"a*", "a"}); });
   ExpectEveryFieldCompared(
       GroupRule{}, [](GroupRule& r) { r.match += "x"; }, [](GroupRule& r) { r.group += "x"; });
+TEST(ConfigEquality, AuditConfig) {
+  using A = AuditConfig;
+  ExpectEveryFieldCompared(
+      A{}, [](A& c) { c.file += "x"; }, [](A& c) { c.max_size_bytes += 1; },
+      [](A& c) { c.sync_interval_s += 1; }, [](A& c) { c.queue_size += 1; },
+      [](A& c) { c.ring_size += 1; });
+}
+
+TEST(Config, AuditSection) {
+  auto c = ParseConfig(
+      "audit:\n  file: /var/lib/x/audit.jsonl\n  max_size_bytes: 1000\n  sync_interval: 0s\n"
+      "  queue_size: 5\n  ring_size: 7\n",
+      "t.yml");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->audit.file, "/var/lib/x/audit.jsonl");
+  EXPECT_EQ(c->audit.max_size_bytes, 1000u);
+  EXPECT_EQ(c->audit.sync_interval_s, 0);
+  EXPECT_EQ(c->audit.queue_size, 5u);
+  EXPECT_EQ(c->audit.ring_size, 7u);
+  auto def = ParseConfig(DefaultConfigYaml(), "<built-in>");
+  ASSERT_TRUE(def);
+  EXPECT_EQ(def->audit, AuditConfig{});  // the built-in YAML says what the struct says
+  auto bad = ParseConfig("audit:\n  queue_size: 0\n", "t.yml");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("t.yml:2:"), std::string::npos) << bad.error().message;
+  EXPECT_NE(bad.error().message.find("audit.queue_size"), std::string::npos) << bad.error().message;
+  auto unknown = ParseConfig("audit:\n  path: x\n", "t.yml");
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message.find("unknown key"), std::string::npos);
 }
 
 TEST(ConfigEquality, Config) {
@@ -443,6 +472,7 @@ TEST(ConfigEquality, Config) {
       [](Config& c) {
         c.groups.rules.push_back({"a*", "a"});
       },
+      [](Config& c) { c.audit.ring_size += 1; },
       [](Config& c) { c.collectors[CollectorId::kNtp].interval_s += 1; },
       [](Config& c) { c.history_samples += 1; }, [](Config& c) { c.scoring.weight_offset += 1; });
 }

@@ -112,6 +112,8 @@ Snapshot FullSnapshot() {
   s.collectors = {{"chrony", true, 0.01, 1'764'000'190 * kS, ""},
                   {"libvirt", true, 0.125, 1'764'000'190 * kS, ""}};
   s.reload = {true, 1'764'000'000 * kS, "<built-in>"};
+  s.events.total_by_type = {{"baseline", 3}, {"reason_raised", 2}};
+  s.events.dropped_by_reason = {{"queue_full", 0}, {"size_limit", 0}, {"write_error", 4}};
   scoring::HostReference host;
   host.state = scoring::SyncState::kSynchronised;
   host.source = "chrony";
@@ -395,6 +397,20 @@ TEST(Exposition, RenderedFamiliesMatchDocsMetrics) {
   for (const auto& [name, doc] : documented) {
     EXPECT_TRUE(rendered.contains(name)) << name << " is documented but never rendered";
   }
+}
+
+// The audit counters (docs/audit.md): one series per type seen, and every
+// drop reason; nothing without a sink (no counters in the snapshot).
+TEST(Exposition, AuditEventCounters) {
+  const std::string text = exposition::RenderText(FullSnapshot());
+  EXPECT_NE(text.find("# TYPE vmtime_events_total counter\n"), std::string::npos);
+  EXPECT_NE(text.find("vmtime_events_total{type=\"reason_raised\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("vmtime_events_dropped_total{reason=\"write_error\"} 4\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("vmtime_events_dropped_total{reason=\"queue_full\"} 0\n"), std::string::npos);
+  Snapshot bare = FullSnapshot();
+  bare.events = {};
+  EXPECT_EQ(exposition::RenderText(bare).find("vmtime_events_"), std::string::npos);
 }
 
 std::string VmLabels(const VmView& vm) {
