@@ -8,8 +8,8 @@
 #include "exporter/collectors/libvirt/libvirt_collector.h"
 #include "exporter/collectors/ntp/ntp_collector.h"
 #include "exporter/collectors/ntpd/ntpd_collector.h"
-#include "exporter/collectors/timesyncd/timesyncd_collector.h"
 #include "exporter/collectors/ptp/ptp_collector.h"
+#include "exporter/collectors/timesyncd/timesyncd_collector.h"
 #include "exporter/collectors/timex/timex_collector.h"
 
 namespace vmtime {

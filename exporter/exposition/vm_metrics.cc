@@ -222,6 +222,18 @@ class KeySink final : public VmSeriesSink {
     AppendSized(label_value);
     AppendBits(value);
   }
+  // vmtime_vm_info's group and label_<name> labels: part of the key, so a
+  // metadata change re-renders the VM's chunk.
+  void Add(const VmView&, std::span<const std::pair<std::string, std::string>> labels,
+           double value) override {
+    out_ += static_cast<char>(family_ | 0x40);
+    AppendSized(std::to_string(labels.size()));
+    for (const auto& [name, label_value] : labels) {
+      AppendSized(name);
+      AppendSized(label_value);
+    }
+    AppendBits(value);
+  }
   void AppendSized(std::string_view s) {
     const auto n = static_cast<uint32_t>(s.size());
     out_.append(reinterpret_cast<const char*>(&n), sizeof n);

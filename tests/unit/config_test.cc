@@ -427,6 +427,8 @@ TEST(ConfigEquality, GroupsConfig) {
   ExpectEveryFieldCompared(GroupsConfig{}, [](GroupsConfig& c) { c.rules.push_back({"a*", "a"}); });
   ExpectEveryFieldCompared(
       GroupRule{}, [](GroupRule& r) { r.match += "x"; }, [](GroupRule& r) { r.group += "x"; });
+}
+
 TEST(ConfigEquality, AuditConfig) {
   using A = AuditConfig;
   ExpectEveryFieldCompared(
@@ -465,7 +467,7 @@ TEST(ConfigEquality, Config) {
       [](Config& c) { c.ntp.timeout_s += 1; }, [](Config& c) { c.ntpd.peers = false; },
       [](Config& c) { c.timesyncd.dbus = false; },
       [](Config& c) { c.host.reference_order.pop_back(); },
-      [](Config& c) { c.ntp.timeout_s += 1; }, [](Config& c) { c.ptp.domain_number += 1; },
+      [](Config& c) { c.ptp.domain_number += 1; },
       [](Config& c) { c.guest_status.exec_timeout_s += 1; },
       [](Config& c) { c.metrics.component_scores = false; },
       [](Config& c) { c.remediation.enabled = true; },
