@@ -65,6 +65,14 @@ bool MetadataSelected(const RemediationConfig& policy,
   return true;
 }
 
+std::map<std::string, std::string> VmMetadata(const VmView& vm,
+                                              const std::map<std::string, std::string>& extra) {
+  std::map<std::string, std::string> out(vm.labels.begin(), vm.labels.end());
+  if (!vm.group.empty()) out["group"] = vm.group;
+  for (const auto& [k, v] : extra) out[k] = v;
+  return out;
+}
+
 std::vector<Action> Decide(const Snapshot& snapshot, const RemediationConfig& policy,
                            const MetadataByUuid& metadata, int64_t now_mono_ns, Memory& memory) {
   static const std::map<std::string, std::string> kNoMetadata;
@@ -82,7 +90,8 @@ std::vector<Action> Decide(const Snapshot& snapshot, const RemediationConfig& po
     }
     auto md = metadata.find(vm.uuid);
     if (!NameSelected(policy, vm.name) ||
-        !MetadataSelected(policy, md == metadata.end() ? kNoMetadata : md->second)) {
+        !MetadataSelected(policy,
+                          VmMetadata(vm, md == metadata.end() ? kNoMetadata : md->second))) {
       m.trigger.clear();  // left alone by policy
       continue;
     }

@@ -68,6 +68,13 @@ bool NameSelected(const RemediationConfig& policy, const std::string& name);
 bool MetadataSelected(const RemediationConfig& policy,
                       const std::map<std::string, std::string>& metadata);
 
+// The metadata include_/exclude_metadata match against: the VM's labels
+// from its domain metadata (`<label name="k">v</label>`, VmView::labels),
+// `group` = its group (metadata or groups.rules) when it has one, and
+// `extra` (RemediationEngine::SetMetadata) over them.
+std::map<std::string, std::string> VmMetadata(const VmView& vm,
+                                              const std::map<std::string, std::string>& extra);
+
 // The decision for one snapshot at host monotonic `now_mono_ns`. Updates
 // `memory` (forgets VMs the snapshot no longer lists) and returns the
 // actions, in snapshot order. Marks kSet actions in_flight; the engine clears

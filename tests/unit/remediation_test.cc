@@ -173,6 +173,32 @@ TEST(RemediationPolicy, IncludeExcludeByNameAndMetadata) {
   EXPECT_TRUE(m["uuid-web-canary"].trigger.empty());
 }
 
+// The snapshot's own metadata: the domain's labels and its group, as the
+// libvirt metadata reader and groups.rules give them.
+TEST(RemediationPolicy, MetadataComesFromTheVmsLabelsAndGroup) {
+  RemediationConfig p = Enabled();
+  p.exclude_metadata = {{"group", "mysql"}};
+  p.include_metadata = {{"tier", "prod"}};
+  auto vm = [](const char* name, int64_t t, double off, const char* group, const char* tier) {
+    VmView v = Vm(name, t, off, false, off == 0 ? 0 : 1);
+    v.group = group;
+    if (tier[0] != 0) v.labels = {{"tier", tier}};
+    return v;
+  };
+  Memory m;
+  Decide(Snap({vm("a", 1 * kSec, 0, "web", "prod"), vm("b", 1 * kSec, 0, "mysql", "prod"),
+               vm("c", 1 * kSec, 0, "", "dev"), vm("d", 1 * kSec, 0, "", "")}),
+         p, {}, 1 * kSec, m);
+  auto acts = Decide(
+      Snap({vm("a", 16 * kSec, -480, "web", "prod"), vm("b", 16 * kSec, -480, "mysql", "prod"),
+            vm("c", 16 * kSec, -480, "", "dev"), vm("d", 16 * kSec, -480, "", "")}),
+      p, {}, 16 * kSec, m);
+  ASSERT_EQ(acts.size(), 1u);
+  EXPECT_EQ(acts[0].name, "a");  // b: excluded group; c: wrong tier; d: no metadata
+  EXPECT_EQ(VmMetadata(vm("x", 0, 0, "g", "t"), {{"tier", "u"}}),
+            (std::map<std::string, std::string>{{"group", "g"}, {"tier", "u"}}));
+}
+
 TEST(RemediationPolicy, GuestDaemonReportingSyncGetsItsGrace) {
   RemediationConfig p = Enabled();
   Memory m;
