@@ -231,7 +231,7 @@ void RemediationEngine::Impl::Emit(const Report& r) {
               {"reason", a.reason},
               {"offset_before_s", a.offset_before_s},
               {"offset_after_s", OrNull(after_offset)},
-              {"uncertainty", a.uncertainty_before_s},
+              {"uncertainty_before_s", a.uncertainty_before_s},
               {"uncertainty_after_s", OrNull(after_unc)},
               {"set_bracket_s", r.set_bracket_s},
               {"bound_s", r.bound_s},

@@ -29,6 +29,7 @@ Figures (latency, offset after, bound, wall time) are printed and written to
 $VMTIME_BINARY_DIR/remediation.md.
 """
 import contextlib
+import json
 import os
 import re
 import signal
@@ -232,6 +233,24 @@ def test_remediation():
         notes.append(f"hung agent: failed attempt logged ({m.group(9).strip()[:120]})")
         lab.wait_agent(GUEST, timeout=HWCLOCK_HANG_S + 30)
         _heal(lab)
+
+        # 5. every attempt is an audited event, in order, with its figures;
+        # the excluded guest has none.
+        status, body, _ = exp.get("/api/v1/events?since=0&limit=1000")
+        assert status == 200, body
+        events = [e for e in json.loads(body)["events"] if e["type"] == "remediation"]
+        assert {e["domain"] for e in events} == {GUEST}, events
+        events = events[:4]  # the attempts this test made, in order
+        assert [e["values"]["result"] for e in events] == ["dry_run", "ok", "ok", "failed"], events
+        assert [e["values"]["reason"] for e in events][:3] == ["step", "step", "interruption"]
+        for e in events:
+            assert e["values"]["offset_before_s"] == e["before"]["offset_s"], e
+        assert events[0]["after"] is None and events[0]["values"]["dry_run"] is True
+        for e in events[1:3]:
+            assert abs(e["after"]["offset_s"]) <= e["values"]["bound_s"] + 1e-6, e
+        assert events[3]["values"]["error"], events[3]
+        ids = [e["id"] for e in events]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids), ids
     wall = time.monotonic() - wall_start
     text = ("| scenario | offset before (s) | offset after (s) | uncertainty after (s) | "
             "set bracket (s) | bound (s) | lab re-measure (s) |\n|---|---|---|---|---|---|---|\n"
