@@ -16,10 +16,10 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 
 import pytest
 
+from e2e_util import wait_for
 from exporter_proc import EXPORTER, metric_value
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for ip netns")
@@ -31,20 +31,6 @@ def sh(ns, *argv, timeout=20, check=True):
     if check and r.returncode != 0:
         raise RuntimeError(f"{argv}: exit {r.returncode}: {r.stdout}{r.stderr}")
     return r
-
-
-def wait(fn, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            v = fn()
-            if v:
-                return v
-        except Exception as e:  # noqa: BLE001 - reported on timeout
-            last = e
-        time.sleep(0.3)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
 
 
 class Lab:
@@ -85,7 +71,7 @@ class Lab:
                 f.write("bindcmdaddress 127.0.0.1\ncmdallow 127.0.0.1\n")
         self.spawn(name, shutil.which("chronyd") or "/usr/sbin/chronyd", "-d", "-x", "-u",
                    "root", "-f", os.path.join(d, "chrony.conf"))
-        wait(lambda: os.path.exists(sock), 15, f"{name} command socket")
+        wait_for(lambda: os.path.exists(sock), 15, f"{name} command socket")
         return sock
 
     def chronyc(self, sock, *cmd):
@@ -119,11 +105,11 @@ def start_server(lab, stratum):
 def setup(lab):
     start_server(lab, 8)
     client_sock = lab.chronyd("client", CLIENT_CONF, cmdport=323)
-    wait(lambda: lab.chronyc(client_sock, "tracking").split(",")[2] == "9", 90,
+    wait_for(lambda: lab.chronyc(client_sock, "tracking").split(",")[2] == "9", 90,
          "the client chronyd to sync to the server (stratum 9)")
     # Right after the first samples the frequency estimate still jumps by ppm per poll; wait
     # until chronyd's own frequency uncertainty (skew) is below 1 ppm.
-    wait(lambda: float(lab.chronyc(client_sock, "tracking").split(",")[9]) < 1.0, 90,
+    wait_for(lambda: float(lab.chronyc(client_sock, "tracking").split(",")[9]) < 1.0, 90,
          "the client chronyd's frequency estimate to settle (skew < 1 ppm)")
     cfg = os.path.join(lab.dir, "exporter.yml")
     with open(cfg, "w") as f:
@@ -132,7 +118,7 @@ def setup(lab):
     lab.spawn("exporter", EXPORTER, "--config.file", cfg, "--web.listen-address",
               "127.0.0.1:19958", "--chrony.address", "unix://" + client_sock,
               "--ntp.server", "127.0.0.1")
-    wait(lambda: metric_value(scrape(lab), "vmtime_host_chrony_up") == 1, 30, "exporter to read chronyd")
+    wait_for(lambda: metric_value(scrape(lab), "vmtime_host_chrony_up") == 1, 30, "exporter to read chronyd")
     return client_sock
 
 
@@ -197,10 +183,10 @@ def test_ntp_probe_agrees_with_ntpdig(lab, setup):
 
 def test_stratum_change_and_server_stop(lab, setup):
     start_server(lab, 11)
-    wait(lambda: metric_value(scrape(lab), "vmtime_ntp_server_stratum",
+    wait_for(lambda: metric_value(scrape(lab), "vmtime_ntp_server_stratum",
                               {"server": "127.0.0.1"}) == 11, 30, "stratum 11 probed")
     lab.stop("server")
-    wait(lambda: metric_value(scrape(lab), "vmtime_ntp_server_up",
+    wait_for(lambda: metric_value(scrape(lab), "vmtime_ntp_server_up",
                               {"server": "127.0.0.1"}) == 0, 30, "server reported down")
     assert metric_value(scrape(lab), "vmtime_ntp_usable_sources") == 0
     start_server(lab, 8)
@@ -208,12 +194,12 @@ def test_stratum_change_and_server_stop(lab, setup):
 
 def test_chronyd_stop_and_recovery(lab, setup):
     lab.stop("client")
-    wait(lambda: metric_value(scrape(lab), "vmtime_host_chrony_up") == 0, 30, "chrony_up 0")
+    wait_for(lambda: metric_value(scrape(lab), "vmtime_host_chrony_up") == 0, 30, "chrony_up 0")
     assert metric_value(scrape(lab), "vmtime_collector_success", {"collector": "chrony"}) == 0
     log = open(os.path.join(lab.dir, "exporter.log")).read()
     assert re.search(r"collector chrony: failed.*chrony", log), log[-2000:]
     lab.chronyd("client", CLIENT_CONF, cmdport=323)
-    wait(lambda: metric_value(scrape(lab), "vmtime_host_chrony_up") == 1, 30, "chrony_up back to 1")
+    wait_for(lambda: metric_value(scrape(lab), "vmtime_host_chrony_up") == 1, 30, "chrony_up back to 1")
     log = open(os.path.join(lab.dir, "exporter.log")).read()
     assert "collector chrony: recovered" in log, log[-3000:]
 
@@ -230,7 +216,7 @@ def test_udp_command_port(lab, setup):
     def udp_scrape():
         return sh(lab.ns, "curl", "-fsS", "http://127.0.0.1:19959/metrics").stdout
 
-    wait(lambda: metric_value(udp_scrape(), "vmtime_host_chrony_up") == 1, 30,
+    wait_for(lambda: metric_value(udp_scrape(), "vmtime_host_chrony_up") == 1, 30,
          "exporter to read chronyd over UDP")
     fields = lab.chronyc(setup, "tracking").strip().split(",")
     text = udp_scrape()

@@ -110,6 +110,7 @@ sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "lab"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import vmlab  # noqa: E402
+from e2e_util import wait_for  # noqa: E402
 from exporter_proc import Exporter  # noqa: E402
 
 EXPORTER = os.environ.get("VMTIME_EXPORTER", "")
@@ -220,7 +221,7 @@ class HostChrony:
         self.proc = subprocess.Popen(
             [shutil.which("chronyd") or "/usr/sbin/chronyd", "-d", "-x", "-u", "root", "-f", conf],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_plain(lambda: self.tracking()[13] == "Normal", 20,
+        wait_for(lambda: self.tracking()[13] == "Normal", 20,
                    "the private host chronyd to be synchronised (local stratum)")
 
     def chronyc(self, *args: str) -> str:
@@ -243,20 +244,6 @@ class HostChrony:
                 self.proc.wait(timeout=5)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def wait_plain(fn, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            v = fn()
-            if v:
-                return v
-        except Exception as e:  # noqa: BLE001 - reported on timeout
-            last = e
-        time.sleep(0.2)
-    raise TimeoutError(f"{what}: not within {timeout} s (last error: {last})")
 
 
 # --- reading /metrics ----------------------------------------------------------

@@ -23,19 +23,17 @@ owns on org.freedesktop.timesync1 serving the documented properties, and the
 flag file in a test directory.
 """
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 
+from e2e_util import kernel_discipline, wait_for
 from exporter_proc import EXPORTER, metric_value
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for ip netns")
@@ -44,44 +42,11 @@ NTPD = os.environ.get("VMTIME_NTPSEC_ROOT", "/usr/local/lib/vmtime-exporter/ntps
     "/usr/sbin/ntpd"
 
 
-class Timex(ctypes.Structure):
-    _fields_ = [("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
-                ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long),
-                ("status", ctypes.c_int), ("constant", ctypes.c_long),
-                ("precision", ctypes.c_long), ("tolerance", ctypes.c_long),
-                ("time_sec", ctypes.c_long), ("time_usec", ctypes.c_long),
-                ("tick", ctypes.c_long), ("pad", ctypes.c_long * 20)]
-
-
-def kernel_discipline():
-    """The kernel's discipline state (read-only adjtimex, modes 0)."""
-    t = Timex()
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.adjtimex(ctypes.byref(t)) < 0:
-        raise OSError(ctypes.get_errno(), "adjtimex")
-    return {"offset": t.offset, "freq": t.freq, "status": t.status, "constant": t.constant,
-            "tick": t.tick}
-
-
 def run(*argv, timeout=20, check=True):
     r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     if check and r.returncode != 0:
         raise RuntimeError(f"{argv}: exit {r.returncode}: {r.stdout}{r.stderr}")
     return r
-
-
-def wait(fn, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            v = fn()
-            if v:
-                return v
-        except Exception as e:  # noqa: BLE001 - reported on timeout
-            last = e
-        time.sleep(0.3)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
 
 
 class Lab:
@@ -214,13 +179,13 @@ def exporter(lab):
                 "ntpd:\n  timeout: 300ms\n")
     lab.spawn("exporter", lab.ns, EXPORTER, "--config.file", cfg, "--web.listen-address",
               "127.0.0.1:19959", "--log.level", "debug")
-    wait(lambda: metric_value(scrape(lab), "vmtime_host_ntpd_up") == 1, 30,
+    wait_for(lambda: metric_value(scrape(lab), "vmtime_host_ntpd_up") == 1, 30,
          "the exporter to read ntpd")
     return cfg
 
 
 def test_system_and_peer_variables_match_an_independent_query(lab, exporter):
-    wait(lambda: metric_value(scrape(lab), "vmtime_host_ntpd_stratum") == 9, 60,
+    wait_for(lambda: metric_value(scrape(lab), "vmtime_host_ntpd_stratum") == 9, 60,
          "ntpd to select the stratum 8 upstream (stratum 9)")
     text = scrape(lab)
     rv = mode6_readvar(lab)
@@ -256,24 +221,24 @@ def metric_value_label(text, name, label):
 
 def test_upstream_stratum_change(lab, exporter):
     lab.upstream(5)
-    wait(lambda: metric_value(scrape(lab), "vmtime_host_ntpd_stratum") == 6, 60,
+    wait_for(lambda: metric_value(scrape(lab), "vmtime_host_ntpd_stratum") == 6, 60,
          "ntpd to follow the upstream to stratum 5 (stratum 6)")
 
 
 def test_noquery_is_no_answer_and_stop_is_refused(lab, exporter):
     lab.ntpd("restrict 127.0.0.1 noquery\n")
-    wait(lambda: "no answer within" in lab.log("exporter"), 30,
+    wait_for(lambda: "no answer within" in lab.log("exporter"), 30,
          "a named 'no answer' for a noquery ntpd")
     assert metric_value(scrape(lab), "vmtime_host_ntpd_up") == 0
     assert metric_value(scrape(lab), "vmtime_host_synchronised", {"source": "kernel"}) is not None
     lab.stop("ntpd")
-    wait(lambda: "refused (ICMP port unreachable)" in lab.log("exporter"), 30,
+    wait_for(lambda: "refused (ICMP port unreachable)" in lab.log("exporter"), 30,
          "a named 'refused' once nothing listens")
     text = scrape(lab)
     assert metric_value(text, "vmtime_collector_success", {"collector": "ntpd"}) == 0
     assert metric_value(text, "vmtime_host_synchronised", {"source": "kernel"}) is not None
     lab.ntpd()
-    wait(lambda: metric_value(scrape(lab), "vmtime_host_ntpd_up") == 1, 30,
+    wait_for(lambda: metric_value(scrape(lab), "vmtime_host_ntpd_up") == 1, 30,
          "the exporter to read ntpd again")
 
 
@@ -331,7 +296,7 @@ def private_bus():
         procs.append(subprocess.Popen(["dbus-daemon", "--nofork", "--config-file", conf],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                       start_new_session=True))
-        wait(lambda: os.path.exists(sock), 10, "the private dbus-daemon socket")
+        wait_for(lambda: os.path.exists(sock), 10, "the private dbus-daemon socket")
         yield d, "unix:path=" + sock, procs
     finally:
         with contextlib.suppress(OSError), open(os.path.join(d, "exporter.log")) as f:
@@ -372,26 +337,26 @@ def test_timesyncd_flag_file_then_dbus(private_bus):
                               capture_output=True, text=True, timeout=5, check=True).stdout
 
     # Neither the bus service nor the directory: not present, both reasons named.
-    wait(lambda: metric_value(metrics(), "vmtime_host_timesyncd_up") == 0, 20, "timesyncd down")
-    wait(lambda: "timesyncd: not present: D-Bus:" in open(log.name).read(), 10,
+    wait_for(lambda: metric_value(metrics(), "vmtime_host_timesyncd_up") == 0, 20, "timesyncd down")
+    wait_for(lambda: "timesyncd: not present: D-Bus:" in open(log.name).read(), 10,
          "the named reason")
     assert "org.freedesktop.timesync1" in open(log.name).read()
     # The directory without the flag: present, unsynchronised (flag-file path).
     os.mkdir(flag_dir)
-    wait(lambda: metric_value(metrics(), "vmtime_host_timesyncd_up") == 1, 20, "timesyncd up")
+    wait_for(lambda: metric_value(metrics(), "vmtime_host_timesyncd_up") == 1, 20, "timesyncd up")
     text = metrics()
     assert metric_value(text, "vmtime_host_timesyncd_dbus_up") == 0
     assert metric_value(text, "vmtime_host_timesyncd_synchronised") == 0
     assert metric_value(text, "vmtime_host_synchronised", {"source": "timesyncd"}) == 0
     open(flag, "w").close()
-    wait(lambda: metric_value(metrics(), "vmtime_host_synchronised",
+    wait_for(lambda: metric_value(metrics(), "vmtime_host_synchronised",
                               {"source": "timesyncd"}) == 1, 20, "synchronised by the flag file")
     # The service on the private bus: the documented properties.
     svc = subprocess.Popen([sys.executable, "-c", TIMESYNCD_SERVICE, address],
                            stdout=subprocess.PIPE, text=True, start_new_session=True)
     procs.append(svc)
     assert svc.stdout.readline().strip() == "ready"
-    wait(lambda: metric_value(metrics(), "vmtime_host_timesyncd_dbus_up") == 1, 20, "D-Bus read")
+    wait_for(lambda: metric_value(metrics(), "vmtime_host_timesyncd_dbus_up") == 1, 20, "D-Bus read")
     text = metrics()
     assert metric_value(text, "vmtime_host_timesyncd_server_info",
                         {"server_name": "ntp.example.test", "server_address": "192.0.2.7"}) == 1

@@ -22,7 +22,6 @@ after the announce receipt timeout) and the named error once ptp4l is gone.
 Every wait is bounded; namespaces, processes and files go also on failure.
 """
 import contextlib
-import ctypes
 import os
 import re
 import shutil
@@ -32,6 +31,7 @@ import time
 
 import pytest
 
+from e2e_util import kernel_discipline, wait_for
 from exporter_proc import Exporter, metric_value
 
 PTP4L = shutil.which("ptp4l") or "/usr/sbin/ptp4l"
@@ -42,39 +42,6 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for ip netns"),
     pytest.mark.skipif(not os.path.exists(PTP4L), reason="linuxptp not installed (scripts/setup --test)"),
 ]
-
-
-class Timex(ctypes.Structure):
-    # struct timex (x86_64): the fields read here, padded to the kernel's size.
-    _fields_ = [("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
-                ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long),
-                ("status", ctypes.c_int), ("constant", ctypes.c_long),
-                ("precision", ctypes.c_long), ("tolerance", ctypes.c_long),
-                ("time_sec", ctypes.c_long), ("time_usec", ctypes.c_long),
-                ("tick", ctypes.c_long), ("pad", ctypes.c_byte * 200)]
-
-
-def kernel_clock():
-    """(freq, offset, status, tick) of CLOCK_REALTIME's discipline, read-only (modes 0)."""
-    t = Timex()
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.adjtimex(ctypes.byref(t)) < 0:
-        raise OSError(ctypes.get_errno(), "adjtimex")
-    return t.freq, t.offset, t.status, t.tick
-
-
-def wait(fn, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            v = fn()
-            if v:
-                return v
-        except Exception as e:  # noqa: BLE001 - reported on timeout
-            last = e
-        time.sleep(0.2)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last})")
 
 
 class PtpLab:
@@ -128,7 +95,7 @@ class PtpLab:
                               self.ifname[role], "-S", "-m"], stdout=log,
                              stderr=subprocess.STDOUT, start_new_session=True)
         self.procs[role] = p
-        wait(lambda: os.path.exists(self.sock(role)), 10, f"{role} ptp4l's management socket")
+        wait_for(lambda: os.path.exists(self.sock(role)), 10, f"{role} ptp4l's management socket")
 
     def pmc(self, role, *cmds):
         return subprocess.run([PMC, "-u", "-b", "0", "-d", str(DOMAIN), "-s", self.sock(role),
@@ -163,16 +130,17 @@ class PtpLab:
 @pytest.fixture(scope="module")
 def lab():
     started = time.monotonic()
-    before = kernel_clock()
+    before = kernel_discipline()
     lab = PtpLab()
     try:
         yield lab
     finally:
         lab.close()
-        after = kernel_clock()
+        after = kernel_discipline()
         print(f"test_ptp: lab wall time {time.monotonic() - started:.1f} s")
         # The whole point of free_running: the machine's clock discipline is untouched.
-        assert after[:2] == before[:2], f"adjtimex freq/offset changed: {before} -> {after}"
+        assert (after["freq"], after["offset"]) == (before["freq"], before["offset"]), \
+            f"adjtimex freq/offset changed: {before} -> {after}"
 
 
 def port_state(text):
@@ -193,7 +161,7 @@ def test_slave_state_offset_and_master_stop(lab):
     # free_running keeps the servo "unlocked" (port UNCALIBRATED) until an
     # external controller says the local clock is in sync.
     lab.pmc("slave", "SET SYNCHRONIZATION_UNCERTAIN_NP 0")
-    wait(lambda: "SLAVE" in lab.pmc("slave", "GET PORT_DATA_SET"), 20,
+    wait_for(lambda: "SLAVE" in lab.pmc("slave", "GET PORT_DATA_SET"), 20,
          "the slave port to reach SLAVE:\n" + lab.log("slave"))
     config = ("collectors:\n  libvirt: {enabled: false}\n  chrony: {enabled: false}\n"
               "  ntp: {enabled: false}\n  ptp: {enabled: true, interval: 500ms, max_retries: 0}\n"
@@ -201,11 +169,11 @@ def test_slave_state_offset_and_master_stop(lab):
               f"  domain_number: {DOMAIN}\n  timeout: 500ms\n")
     with Exporter(config_text=config) as exp:
         exp.wait_metric(r"^vmtime_host_ptp_up 1$", timeout=15)
-        m = exp.wait_metric(r'^vmtime_host_ptp_port_state\{port="[^"]+",state="slave"\} 1$',
+        exp.wait_metric(r'^vmtime_host_ptp_port_state\{port="[^"]+",state="slave"\} 1$',
                             timeout=15)
         # The port can turn SLAVE on its first Sync, before the first Delay_Resp has given
         # a path delay (0 until then): wait for the measured one.
-        text = wait(lambda: (lambda t: t if (metric_value(
+        text = wait_for(lambda: (lambda t: t if (metric_value(
             t, "vmtime_host_ptp_mean_path_delay_seconds") or 0) > 0 else None)(exp.metrics()),
             10, "a measured mean path delay")
         states = port_state(text)
