@@ -246,7 +246,7 @@ TEST(PtpCollector, HostileAnswerIsANamedError) {
   Observations out;
   Status s = collector.Collect({clock, clock.MonotonicNs() + 5 * kNsPerSecond, {}}, out);
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("TLV length 400 past the end"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("TLV with length 400 past the end"), std::string::npos) << s.message();
 }
 
 TEST(PtpCollector, MissingSocketNamesPtp4l) {

@@ -193,7 +193,7 @@ TEST(PtpManagement, HostileRepliesAreNamedErrors) {
   EXPECT_NE(err(long_message).find("messageLength"), std::string::npos);
   Bytes long_tlv = good;
   Put16(long_tlv, 50, 200);
-  EXPECT_NE(err(long_tlv).find("TLV length 200 past the end"), std::string::npos);
+  EXPECT_NE(err(long_tlv).find("TLV with length 200 past the end"), std::string::npos);
   Bytes odd_tlv = good;
   Put16(odd_tlv, 48, 0x0003);
   EXPECT_NE(err(odd_tlv).find("unexpected TLV type 3"), std::string::npos);

@@ -192,7 +192,7 @@ Result<ManagementResponse> ParseResponse(std::span<const uint8_t> message, uint1
   const uint16_t type = Get16(tlv, 0);
   const size_t length = Get16(tlv, 2);
   if (kTlvHeaderBytes + length > tlv.size()) {
-    return Error{"TLV length " + std::to_string(length) + " past the end of the message (" +
+    return Error{"TLV with length " + std::to_string(length) + " past the end of the message (" +
                  std::to_string(tlv.size() - kTlvHeaderBytes) + " bytes left)"};
   }
   const std::span<const uint8_t> value = tlv.subspan(kTlvHeaderBytes, length);
