@@ -160,6 +160,24 @@ VM_LINK = [{"title": "VM detail", "url": "/d/vmtime-vm/vmtime-vm?var-datasource=
             "&var-vm=${__data.fields.domain}&${__url_time_range}"}]
 
 
+def score_band_panels(L, P, bands, description):
+    """The fleet dashboards' pair of band panels (a bar gauge now, a stacked
+    time series), on `bands` (one target per band), placed by `L` into `P`."""
+    band_colors = [{"matcher": {"id": "byName", "options": n},
+                    "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": c}}]}
+                   for n, c in BAND_COLORS]
+    P.append(L.place(panel("bargauge", "Score distribution", bands, overrides=band_colors,
+                           options={"displayMode": "basic", "orientation": "horizontal",
+                                    "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                                    "showUnfilled": True, "valueMode": "color"},
+                           description=description), 8, 8))
+    P.append(L.place(panel("timeseries", "Score bands over time", bands, overrides=band_colors,
+                           custom=dict(TS_CUSTOM, drawStyle="line", fillOpacity=30,
+                                       stacking={"mode": "normal", "group": "A"}),
+                           options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                                    "tooltip": {"mode": "multi", "sort": "none"}}), 16, 8))
+
+
 def fleet():
     L = Layout()
     P = []
@@ -192,19 +210,7 @@ def fleet():
 
     bands = [target("count(vmtime_vm_health_band{%s} == %d) or vector(0)" % (SEL, i), name)
              for i, (name, _) in enumerate(BAND_COLORS)]
-    band_colors = [{"matcher": {"id": "byName", "options": n},
-                    "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": c}}]}
-                   for n, c in BAND_COLORS]
-    P.append(L.place(panel("bargauge", "Score distribution", bands, overrides=band_colors,
-                           options={"displayMode": "basic", "orientation": "horizontal",
-                                    "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-                                    "showUnfilled": True, "valueMode": "color"},
-                           description="VMs per health band (the exporter's vmtime_vm_health_band), now."), 8, 8))
-    P.append(L.place(panel("timeseries", "Score bands over time", bands, overrides=band_colors,
-                           custom=dict(TS_CUSTOM, drawStyle="line", fillOpacity=30,
-                                       stacking={"mode": "normal", "group": "A"}),
-                           options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-                                    "tooltip": {"mode": "multi", "sort": "none"}}), 16, 8))
+    score_band_panels(L, P, bands, "VMs per health band (the exporter's vmtime_vm_health_band), now.")
 
     P.append(L.row("Worst VMs"))
     lowest = "bottomk(20, vmtime_vm_health_score{%s})" % SEL
@@ -674,19 +680,7 @@ def fleet_federated():
                                        "host gauge itself is not federated)."), 4, 4))
     bands = [target("sum(%s) or vector(0)" % (band_count % (FED_SEL, ',band="%s"' % name)), name)
              for name, _ in BAND_COLORS]
-    band_colors = [{"matcher": {"id": "byName", "options": n},
-                    "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": c}}]}
-                   for n, c in BAND_COLORS]
-    P.append(L.place(panel("bargauge", "Score distribution", bands, overrides=band_colors,
-                           options={"displayMode": "basic", "orientation": "horizontal",
-                                    "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-                                    "showUnfilled": True, "valueMode": "color"},
-                           description="VMs per health band, now."), 8, 8))
-    P.append(L.place(panel("timeseries", "Score bands over time", bands, overrides=band_colors,
-                           custom=dict(TS_CUSTOM, drawStyle="line", fillOpacity=30,
-                                       stacking={"mode": "normal", "group": "A"}),
-                           options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-                                    "tooltip": {"mode": "multi", "sort": "none"}}), 16, 8))
+    score_band_panels(L, P, bands, "VMs per health band, now.")
 
     P.append(L.row("Worst hypervisors"))
     lowest = "bottomk(20, instance:vmtime_vm_health_score:min{%s})" % FED_SEL
