@@ -61,7 +61,11 @@ AuditOptions AuditOptionsFrom(const AuditConfig& c) {
 }  // namespace
 
 App::App(Flags flags, Config config, const Clock& clock)
-    : flags_(std::move(flags)), config_(std::move(config)), clock_(clock), store_(config_) {
+    : flags_(std::move(flags)),
+      config_(std::move(config)),
+      clock_(clock),
+      store_(config_),
+      trimmer_(clock_) {
   audit_ = std::make_shared<AuditSink>(clock_, AuditOptionsFrom(config_.audit));
   store_.SetEventCountersSource([this] { return audit_->Counters(); });
   poller_ = std::make_unique<Poller>(
@@ -74,6 +78,7 @@ void App::OnSnapshot(std::shared_ptr<const Snapshot> s) {
   DiffSnapshot(differ_, *s, events);
   for (Event& e : events) audit_->Emit(std::move(e));
   snapshots_.Set(s);
+  trimmer_.Poke();  // the snapshot before this one may be gone now
   // Under remediation_mu_, so the engine is never released on this
   // thread (under the poller's lock); OnSnapshot only queues a decision.
   std::lock_guard lock(remediation_mu_);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "exporter/cli/flags.h"
+#include "exporter/core/memory_trimmer.h"
 #include "exporter/events/audit_sink.h"
 #include "exporter/events/differ.h"
 #include "exporter/exposition/snapshot_holder.h"
@@ -70,6 +71,8 @@ class App {
   // Before poller_ and remediation_ (destroyed after them): the poller's
   // publishes and the remediation engine's attempts feed it.
   std::shared_ptr<AuditSink> audit_;
+  // Before poller_ (destroyed after it): every publish pokes it.
+  MemoryTrimmer trimmer_;
   DifferState differ_;          // guarded by the poller's publishing lock
   bool stopped_event_ = false;  // exporter_stopped emitted
   std::unique_ptr<Poller> poller_;

@@ -231,7 +231,7 @@ DifferState::Vm FirstMemory(const VmView& vm, bool host_known) {
   mem.state = vm.state;
   mem.agent_attempted = vm.agent_attempted;
   mem.agent_up = vm.agent_up;
-  mem.guest_known = vm.guest.has_value();
+  mem.guest_known = vm.guest != nullptr;
   if (vm.guest) mem.guest_sync = vm.guest->status.state;
   mem.host_known = host_known;
   for (Reason r : vm.score.reasons) mem.reasons.insert(static_cast<int>(r));
@@ -271,9 +271,9 @@ void DiffVms(DifferState& state, const Snapshot& next, std::vector<Event>& out) 
     diff.Reasons(mem, ReasonInput::kAgent, true, Known(vm));
     diff.Agent(mem);
     diff.Samples(mem);
-    diff.Reasons(mem, ReasonInput::kGuest, mem.guest_known, vm.guest.has_value());
+    diff.Reasons(mem, ReasonInput::kGuest, mem.guest_known, vm.guest != nullptr);
     diff.Guest(mem);
-    mem.guest_known = mem.guest_known || vm.guest.has_value();
+    mem.guest_known = mem.guest_known || vm.guest != nullptr;
     diff.Reasons(mem, ReasonInput::kHost, mem.host_known, host_known);
     mem.host_known = mem.host_known || host_known;
   }

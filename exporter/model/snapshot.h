@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,7 +28,9 @@ struct VmView {
   double rtt_s = 0;                                 // of last_sample
   std::optional<double> utc_offset_s;               // guest - UTC when host offset known
   scoring::StepCounts steps_total;                  // since exporter start
-  std::optional<GuestStatusObservation> guest;      // guest daemon status
+  // Guest daemon status; shared with the store and the other snapshots
+  // (immutable once made), not copied per snapshot.
+  std::shared_ptr<const GuestStatusObservation> guest;
   // Group (metadata, else the first matching groups.rules entry; empty: none)
   // and the domain's metadata labels: labels of vmtime_vm_info only.
   std::string group;

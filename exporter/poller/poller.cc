@@ -215,7 +215,7 @@ void Poller::HarvestLocked(const std::string& name, Slot& slot, int64_t now) {
     slot.schedule.WakeNow(now);  // no harvest path: run it out of turn
     return;
   }
-  next_harvest_mono_ns_ = now + kHarvestGapNs;
+  next_harvest_mono_ns_ = now + HarvestGapNs(last_publish_cost_ns_);
   if (!HasData(obs)) return;
   store_.Apply(obs);
   PublishLocked();
@@ -325,9 +325,20 @@ void Poller::Finish(const std::string& name, uint64_t generation, bool ok, const
   PublishLocked();
 }
 
+int64_t Poller::HarvestGapNs(int64_t publish_cost_ns) {
+  if (publish_cost_ns <= 0) return kHarvestGapNs;
+  const int64_t scaled = publish_cost_ns > kMaxHarvestGapNs / kPublishCostFactor
+                             ? kMaxHarvestGapNs
+                             : publish_cost_ns * kPublishCostFactor;
+  return std::clamp(scaled, kHarvestGapNs, kMaxHarvestGapNs);
+}
+
 void Poller::PublishLocked() {
   ++publishes_;
-  if (publish_) publish_(store_.Build(clock_.MonotonicNs(), clock_.RealtimeNs()));
+  if (!publish_) return;
+  const int64_t start = clock_.MonotonicNs();
+  publish_(store_.Build(start, clock_.RealtimeNs()));
+  last_publish_cost_ns_ = clock_.MonotonicNs() - start;
 }
 
 void Poller::SchedulerLoop() {

@@ -91,9 +91,17 @@ class Poller {
   // Snapshots published so far (tests and measurements).
   uint64_t publishes() const;
 
-  // Harvests publish at most once per this gap (host monotonic): at most
-  // four harvest publishes per second, each costing one Store::Build.
+  // Harvests publish at most once per gap (host monotonic): at least
+  // kHarvestGapNs (at most four harvest publishes per second), and at least
+  // kPublishCostFactor times what the previous publish took (Store::Build
+  // and the publish callback, wall time), so that harvest publishes cost at
+  // most about 1/kPublishCostFactor of a core whatever the fleet's size; at
+  // most kMaxHarvestGapNs, which bounds how long a new sample waits.
   static constexpr int64_t kHarvestGapNs = 250'000'000;
+  static constexpr int64_t kPublishCostFactor = 20;
+  static constexpr int64_t kMaxHarvestGapNs = 2'000'000'000;
+  // The gap after a publish that took `publish_cost_ns`.
+  static int64_t HarvestGapNs(int64_t publish_cost_ns);
   static constexpr std::chrono::milliseconds kStopGrace{1000};
 
  private:
@@ -129,6 +137,7 @@ class Poller {
   uint64_t next_generation_ = 1;
   int64_t next_harvest_mono_ns_ = INT64_MIN;
   uint64_t publishes_ = 0;
+  int64_t last_publish_cost_ns_ = 0;  // wall time of the newest publish
 };
 
 }  // namespace vmtime

@@ -35,11 +35,7 @@ void Store::SetConfig(const Config& config) {
     if (cc.enabled) enabled_.insert(id);
   }
   for (auto& [uuid, vm] : vms_) {
-    if (vm.samples.size() > history_samples_) {
-      vm.samples.erase(
-          vm.samples.begin(),
-          vm.samples.begin() + static_cast<long>(vm.samples.size() - history_samples_));
-    }
+    vm.samples.Trim(history_samples_);
   }
   // Forget sections of collectors that are now disabled.
   auto enabled = [&](CollectorId id) { return enabled_.contains(id); };
@@ -71,7 +67,8 @@ void Store::AddSample(VmState& vm, const scoring::ClockSample& sample, double rt
     if (s.host_mono_ns <= prev.host_mono_ns) return;  // already have it
     if (vm.returned) s.after_interruption = true;
     double drift = 0;
-    if (auto d = scoring::EstimateDrift(vm.samples, params_)) drift = d->ratio;
+    vm.samples.Unpack(unpacked_);
+    if (auto d = scoring::EstimateDrift(unpacked_, params_)) drift = d->ratio;
     switch (scoring::StepBetween(prev, s, drift, params_)) {
       case scoring::StepDirection::kForward:
         ++vm.steps_total.forward;
@@ -83,8 +80,7 @@ void Store::AddSample(VmState& vm, const scoring::ClockSample& sample, double rt
         break;
     }
   }
-  if (vm.samples.size() >= history_samples_) vm.samples.erase(vm.samples.begin());
-  vm.samples.push_back(s);
+  vm.samples.Push(s, history_samples_);
   vm.returned = false;
   vm.rtt_s = rtt_s;
 }
@@ -176,7 +172,7 @@ void Store::Apply(const Observations& obs) {
   if (obs.guest_status) {
     for (const auto& g : obs.guest_status->guests) {
       auto it = vms_.find(g.uuid);
-      if (it != vms_.end()) it->second.guest = g;
+      if (it != vms_.end()) it->second.guest = std::make_shared<const GuestStatusObservation>(g);
     }
   }
 }
@@ -342,7 +338,8 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
   for (VmView& v : snap->vms) {
     const VmState& vm = (state++)->second;
     scoring::VmInput in;
-    in.samples = vm.samples;
+    vm.samples.Unpack(unpacked_);
+    in.samples = unpacked_;
     in.running = vm.state == DomainState::kRunning;
     in.agent_reachable = vm.agent_up;
     in.agent_attempted = vm.agent_attempted;

@@ -20,6 +20,7 @@
 
 #include "exporter/config/config.h"
 #include "exporter/model/snapshot.h"
+#include "exporter/store/sample_history.h"
 
 namespace vmtime {
 
@@ -55,10 +56,11 @@ class Store {
     bool agent_up = false;
     bool agent_attempted = false;
     std::string agent_error;
-    std::vector<scoring::ClockSample> samples;  // oldest first, <= history_samples
+    SampleHistory samples;  // oldest first, <= history_samples, packed
     double rtt_s = 0;
     scoring::StepCounts steps_total;
-    std::optional<GuestStatusObservation> guest;
+    // Shared with the snapshots built since it arrived (not copied per build).
+    std::shared_ptr<const GuestStatusObservation> guest;
     // The domain vanished from libvirt's list and came back (a transient
     // domain saved and restored, or migrated away and back): its next sample
     // is marked after_interruption.
@@ -118,6 +120,8 @@ class Store {
   std::map<std::string, CollectorStatus> runs_;
   ReloadStatus reload_;
   std::function<EventCounters()> event_counters_;
+  // Unpacked history of the VM being scored (reused: no allocation per VM).
+  mutable std::vector<scoring::ClockSample> unpacked_;
 };
 
 }  // namespace vmtime

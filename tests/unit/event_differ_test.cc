@@ -190,14 +190,15 @@ TEST(EventDiffer, GuestStatusFirstKnownIsABaselineThenChangesAreEvents) {
   GuestStatusObservation g;
   g.daemon = "chrony";
   g.status.state = scoring::SyncState::kUnsynchronised;
-  v.guest = g;
+  v.guest = std::make_shared<const GuestStatusObservation>(g);
   v.score.reasons = {Reason::kUnsynchronised};
   auto es = Diff(st, Snap(15, {v}));
   ASSERT_EQ(Types(es), (std::vector<std::string>{"baseline"}));  // no reason_raised
   EXPECT_EQ(es[0].values["aspect"], "guest");
   EXPECT_EQ(es[0].after["sync"], "unsynchronised");
   EXPECT_EQ(es[0].after["reasons"], nlohmann::json::array({"unsynchronised"}));
-  v.guest->status.state = scoring::SyncState::kSynchronised;
+  g.status.state = scoring::SyncState::kSynchronised;
+  v.guest = std::make_shared<const GuestStatusObservation>(g);
   v.score.reasons = {};
   es = Diff(st, Snap(30, {v}));
   ASSERT_EQ(Types(es), (std::vector<std::string>{"reason_cleared", "guest_sync_changed"}));

@@ -214,7 +214,7 @@ Snapshot FullSnapshot() {
   guest.status.stratum = 4;
   guest.status.leap = scoring::LeapStatus::kNormal;
   guest.error = "timeout: chronyc -c tracking: still running at the deadline";
-  vm.guest = guest;
+  vm.guest = std::make_shared<const GuestStatusObservation>(guest);
   vm.score.score = 42;
   vm.score.measured.fill(true);  // every component series
   vm.score.drift = scoring::DriftEstimate{2.6e-5, 1e-6, 8};

@@ -946,11 +946,12 @@ TEST(GuestStatusMetricsTest, ErrorSeriesOnlyWhileFailing) {
   s.libvirt_enabled = true;
   VmView ok, failing, absent;
   ok.name = "ok";
-  ok.guest = GuestStatusObservation{};
+  ok.guest = std::make_shared<const GuestStatusObservation>();
   failing.name = "failing";
   failing.uuid = "u";
-  failing.guest = GuestStatusObservation{};
-  failing.guest->error = "timeout: chronyc -c tracking: still running at the deadline";
+  GuestStatusObservation failed;
+  failed.error = "timeout: chronyc -c tracking: still running at the deadline";
+  failing.guest = std::make_shared<const GuestStatusObservation>(failed);
   absent.name = "absent";
   s.vms = {absent, failing, ok};
   exposition::FamilyBuilder out;

@@ -34,7 +34,7 @@ Snapshot Fleet(int n) {
     g.status.state = scoring::SyncState::kSynchronised;
     g.status.stratum = 3;
     g.status.leap = scoring::LeapStatus::kNormal;
-    s.vms[i].guest = g;
+    s.vms[i].guest = std::make_shared<const GuestStatusObservation>(g);
   }
   return s;
 }

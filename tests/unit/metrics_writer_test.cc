@@ -50,7 +50,7 @@ Snapshot FullFleet(int n) {
       g.status.stratum = 3;
       g.status.leap = scoring::LeapStatus::kNormal;
       if (i % 9 == 0) g.error = "timeout: chronyc -c tracking: still running at the deadline";
-      vm.guest = g;
+      vm.guest = std::make_shared<const GuestStatusObservation>(g);
     }
     if (i % 5 == 0) vm.score.measured.fill(true);
     if (i % 7 == 0) vm.remediations_total = RemediationCounts{1, 0, 2, 0, 0};

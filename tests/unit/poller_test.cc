@@ -365,6 +365,49 @@ TEST_F(PollerTest, WakeupHarvestsAndPublishesWithoutARunCoalesced) {
   EXPECT_EQ(poller_.publishes(), after_run + 2);
 }
 
+TEST(PollerHarvestGapTest, ScalesWithWhatAPublishCosts) {
+  EXPECT_EQ(Poller::HarvestGapNs(0), Poller::kHarvestGapNs);
+  EXPECT_EQ(Poller::HarvestGapNs(1'000'000), Poller::kHarvestGapNs);  // 1 ms: the floor
+  EXPECT_EQ(Poller::HarvestGapNs(40'000'000), 40'000'000 * Poller::kPublishCostFactor);
+  EXPECT_EQ(Poller::HarvestGapNs(5'000'000'000), Poller::kMaxHarvestGapNs);
+  EXPECT_EQ(Poller::HarvestGapNs(INT64_MAX), Poller::kMaxHarvestGapNs);  // no overflow
+}
+
+TEST(PollerHarvestGapTest, ACostlyPublishWidensTheGapBeforeTheNextHarvest) {
+  // Each publish takes 40 ms of (fake) time, as Store::Build does at a
+  // large fleet: harvest publishes then come 800 ms apart, not 250 ms.
+  FakeClock clock;
+  Store store{Config{}};
+  SnapshotHolder holder;
+  constexpr int64_t kCost = 40'000'000;
+  Poller poller(clock, store, [&](auto s) {
+    holder.Set(s);
+    clock.Advance(kCost);
+  });
+  auto c = std::make_shared<HarvestingCollector>();
+  poller.Configure({{c, Cfg(60, 5, 0, 1)}});
+  poller.Start(false);
+  poller.RunOnce();
+  ASSERT_TRUE(c->WaitStarted(1));
+  c->Release();
+  ASSERT_TRUE(poller.WaitIdle(10000));
+  c->NewSample();
+  poller.RunOnce();  // harvests and publishes (40 ms)
+  ASSERT_EQ(c->harvests(), 1);
+  c->NewSample();
+  const int64_t harvested_at = clock.MonotonicNs() - kCost;
+  const int64_t next = poller.RunOnce();
+  EXPECT_EQ(c->harvests(), 1);
+  EXPECT_EQ(next, harvested_at + kCost * Poller::kPublishCostFactor);
+  clock.Advance(next - clock.MonotonicNs() - 1);
+  poller.RunOnce();
+  EXPECT_EQ(c->harvests(), 1);  // 1 ns early
+  clock.Advance(1);
+  poller.RunOnce();
+  EXPECT_EQ(c->harvests(), 2);
+  poller.Stop();
+}
+
 TEST_F(PollerTest, HarvestWaitsForARunInFlight) {
   auto c = std::make_shared<HarvestingCollector>();
   poller_.Configure({{c, Cfg(60, 5, 0, 1)}});

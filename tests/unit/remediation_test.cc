@@ -206,10 +206,10 @@ TEST(RemediationPolicy, GuestDaemonReportingSyncGetsItsGrace) {
   GuestStatusObservation g;
   g.daemon = "chrony";
   g.status.state = scoring::SyncState::kSynchronised;
-  v.guest = g;
+  v.guest = std::make_shared<const GuestStatusObservation>(g);
   Decide(Snap({v}), p, {}, 1 * kSec, m);
   VmView stepped = Vm("a", 16 * kSec, -480, false, 1);
-  stepped.guest = g;
+  stepped.guest = std::make_shared<const GuestStatusObservation>(g);
   EXPECT_TRUE(Decide(Snap({stepped}), p, {}, 16 * kSec, m).empty());  // armed at 16 s
   stepped.last_sample->host_mono_ns = 31 * kSec;
   EXPECT_TRUE(Decide(Snap({stepped}), p, {}, 31 * kSec, m).empty());
@@ -219,9 +219,9 @@ TEST(RemediationPolicy, GuestDaemonReportingSyncGetsItsGrace) {
   // An unsynchronised daemon is not fixing it: no grace.
   Memory m2;
   g.status.state = scoring::SyncState::kUnsynchronised;
-  v.guest = g;
+  v.guest = std::make_shared<const GuestStatusObservation>(g);
   stepped = Vm("a", 16 * kSec, -480, false, 1);
-  stepped.guest = g;
+  stepped.guest = std::make_shared<const GuestStatusObservation>(g);
   Decide(Snap({v}), p, {}, 1 * kSec, m2);
   EXPECT_EQ(Decide(Snap({stepped}), p, {}, 16 * kSec, m2).size(), 1u);
 }
