@@ -109,8 +109,8 @@ def memory(pid):
 
 
 class Exporter:
-    def __init__(self, binary, web_config=None):
-        args = [binary, "--web.listen-address", "127.0.0.1:0", *BASE_ARGS]
+    def __init__(self, binary, web_config=None, extra=()):
+        args = [binary, "--web.listen-address", "127.0.0.1:0", *BASE_ARGS, *extra]
         if web_config:
             args += ["--web.config.file", web_config]
         self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -130,9 +130,9 @@ class Exporter:
         self.p.wait(timeout=10)
 
 
-def get(port, path, tls=False, auth=None, gzip=False):
+def get(port, path, tls=False, auth=None, gzip=False, method="GET"):
     scheme = "https" if tls else "http"
-    req = urllib.request.Request(f"{scheme}://127.0.0.1:{port}{path}")
+    req = urllib.request.Request(f"{scheme}://127.0.0.1:{port}{path}", method=method)
     if auth:
         req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
     if gzip:
@@ -225,7 +225,7 @@ STACK_CASES = [
     ("/ (status page)", [("/", False)]),
     ("/api/v1/targets", [("/api/v1/targets", False)]),
     ("/api/v1/events", [("/api/v1/events", False)]),
-    ("431 (16,000-byte header)", "big"),
+    ("400 (16,000-byte header)", "big"),
 ]
 ALL_PATHS = [("/metrics", True), ("/metrics", False), ("/", False), ("/api/v1/targets", False),
              ("/api/v1/events", False)]
@@ -235,23 +235,32 @@ def stack_figures(binary, tmp):
     """[(case, max depth, median depth)] in bytes, one process per case."""
     cases = list(STACK_CASES)
     webs = make_web_configs(tmp)
-    cases += [("basic auth (bcrypt cost 10), every endpoint", ALL_PATHS),
+    config = os.path.join(tmp, "config.yml")
+    with open(config, "w") as f:
+        f.write("libvirt:\n  uri: qemu:///system\n  samples: 3\nchrony:\n"
+                "  address: unix:///run/chrony/chronyd.sock\nntp:\n"
+                "  servers: [127.0.0.1:123, \"[::1]:1123\"]\n"
+                "web:\n  allowed_hosts: [127.0.0.1, localhost]\n")
+    cases += [("POST /-/reload (config file re-read)", [("/-/reload", "POST")]),
+              ("basic auth (bcrypt cost 10), every endpoint", ALL_PATHS),
               ("TLS, every endpoint", ALL_PATHS),
               ("TLS + basic auth, every endpoint", ALL_PATHS)]
     out = []
     for name, requests in cases:
         tls, auth = "TLS" in name, "auth" in name
         web = webs.get((tls, auth))
-        e = Exporter(binary, web)
+        reload = name.startswith("POST")
+        e = Exporter(binary, web, ["--web.enable-lifecycle", "--config.file", config]
+                     if reload else [])
         try:
             if requests == "big":
                 for s in open_slow(e.port, 3, b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 16000):
                     s.close()
             else:
                 for _ in range(3):
-                    for path, gzip in requests:
+                    for path, how in requests:
                         get(e.port, path, tls=tls, auth="bench:bench" if auth else None,
-                            gzip=gzip)
+                            gzip=how is True, method="POST" if how == "POST" else "GET")
             m = memory(e.p.pid)
             out.append((name, m["depths"][-1], m["depths"][len(m["depths"]) // 2]))
         finally:
