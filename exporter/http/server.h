@@ -56,7 +56,7 @@ inline constexpr int kKeepAliveTimeoutMs = 5000;  // idle wait for the next requ
 // Request line plus headers, in bytes (civetweb's max_request_size: each
 // worker's request buffer). A longer head is answered 400 with a body naming
 // this limit (civetweb 1.15 cannot tell it from a malformed head, so no 431).
-// nginx's header buffer size; a Prometheus scrape's head is about 300 bytes.
+// nginx's header buffer size; a Prometheus scrape's head is about 360 bytes.
 inline constexpr int kMaxRequestHeadBytes = 8192;
 
 class HttpServer {
