@@ -41,7 +41,9 @@ add_library(vmtime_civetweb STATIC
 add_library(vmtime::civetweb ALIAS vmtime_civetweb)
 # Third-party code: compiled with its own warnings off, not with the
 # project's -Wall -Wextra -Werror.
-set_target_properties(vmtime_civetweb PROPERTIES COMPILE_OPTIONS "-w;-fconserve-stack")
+# -fconserve-stack is GCC's (clang has no such flag): civetweb.c only, with gcc.
+set_target_properties(vmtime_civetweb PROPERTIES COMPILE_OPTIONS
+                      "-w;$<$<COMPILE_LANG_AND_ID:C,GNU>:-fconserve-stack>")
 target_compile_definitions(vmtime_civetweb PRIVATE
                            OPENSSL_API_3_0 NO_SSL_DL USE_IPV6 NO_CGI NO_FILES
                            USE_STACK_SIZE=262144)
