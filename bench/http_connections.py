@@ -2,7 +2,8 @@
 """Memory and scrape latency of the HTTP server, idle and with slow connections.
 
 For each --exporter binary (give two to compare builds in one run), starts
-the exporter (timex collector only) on 127.0.0.1 and reports:
+the exporter (timex collector only; with --libvirt URI also the libvirt
+collector) on 127.0.0.1 and reports:
 
 - idle after 20 scrapes: RSS, threads, VSZ, and where the RSS is: worker
   thread stacks (touched pages of the civetweb workers' stack mappings),
@@ -20,7 +21,7 @@ Loopback only; about 30 s per binary. Reads /proc/PID/task/*/syscall and
 pagemap: run as the exporter's user or root.
 
 Usage: bench/http_connections.py [--exporter build/exporter/vmtime_exporter]...
-                                 [--connections 300] [--no-stack]
+                                 [--connections 300] [--no-stack] [--libvirt URI]
 """
 import argparse
 import base64
@@ -108,9 +109,16 @@ def memory(pid):
                 workers=len(stacks), stack_size=stack_size)
 
 
+LIBVIRT_URI = None  # --libvirt: run the libvirt collector on this URI too
+
+
 class Exporter:
     def __init__(self, binary, web_config=None, extra=()):
-        args = [binary, "--web.listen-address", "127.0.0.1:0", *BASE_ARGS, *extra]
+        base = BASE_ARGS
+        if LIBVIRT_URI:
+            base = [a for a in BASE_ARGS if a != "--no-collector.libvirt"]
+            base += ["--libvirt.uri", LIBVIRT_URI]
+        args = [binary, "--web.listen-address", "127.0.0.1:0", *base, *extra]
         if web_config:
             args += ["--web.config.file", web_config]
         self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -275,7 +283,12 @@ def main():
                          "build/exporter/vmtime_exporter")
     ap.add_argument("--connections", type=int, default=300)
     ap.add_argument("--no-stack", action="store_true", help="skip the stack high-water cases")
+    ap.add_argument("--libvirt", metavar="URI",
+                    help="also run the libvirt collector on URI (e.g. test:///default): "
+                         "libvirt's own initialisation is then part of the figures")
     args = ap.parse_args()
+    global LIBVIRT_URI
+    LIBVIRT_URI = args.libvirt
     binaries = args.exporter or ["build/exporter/vmtime_exporter"]
     n = args.connections
     results = collections.OrderedDict()
