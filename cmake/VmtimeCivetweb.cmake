@@ -11,8 +11,13 @@
 #   NO_SSL_DL        libssl/libcrypto linked, never dlopen'ed
 #   USE_IPV6         "[::1]:9958" listen addresses
 #   NO_CGI, NO_FILES no CGI, no file serving: every request goes to a handler
-#   USE_STACK_SIZE   512 KiB worker stacks instead of the 8 MiB default
-#                    (the server runs hundreds of workers, see HttpServer)
+#   USE_STACK_SIZE   256 KiB worker stacks instead of the 8 MiB default
+#                    (the server runs hundreds of workers, see HttpServer;
+#                    the deepest request path measured touches 24 KiB)
+# and -fconserve-stack: without it GCC inlines rarely used helpers (static
+# files, SSI, error pages) into handle_request, a 16 KiB frame on every
+# request whose pages stay resident in each of the 512 workers; with it the
+# frame is 4.4 KiB (docs/performance.md, "HTTP connections").
 set(VMTIME_CIVETWEB_SOURCE_DIR "/usr/local/src/vmtime-exporter/civetweb-1.15+dfsg"
     CACHE PATH "civetweb 1.15 source tree (Debian source package, fetched by scripts/setup)")
 
@@ -36,10 +41,12 @@ add_library(vmtime_civetweb STATIC
 add_library(vmtime::civetweb ALIAS vmtime_civetweb)
 # Third-party code: compiled with its own warnings off, not with the
 # project's -Wall -Wextra -Werror.
-set_target_properties(vmtime_civetweb PROPERTIES COMPILE_OPTIONS "-w")
+# -fconserve-stack is GCC's (clang has no such flag): civetweb.c only, with gcc.
+set_target_properties(vmtime_civetweb PROPERTIES COMPILE_OPTIONS
+                      "-w;$<$<COMPILE_LANG_AND_ID:C,GNU>:-fconserve-stack>")
 target_compile_definitions(vmtime_civetweb PRIVATE
                            OPENSSL_API_3_0 NO_SSL_DL USE_IPV6 NO_CGI NO_FILES
-                           USE_STACK_SIZE=524288)
+                           USE_STACK_SIZE=262144)
 target_include_directories(vmtime_civetweb SYSTEM PUBLIC ${VMTIME_CIVETWEB_SOURCE_DIR}/include)
 target_link_libraries(vmtime_civetweb PUBLIC OpenSSL::SSL OpenSSL::Crypto Threads::Threads
                       ${CMAKE_DL_LIBS})

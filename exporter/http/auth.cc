@@ -2,11 +2,12 @@
 
 #include <crypt.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
+#include <sys/random.h>
 
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <memory>
 #include <random>
 
 namespace vmtime {
@@ -21,11 +22,21 @@ int Base64Value(char c) {
   return -1;
 }
 
+// The kernel's CSPRNG (getrandom(2)), not OpenSSL's RAND_bytes: an
+// Authenticator is built even without users, and RAND_bytes would
+// initialise libcrypto (up to 1.9 MiB more resident) whether TLS or auth is
+// configured or not (docs/performance.md, "HTTP connections").
 std::string RandomBytes(size_t n) {
   std::string out(n, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
-    std::random_device rd;  // OpenSSL without entropy: the kernel's source
-    for (char& c : out) c = static_cast<char>(rd() & 0xff);
+  size_t done = 0;
+  while (done < n) {
+    const ssize_t got = getrandom(out.data() + done, n - done, 0);
+    if (got <= 0) break;  // EINTR before any byte, or no getrandom (ENOSYS)
+    done += static_cast<size_t>(got);
+  }
+  if (done < n) {
+    std::random_device rd;  // glibc's random_device also reads the kernel's source
+    for (size_t i = done; i < n; ++i) out[i] = static_cast<char>(rd() & 0xff);
   }
   return out;
 }
@@ -123,8 +134,10 @@ std::optional<int> BcryptCost(std::string_view hash) {
 }
 
 std::string BcryptHash(const std::string& password, const std::string& hash_or_setting) {
-  crypt_data data{};
-  const char* out = crypt_r(password.c_str(), hash_or_setting.c_str(), &data);
+  // On the heap: crypt_data is 32 KiB, and on the stack every HTTP worker
+  // that ever checked a password would keep those pages resident.
+  auto data = std::make_unique<crypt_data>();
+  const char* out = crypt_r(password.c_str(), hash_or_setting.c_str(), data.get());
   // libcrypt returns a string starting with '*' on failure.
   if (out == nullptr || out[0] == '*') return {};
   return out;

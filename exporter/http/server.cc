@@ -83,12 +83,21 @@ class HttpServer::Handler final : public CivetHandler {
     // The status page has no scripts or images and one GET form to itself:
     // nothing may load, forms go only to this origin, nobody may frame it.
     const bool html = std::strncmp(type, "text/html", 9) == 0;
-    const std::string length_header =
-        length ? "Content-Length: " + std::to_string(*length) + "\r\n" : std::string();
-    mg_printf(conn,
-              "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s"
-              "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s%s\r\n",
-              status, reason, type, length_header.c_str(), html ? kHtmlSecurityHeaders : "", extra);
+    std::string head =
+        "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nContent-Type: " + type + "\r\n";
+    if (length) head += "Content-Length: " + std::to_string(*length) + "\r\n";
+    head += "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n";
+    if (html) head += kHtmlSecurityHeaders;
+    head += extra;
+    head += "\r\n";
+    WriteAll(conn, head);
+  }
+
+  // mg_write, not mg_printf: mg_printf formats into an 8 KiB array on the
+  // worker's stack, and every worker that ever answered would keep those
+  // pages resident (docs/performance.md, "HTTP connections").
+  static void WriteAll(mg_connection* conn, const std::string& bytes) {
+    mg_write(conn, bytes.data(), bytes.size());
   }
 
   static void Send(mg_connection* conn, int status, const char* reason, const char* type,
@@ -240,6 +249,7 @@ std::vector<std::string> ServerOptions(const std::string& ports) {
           "listen_backlog",        std::to_string(kListenBacklog),
           "request_timeout_ms",    std::to_string(kRequestTimeoutMs),
           "keep_alive_timeout_ms", std::to_string(kKeepAliveTimeoutMs),
+          "max_request_size",      std::to_string(kMaxRequestHeadBytes),
           "enable_keep_alive",     "yes",
           "tcp_nodelay",           "1",
           "additional_header",     "X-Content-Type-Options: nosniff"};
@@ -257,15 +267,24 @@ CivetCallbacks ServerCallbacks() {
   };
   // civetweb's own error responses (malformed requests, 505, 413, ...)
   // echo parts of the request; answer with a fixed text instead.
-  callbacks.http_error = [](mg_connection* conn, int status, const char* /*msg*/) -> int {
+  callbacks.http_error = [](mg_connection* conn, int status, const char* msg) -> int {
     const char* reason = mg_get_response_code_text(conn, status);
-    const std::string body = std::to_string(status) + " " + reason + "\n";
-    mg_printf(conn,
-              "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-              "Content-Length: %zu\r\nCache-Control: no-store\r\n"
-              "X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n%s",
-              status, reason, body.size(), body.c_str());
-    return 0;  // handled
+    std::string body = std::to_string(status) + " " + reason;
+    if (status == 400 && msg != nullptr && std::strcmp(msg, "Malformed message") == 0) {
+      // civetweb 1.15 says this both for a head it cannot parse and for one
+      // that does not fit its request buffer (max_request_size).
+      body += ": malformed request head, or request line and headers over " +
+              std::to_string(kMaxRequestHeadBytes) + " bytes";
+    }
+    body += "\n";
+    const std::string response = "HTTP/1.1 " + std::to_string(status) + " " + reason +
+                                 "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
+                                 std::to_string(body.size()) +
+                                 "\r\nCache-Control: no-store\r\nX-Content-Type-Options: "
+                                 "nosniff\r\nConnection: close\r\n\r\n" +
+                                 body;
+    mg_write(conn, response.data(), response.size());  // not mg_printf: see WriteAll
+    return 0;                                          // handled
   };
   return callbacks;
 }

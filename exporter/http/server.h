@@ -53,6 +53,11 @@ inline constexpr int kConnectionQueue = 512;      // accepted, waiting for a wor
 inline constexpr int kListenBacklog = 1024;       // not yet accepted (kernel)
 inline constexpr int kRequestTimeoutMs = 5000;    // first request's header, and each write
 inline constexpr int kKeepAliveTimeoutMs = 5000;  // idle wait for the next request
+// Request line plus headers, in bytes (civetweb's max_request_size: each
+// worker's request buffer). A longer head is answered 400 with a body naming
+// this limit (civetweb 1.15 cannot tell it from a malformed head, so no 431).
+// nginx's header buffer size; a Prometheus scrape's head is about 360 bytes.
+inline constexpr int kMaxRequestHeadBytes = 8192;
 
 class HttpServer {
  public:
