@@ -44,6 +44,11 @@ std::vector<std::pair<size_t, size_t>> ChunkRanges(const std::vector<VmView>& vm
   return ranges;
 }
 
+// The heap bytes behind `s` (none while it fits in the string itself).
+size_t HeapBytes(const std::string& s) {
+  return s.capacity() > std::string().capacity() ? s.capacity() + 1 : 0;
+}
+
 }  // namespace
 
 // One raw-deflate stream state, reset for every piece.
@@ -155,6 +160,20 @@ Status GzipBody::UpdateChunks(const Snapshot& s) {
     if (auto st = MakeChunk(s, vms, text, chunk); !st.ok()) return st;
   }
   return Status();
+}
+
+size_t GzipBody::retained_bytes() const {
+  size_t bytes = chunks_.capacity() * sizeof(Chunk);
+  for (const Chunk& c : chunks_) {
+    bytes += HeapBytes(c.key) + c.pieces.capacity() * sizeof(Piece);
+    for (const Piece& p : c.pieces) bytes += HeapBytes(p.deflated);
+  }
+  // One node per entry (next pointer, the pair, the cached hash) and the buckets.
+  bytes += index_.bucket_count() * sizeof(void*);
+  for (const auto& entry : index_) {
+    bytes += sizeof(void*) + sizeof(entry) + sizeof(size_t) + HeapBytes(entry.first);
+  }
+  return bytes;
 }
 
 Result<std::string> GzipBody::MakeBody(const Snapshot& s) {

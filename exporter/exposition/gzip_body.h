@@ -63,6 +63,11 @@ class GzipBody {
   // compressed (not reused).
   size_t chunks() const { return chunks_.size(); }
   size_t chunks_made() const { return chunks_made_; }
+  // Heap bytes this object keeps between makes (chunk table, pieces, what
+  // decides reuse, the uuid index; payload sizes, without malloc's own
+  // overhead and without zlib's fixed deflate state of about 260 kB):
+  // what the body costs in memory at a fleet size (tests, benchmarks).
+  size_t retained_bytes() const;
 
  private:
   struct Piece {
