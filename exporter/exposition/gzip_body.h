@@ -16,34 +16,37 @@
 //   length. Such pieces concatenate into one valid deflate stream.
 // - A chunk is reused while the digest of its VMs' exposition keys
 //   (vm_metrics.h AppendVmExpositionKey: name, uuid, each sample's family,
-//   label and value bits; concatenated into one scratch buffer reused from
-//   chunk to chunk) equals the digest it was made from. Only the 16-byte
-//   digest is kept per chunk, not the keys (about 410-580 bytes per VM,
-//   4-6 MB at 10,000 VMs: docs/performance.md).
-// The digest (KeyDigestOf) is 128 bits from two 64-bit chains over the key
-// in 16-byte blocks, each block folded (the high and low halves of a
-// 64x64->128-bit product, xored) with its chain's own two random words,
-// the chain's state rotated and multiplied by an odd constant (a
-// bijection) before the block's value is xored in, then the length and a
-// bijective finaliser. The four words are drawn from std::random_device
-// when the GzipBody is made, so no input can be prepared to collide. It
-// is not a cryptographic hash: treating it as a random function, two
-// different keys of a chunk get the same digest with probability 2^-128
-// per comparison; even taking one chain alone (2^-64), at 160 chunks
-// compared 4 times a second that is one collision in about 10^9 years.
-// A collision would leave that chunk's pieces stale: the gzip body would
-// carry the chunk's previous samples (still a valid gzip stream, and
-// different from RenderText) until a VM of the chunk changes again,
-// normally at its next sample, within one poll interval.
+//   label and value bits; built into one scratch buffer reused from chunk
+//   to chunk) equals the digest it was made from. Only the 16-byte digest
+//   is kept per chunk, not the keys (410-580 bytes per VM, 4-6 MB at 10,000
+//   VMs: docs/performance.md).
 // - The body is one gzip member: header, the host section (compressed every
 //   time, a few kB), then family by family its HELP/TYPE lines (when any
 //   chunk has a sample) and its pieces in chunk order, an empty final
-//   block, and the CRC (crc32_combine of the pieces') and length.
-// So the body decodes to exactly RenderText(snapshot) (tests compare;
-// barring a digest collision, above), and
-// a new snapshot costs the keys of every VM (a few ms at 10,000 VMs) plus
-// the render and compression of the changed chunks. Not thread safe: the
+//   block, and the CRC (crc32_combine of the pieces') and length. Its size
+//   is summed first, so it is allocated once, without slack.
+// So the body decodes to exactly RenderText(snapshot) (tests compare),
+// barring a digest collision (below), and a new snapshot costs the keys of
+// every VM (a few ms at 10,000 VMs) and their digests (0.65 ms) plus the
+// render and compression of the changed chunks. Not thread safe: the
 // metrics cache calls it under its own lock.
+//
+// The digest (KeyDigestOf) is 128 bits from two 64-bit chains over the key
+// in 16-byte blocks: each block is folded (the high and low halves of a
+// 64x64->128-bit product, xored) with its chain's own two random words and
+// xored into the chain's state, which is first rotated and multiplied by an
+// odd constant (a bijection, so a difference in one block is never undone
+// by equal blocks after it); then the length and a bijective finaliser. The
+// four words come from std::random_device when the GzipBody is made and
+// never leave the process, so keys cannot be chosen to collide. It is not a
+// cryptographic hash: treating it as a random function, two different keys
+// of a chunk get the same digest with probability 2^-128 per comparison;
+// even counting one chain alone (2^-64), at 160 chunks compared 4 times a
+// second that is one collision in about 10^9 years. A collision would leave
+// that chunk's pieces stale: the gzip body would carry the chunk's previous
+// samples (still a valid gzip stream, but no longer RenderText's bytes)
+// until a VM of the chunk changes again, normally at its next sample,
+// within one poll interval.
 #pragma once
 
 #include <array>
