@@ -30,12 +30,14 @@
 // Each reports time per op, per VM (counter "per_vm", seconds) and the size of
 // its output ("bytes", "bytes_per_vm"; families count "series").
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 #include <prometheus/text_serializer.h>
 #include <time.h>
 
 #include <algorithm>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "bench/fleet.h"
 #include "exporter/exposition/gzip_body.h"
@@ -258,14 +260,39 @@ BENCHMARK(BM_PublishCycle)
 
 // The fixed part of a new snapshot's gzip body: GzipBody::Make of a
 // snapshot in which nothing changed (keys of every VM, compare, assemble),
-// and the exposition keys alone.
+// with the heap bytes the GzipBody keeps between makes (retained_bytes,
+// retained_per_vm; malloc_kept_bytes: the same by malloc's count) and the size and allocation of
+// the body it returns (body_bytes, body_capacity), the exposition keys alone, and their digest
+// alone (BM_KeyDigest). Bytes malloc has handed out and not had back (all arenas, mmapped blocks
+// included).
+size_t HeapInUseBytes() {
+  const struct mallinfo2 info = mallinfo2();
+  return info.uordblks + info.hblkhd;
+}
+
 void BM_GzipBodyUnchanged(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
   auto snap = FleetSnapshot(n);
+  const size_t heap_before = HeapInUseBytes();
   exposition::GzipBody body(exposition::kGzipLevel);
   if (!body.Make(*snap).ok()) state.SkipWithError("gzip failed");
-  for (auto _ : state) benchmark::DoNotOptimize(body.Make(*snap));
+  size_t body_bytes = 0, body_capacity = 0;
+  for (auto _ : state) {
+    auto made = body.Make(*snap);
+    if (made.ok()) body_bytes = made->size(), body_capacity = made->capacity();
+    benchmark::DoNotOptimize(made);
+  }
   Report(state, n, 0);
+  // The body as made (kept by the metrics cache as it is) and its allocation.
+  state.counters["body_bytes"] = static_cast<double>(body_bytes);
+  state.counters["body_capacity"] = static_cast<double>(body_capacity);
+  // What the body keeps between makes (GzipBody::retained_bytes).
+  state.counters["retained_bytes"] = static_cast<double>(body.retained_bytes());
+  state.counters["retained_per_vm"] = static_cast<double>(body.retained_bytes()) / n;
+  // The same by malloc's count (no body returned is alive here): with
+  // malloc's per-block overhead and zlib's deflate state.
+  state.counters["malloc_kept_bytes"] =
+      static_cast<double>(HeapInUseBytes()) - static_cast<double>(heap_before);
 }
 BENCHMARK(BM_GzipBodyUnchanged)->Arg(10'000)->Unit(benchmark::kMillisecond);
 
@@ -283,6 +310,27 @@ void BM_ExpositionKeys(benchmark::State& state) {
   Report(state, n, key.size() * static_cast<size_t>(n));
 }
 BENCHMARK(BM_ExpositionKeys)->Arg(10'000)->Unit(benchmark::kMillisecond);
+
+// The digest that decides a chunk's reuse (GzipBody::KeyDigestOf) of the
+// keys of every VM, in chunks of kChunkVms VMs: what the digest adds to
+// every make beyond BM_ExpositionKeys.
+void BM_KeyDigest(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  auto snap = FleetSnapshot(n);
+  std::vector<std::string> chunks;
+  for (size_t i = 0; i < snap->vms.size(); ++i) {
+    if (i % exposition::GzipBody::kChunkVms == 0) chunks.emplace_back(1, '\1');
+    exposition::AppendVmExpositionKey(snap->vms[i], true, chunks.back());
+  }
+  size_t bytes = 0;
+  for (const std::string& c : chunks) bytes += c.size();
+  const exposition::GzipBody body(exposition::kGzipLevel);
+  for (auto _ : state) {
+    for (const std::string& c : chunks) benchmark::DoNotOptimize(body.KeyDigestOf(c));
+  }
+  Report(state, n, bytes);
+}
+BENCHMARK(BM_KeyDigest)->Arg(10'000)->Unit(benchmark::kMillisecond);
 
 void BM_RenderJson(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));

@@ -4,7 +4,11 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cstring>
 #include <functional>
+#include <random>
 #include <span>
 #include <string_view>
 #include <utility>
@@ -22,6 +26,9 @@ std::string GzipHeader(int level) {
   const char xfl = level == 1 ? 4 : (level == 9 ? 2 : 0);
   return std::string{'\x1f', '\x8b', '\x08', '\0', '\0', '\0', '\0', '\0', xfl, '\x03'};
 }
+
+// The empty final block (2 bytes), CRC-32 and ISIZE (4 bytes each).
+constexpr size_t kTrailerBytes = 2 + 4 + 4;
 
 void AppendLe32(std::string& out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
@@ -42,6 +49,49 @@ std::vector<std::pair<size_t, size_t>> ChunkRanges(const std::vector<VmView>& vm
     begin = i;
   }
   return ranges;
+}
+
+// The 128-bit product of `x` and `y`, its halves xored.
+uint64_t Fold(uint64_t x, uint64_t y) {
+  const unsigned __int128 product = static_cast<unsigned __int128>(x) * y;
+  return static_cast<uint64_t>(product) ^ static_cast<uint64_t>(product >> 64);
+}
+
+uint64_t Load64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// A bijective avalanche of 64 bits (xorshift-multiply rounds).
+uint64_t Finalise(uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return h;
+}
+
+// The digest's random words: std::random_device (the kernel's getrandom on
+// Linux), or, if it cannot be read, the clock and an address mixed.
+std::array<uint64_t, 4> RandomSeed(const void* self) {
+  std::array<uint64_t, 4> seed{};
+  try {
+    std::random_device device;
+    for (uint64_t& word : seed) word = (uint64_t{device()} << 32) ^ device();
+  } catch (const std::exception&) {
+    uint64_t h =
+        static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+        reinterpret_cast<uintptr_t>(self);
+    for (uint64_t& word : seed) word = h = Finalise(h + 0x9e3779b97f4a7c15ULL);
+  }
+  return seed;
+}
+
+// The heap bytes behind `s` (none while it fits in the string itself).
+size_t HeapBytes(const std::string& s) {
+  return s.capacity() > std::string().capacity() ? s.capacity() + 1 : 0;
 }
 
 }  // namespace
@@ -95,8 +145,28 @@ class GzipBody::Deflater {
 GzipBody::GzipBody(int level, size_t chunk_vms)
     : level_(level),
       chunk_vms_(std::max<size_t>(chunk_vms, 1)),
+      seed_(RandomSeed(this)),
       deflater_(std::make_unique<Deflater>(level)) {}
 GzipBody::~GzipBody() = default;
+
+GzipBody::KeyDigest GzipBody::KeyDigestOf(std::string_view bytes) const {
+  // Two chains (see the header); the odd multipliers are the 64-bit golden
+  // ratio and a splitmix64 constant.
+  constexpr uint64_t kMulA = 0x9e3779b97f4a7c15ULL, kMulB = 0xbf58476d1ce4e5b9ULL;
+  uint64_t a = seed_[0], b = seed_[2];
+  const auto step = [&](uint64_t w0, uint64_t w1) {
+    a = (std::rotl(a, 23) * kMulA) ^ Fold(w0 ^ seed_[0], w1 ^ seed_[1]);
+    b = (std::rotl(b, 41) * kMulB) ^ Fold(w0 ^ seed_[2], w1 ^ seed_[3]);
+  };
+  const char* p = bytes.data();
+  size_t left = bytes.size();
+  for (; left >= 16; p += 16, left -= 16) step(Load64(p), Load64(p + 8));
+  char tail[16] = {};  // the last 0-15 bytes, zero-padded (the length tells them apart)
+  std::memcpy(tail, p, left);
+  step(Load64(tail), Load64(tail + 8));
+  const auto size = static_cast<uint64_t>(bytes.size());
+  return KeyDigest{Finalise(a ^ size), Finalise(b ^ std::rotl(size, 32))};
+}
 
 Result<std::string> GzipBody::Make(const Snapshot& s) {
   if (!deflater_->ok())
@@ -145,16 +215,32 @@ Status GzipBody::UpdateChunks(const Snapshot& s) {
     // twice; only the first of them is looked up (the other is made anew).
     index_.try_emplace(first, chunks_.size());
     const auto was = old_index.find(first);
-    if (was != old_index.end() && !old[was->second].pieces.empty() && old[was->second].key == key) {
+    const KeyDigest digest = KeyDigestOf(key);
+    if (was != old_index.end() && !old[was->second].pieces.empty() &&
+        old[was->second].digest == digest) {
       chunks_.push_back(std::move(old[was->second]));  // unchanged: reused as it is
       old[was->second].pieces.clear();
       continue;
     }
     Chunk& chunk = chunks_.emplace_back();
-    chunk.key = key;
+    chunk.digest = digest;
     if (auto st = MakeChunk(s, vms, text, chunk); !st.ok()) return st;
   }
   return Status();
+}
+
+size_t GzipBody::retained_bytes() const {
+  size_t bytes = chunks_.capacity() * sizeof(Chunk);
+  for (const Chunk& c : chunks_) {
+    bytes += c.pieces.capacity() * sizeof(Piece);
+    for (const Piece& p : c.pieces) bytes += HeapBytes(p.deflated);
+  }
+  // One node per entry (next pointer, the pair, the cached hash) and the buckets.
+  bytes += index_.bucket_count() * sizeof(void*);
+  for (const auto& entry : index_) {
+    bytes += sizeof(void*) + sizeof(entry) + sizeof(size_t) + HeapBytes(entry.first);
+  }
+  return bytes;
 }
 
 Result<std::string> GzipBody::MakeBody(const Snapshot& s) {
@@ -163,8 +249,34 @@ Result<std::string> GzipBody::MakeBody(const Snapshot& s) {
     index_.clear();
     return st.error();
   }
-  std::string out = GzipHeader(level_);
-  out.reserve(last_bytes_ + last_bytes_ / 16 + 4096);
+  // The host section (heads[0]) and the HELP/TYPE lines of each family with
+  // a sample (heads[1 + f]) are compressed first, so the body's exact size
+  // is known and it is allocated once, without slack: a body is kept until
+  // the next one (and beside it while requests send it).
+  const std::span<const VmFamily> families = VmFamilies();
+  std::vector<Piece> heads(1 + families.size());
+  std::string text;
+  AppendHostText(s, text);
+  if (auto st = deflater_->Compress(text, heads[0]); !st.ok()) return st.error();
+  const std::string header = GzipHeader(level_);
+  size_t size = header.size() + heads[0].deflated.size() + kTrailerBytes;
+  for (size_t f = 0; f < families.size(); ++f) {
+    if (!FamilyWanted(s, families[f])) continue;
+    size_t pieces = 0;
+    bool any = false;
+    for (const Chunk& c : chunks_) {
+      any = any || c.pieces[f].text_bytes > 0;
+      pieces += c.pieces[f].deflated.size();
+    }
+    if (!any) continue;  // no sample: no HELP/TYPE either (as RenderText)
+    text.clear();
+    AppendFamilyHeader(text, families[f].name, families[f].help, families[f].type);
+    if (auto st = deflater_->Compress(text, heads[1 + f]); !st.ok()) return st.error();
+    size += heads[1 + f].deflated.size() + pieces;
+  }
+  std::string out;
+  out.reserve(size);
+  out += header;
   uint32_t crc = 0;
   uint64_t total = 0;
   const auto add = [&](const Piece& p) {
@@ -172,28 +284,16 @@ Result<std::string> GzipBody::MakeBody(const Snapshot& s) {
     crc = static_cast<uint32_t>(crc32_combine(crc, p.crc, static_cast<z_off_t>(p.text_bytes)));
     total += p.text_bytes;
   };
-  std::string text;
-  Piece scratch;
-  AppendHostText(s, text);
-  if (auto st = deflater_->Compress(text, scratch); !st.ok()) return st.error();
-  add(scratch);
-  const std::span<const VmFamily> families = VmFamilies();
+  add(heads[0]);
   for (size_t f = 0; f < families.size(); ++f) {
-    if (!FamilyWanted(s, families[f])) continue;
-    bool any = false;
-    for (const Chunk& c : chunks_) any = any || c.pieces[f].text_bytes > 0;
-    if (!any) continue;  // no sample: no HELP/TYPE either (as RenderText)
-    text.clear();
-    AppendFamilyHeader(text, families[f].name, families[f].help, families[f].type);
-    if (auto st = deflater_->Compress(text, scratch); !st.ok()) return st.error();
-    add(scratch);
+    if (heads[1 + f].text_bytes == 0) continue;  // not wanted, or no sample
+    add(heads[1 + f]);
     for (const Chunk& c : chunks_) add(c.pieces[f]);
   }
   out += '\x03';  // an empty final block (fixed Huffman codes)
   out += '\0';
   AppendLe32(out, crc);
   AppendLe32(out, static_cast<uint32_t>(total));  // ISIZE: the length modulo 2^32
-  last_bytes_ = out.size();
   return out;
 }
 

@@ -14,25 +14,48 @@
 //   chunk's VMs are compressed on their own as raw deflate ending in a
 //   Z_SYNC_FLUSH (byte-aligned, no final block), with their CRC-32 and
 //   length. Such pieces concatenate into one valid deflate stream.
-// - A chunk is reused while the exposition key of every VM in it
+// - A chunk is reused while the digest of its VMs' exposition keys
 //   (vm_metrics.h AppendVmExpositionKey: name, uuid, each sample's family,
-//   label and value bits) is byte-equal to the one it was made from, so
-//   reuse is exact: a reused piece is the bytes the render would produce.
+//   label and value bits; built into one scratch buffer reused from chunk
+//   to chunk) equals the digest it was made from. Only the 16-byte digest
+//   is kept per chunk, not the keys (410-580 bytes per VM, 4-6 MB at 10,000
+//   VMs: docs/performance.md).
 // - The body is one gzip member: header, the host section (compressed every
 //   time, a few kB), then family by family its HELP/TYPE lines (when any
 //   chunk has a sample) and its pieces in chunk order, an empty final
-//   block, and the CRC (crc32_combine of the pieces') and length.
-// So the body decodes to exactly RenderText(snapshot) (tests compare), and
-// a new snapshot costs the keys of every VM (a few ms at 10,000 VMs) plus
-// the render and compression of the changed chunks. Not thread safe: the
+//   block, and the CRC (crc32_combine of the pieces') and length. Its size
+//   is summed first, so it is allocated once, without slack.
+// So the body decodes to exactly RenderText(snapshot) (tests compare),
+// barring a digest collision (below), and a new snapshot costs the keys of
+// every VM (a few ms at 10,000 VMs) and their digests (0.65 ms) plus the
+// render and compression of the changed chunks. Not thread safe: the
 // metrics cache calls it under its own lock.
+//
+// The digest (KeyDigestOf) is 128 bits from two 64-bit chains over the key
+// in 16-byte blocks: each block is folded (the high and low halves of a
+// 64x64->128-bit product, xored) with its chain's own two random words and
+// xored into the chain's state, which is first rotated and multiplied by an
+// odd constant (a bijection, so a difference in one block is never undone
+// by equal blocks after it); then the length and a bijective finaliser. The
+// four words come from std::random_device when the GzipBody is made and
+// never leave the process, so keys cannot be chosen to collide. It is not a
+// cryptographic hash: treating it as a random function, two different keys
+// of a chunk get the same digest with probability 2^-128 per comparison;
+// even counting one chain alone (2^-64), at 160 chunks compared 4 times a
+// second that is one collision in about 10^9 years. A collision would leave
+// that chunk's pieces stale: the gzip body would carry the chunk's previous
+// samples (still a valid gzip stream, but no longer RenderText's bytes)
+// until a VM of the chunk changes again, normally at its next sample,
+// within one poll interval.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -63,6 +86,20 @@ class GzipBody {
   // compressed (not reused).
   size_t chunks() const { return chunks_.size(); }
   size_t chunks_made() const { return chunks_made_; }
+  // Heap bytes this object keeps between makes (chunk table, pieces, what
+  // decides reuse, the uuid index; payload sizes, without malloc's own
+  // overhead and without zlib's fixed deflate state of about 260 kB):
+  // what the body costs in memory at a fleet size (tests, benchmarks).
+  size_t retained_bytes() const;
+
+  // What decides a chunk's reuse: the 128-bit digest of its key bytes
+  // (see the top of this file), seeded per GzipBody (tests).
+  struct KeyDigest {
+    uint64_t a = 0;
+    uint64_t b = 0;
+    bool operator==(const KeyDigest&) const = default;
+  };
+  KeyDigest KeyDigestOf(std::string_view bytes) const;
 
  private:
   struct Piece {
@@ -71,7 +108,7 @@ class GzipBody {
     size_t text_bytes = 0;
   };
   struct Chunk {
-    std::string key;            // the VMs' exposition keys, concatenated
+    KeyDigest digest;           // of the VMs' exposition keys, concatenated
     std::vector<Piece> pieces;  // one per per-VM family (VmFamilies order)
   };
   class Deflater;
@@ -84,11 +121,11 @@ class GzipBody {
 
   const int level_;
   const size_t chunk_vms_;
+  std::array<uint64_t, 4> seed_;  // the digest's random words (two per chain)
   std::unique_ptr<Deflater> deflater_;
   std::vector<Chunk> chunks_;                      // in VM order
   std::unordered_map<std::string, size_t> index_;  // first VM's uuid -> position in chunks_
   size_t chunks_made_ = 0;
-  size_t last_bytes_ = 0;  // reserve hint
 };
 
 }  // namespace vmtime::exposition

@@ -5,6 +5,11 @@
 //   component scores switched off, libvirt off, no VMs), the body always
 //   inflates to exactly RenderText of that snapshot, and only the chunks
 //   holding a changed VM are made anew;
+// - what decides reuse is a seeded 128-bit digest of the chunk's keys: it
+//   tells apart every one-bit change, length and block order of its
+//   input, and a change that keeps the key's length (one ulp, two VMs'
+//   values swapped) still remakes the chunk; the body keeps no per-VM
+//   bytes beyond its compressed pieces (retained_bytes);
 // - the cache's refresh thread makes the gzip body of each new snapshot
 //   once a gzip scrape was seen, and nothing before.
 #include "exporter/exposition/gzip_body.h"
@@ -12,7 +17,12 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
+#include <random>
+#include <set>
+#include <string>
 #include <thread>
+#include <utility>
 
 #include "bench/fleet.h"
 #include "exporter/exposition/metrics.h"
@@ -142,6 +152,87 @@ TEST(GzipBody, DuplicateUuidsStayCorrect) {
   MakeAndCheck(body, s, "duplicates");
   Resample(s, 150, 3);
   MakeAndCheck(body, s, "duplicates, one changed");
+}
+
+TEST(GzipBody, KeyDigestTellsApartOneBitChangesLengthsAndOrder) {
+  const exposition::GzipBody body(1);
+  std::mt19937_64 random(7);
+  std::string bytes(1000, '\0');
+  for (char& c : bytes) c = static_cast<char>(random());
+  const auto digest = [&](std::string_view b) {
+    const auto d = body.KeyDigestOf(b);
+    return std::pair(d.a, d.b);
+  };
+  EXPECT_EQ(digest(bytes), digest(std::string(bytes)));  // a function of the bytes only
+
+  std::set<std::pair<uint64_t, uint64_t>> seen{digest(bytes)};
+  for (size_t bit = 0; bit < 8 * bytes.size(); ++bit) {
+    std::string flipped = bytes;
+    flipped[bit / 8] = static_cast<char>(flipped[bit / 8] ^ (1 << (bit % 8)));
+    EXPECT_TRUE(seen.insert(digest(flipped)).second) << "bit " << bit;
+  }
+  // Zero bytes of every length up to three blocks: the padding of the last
+  // block must not hide the length.
+  for (size_t n = 0; n <= 48; ++n) {
+    EXPECT_TRUE(seen.insert(digest(std::string(n, '\0'))).second) << n << " zero bytes";
+  }
+  // The same blocks in another order (a chain, not a sum of blocks).
+  std::string swapped = bytes;
+  std::swap_ranges(swapped.begin(), swapped.begin() + 16, swapped.begin() + 16);
+  EXPECT_NE(digest(swapped), digest(bytes));
+  std::string rotated = bytes.substr(16, 64 * 16) + bytes.substr(0, 16);
+  rotated += bytes.substr(rotated.size());
+  EXPECT_NE(digest(rotated), digest(bytes));
+
+  // Seeded per body: another body digests the same bytes differently.
+  const exposition::GzipBody other(1);
+  const auto d = other.KeyDigestOf(bytes);
+  EXPECT_NE(std::pair(d.a, d.b), digest(bytes));
+}
+
+TEST(GzipBody, ChangesThatKeepTheKeyLengthRemakeTheChunk) {
+  exposition::GzipBody body(1);
+  Snapshot s = Fleet(1000);
+  MakeAndCheck(body, s, "first");
+  EXPECT_EQ(MakeAndCheck(body, s, "unchanged"), 0u);
+
+  // One ulp: the key's bytes differ in one bit of one value.
+  double& offset = s.vms[321].last_sample->offset_s;
+  offset = std::nextafter(offset, 1e9);
+  EXPECT_EQ(MakeAndCheck(body, s, "one ulp"), 1u);
+  EXPECT_EQ(MakeAndCheck(body, s, "unchanged after one ulp"), 0u);
+
+  // Two neighbours' offsets swapped: the same bytes in the chunk's key, in
+  // another order.
+  ASSERT_NE(s.vms[600].last_sample->offset_s, s.vms[601].last_sample->offset_s);
+  std::swap(s.vms[600].last_sample->offset_s, s.vms[601].last_sample->offset_s);
+  const size_t swapped = MakeAndCheck(body, s, "swapped");
+  EXPECT_GE(swapped, 1u);
+  EXPECT_LE(swapped, 2u);
+
+  // The same change made twice in a row is made once, then reused.
+  Resample(s, 900, 0.5);
+  EXPECT_EQ(MakeAndCheck(body, s, "resampled"), 1u);
+  EXPECT_EQ(MakeAndCheck(body, s, "resampled, again"), 0u);
+}
+
+TEST(GzipBody, KeepsNoPerVmBytesBeyondItsPieces) {
+  exposition::GzipBody body(1);
+  const Snapshot s = Fleet(2000);
+  auto packed = body.Make(s);
+  ASSERT_TRUE(packed.ok());
+  // The pieces are the body less its host section and HELP/TYPE lines, so
+  // they are most of it; beyond them a chunk costs its table entries (one
+  // piece record per family, its digest, the uuid index), not its VMs'
+  // keys (about 400 bytes per VM, 800 kB here).
+  EXPECT_GE(body.retained_bytes(), packed->size() / 2);
+  EXPECT_LE(body.retained_bytes(), packed->size() + body.chunks() * 2048);
+  // The returned body is allocated at its size.
+  EXPECT_EQ(packed->capacity(), packed->size());
+  auto again = body.Make(s);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->capacity(), again->size());
+  EXPECT_TRUE(*again == *packed);
 }
 
 TEST(GzipBody, RefusesABadLevel) {
