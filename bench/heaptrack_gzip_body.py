@@ -17,6 +17,8 @@ Usage: bench/heaptrack_gzip_body.py --exporter build/exporter/vmtime_exporter
 import argparse
 import collections
 import gzip
+import importlib.machinery
+import importlib.util
 import os
 import re
 import signal
@@ -29,13 +31,13 @@ import urllib.request
 
 
 def write_node_xml(path, n):
-    with open(path, "w") as f:
-        f.write("<node>\n")
-        for i in range(n):
-            f.write(f"  <domain type='test'><name>measure-{i:05d}</name>"
-                    f"<uuid>{i:08x}-3ea5-4e00-8000-{i:012x}</uuid><memory>65536</memory>"
-                    "<os><type>hvm</type></os></domain>\n")
-        f.write("</node>\n")
+    """The node document scripts/measure generates (one definition of it)."""
+    loader = importlib.machinery.SourceFileLoader(
+        "vmtime_measure", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "measure"))
+    spec = importlib.util.spec_from_loader("vmtime_measure", loader)
+    measure = importlib.util.module_from_spec(spec)
+    loader.exec_module(measure)
+    measure.write_node_xml(path, n)
 
 
 def scrape(port):
