@@ -2,6 +2,7 @@
 #include "exporter/events/differ.h"
 
 #include <algorithm>
+#include <set>
 #include <utility>
 
 namespace vmtime {
@@ -43,15 +44,15 @@ bool Settled(const VmView& vm, int samples_seen) {
   return vm.score.drift.has_value() || samples_seen >= kSettleSamples;
 }
 
-std::set<int> ReasonsOf(const VmView& vm, ReasonInput input) {
-  std::set<int> out;
+ReasonSet ReasonsOf(const VmView& vm, ReasonInput input) {
+  ReasonSet out;
   for (Reason r : vm.score.reasons) {
     if (InputOf(r) == input) out.insert(static_cast<int>(r));
   }
   return out;
 }
 
-json ReasonNames(const std::set<int>& reasons) {
+json ReasonNames(const ReasonSet& reasons) {
   json out = json::array();
   for (int r : reasons) out.push_back(std::string(scoring::ReasonName(static_cast<Reason>(r))));
   return out;
@@ -89,7 +90,7 @@ json VmStateJson(const VmView& vm) {
   json j = json::object();
   j["state"] = DomainStateName(vm.state);
   j["agent"] = !vm.agent_attempted ? "not_attempted" : vm.agent_up ? "up" : "down";
-  std::set<int> all;
+  ReasonSet all;
   for (Reason r : vm.score.reasons) all.insert(static_cast<int>(r));
   j["reasons"] = ReasonNames(all);
   j["guest"] = GuestJson(vm);
@@ -180,8 +181,8 @@ class VmDiff {
   // remembered and the new observation; absorbed when newly known.
   void Reasons(DifferState::Vm& mem, ReasonInput input, bool known_before, bool known_now) {
     if (!known_now) return;  // keep the last known reasons of this input
-    const std::set<int> now = ReasonsOf(vm_, input);
-    std::set<int> before;
+    const ReasonSet now = ReasonsOf(vm_, input);
+    ReasonSet before;
     for (int r : mem.reasons) {
       if (InputOf(static_cast<Reason>(r)) == input) before.insert(r);
     }
