@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace vmtime {
@@ -33,6 +34,11 @@ void MemoryTrimmer::Poke() {
   cv_.notify_all();
 }
 
+bool MemoryTrimmer::pending() const {
+  std::lock_guard lock(mu_);
+  return pending_;
+}
+
 uint64_t MemoryTrimmer::trims() const {
   std::lock_guard lock(mu_);
   return trims_;
@@ -53,14 +59,25 @@ void MemoryTrimmer::DefaultTrim() {
 void MemoryTrimmer::Loop() {
   std::unique_lock lock(mu_);
   while (true) {
-    cv_.wait(lock, [&] { return poked_ || stop_; });
+    if (pending_) {
+      // A trim is owed but the previous one is too recent: look again when
+      // it is due (host monotonic, re-read at least every second).
+      const int64_t due_in_ns = last_trim_mono_ns_ + min_interval_ns_ - clock_.MonotonicNs();
+      const auto wait =
+          std::chrono::nanoseconds(std::clamp<int64_t>(due_in_ns, 1'000'000, 1'000'000'000));
+      cv_.wait_for(lock, wait, [&] { return poked_ || stop_; });
+    } else {
+      cv_.wait(lock, [&] { return poked_ || stop_; });
+    }
     if (stop_) return;
+    if (poked_) pending_ = true;
     poked_ = false;
     const int64_t now = clock_.MonotonicNs();
     if (trimmed_once_ && now - last_trim_mono_ns_ < min_interval_ns_) {
-      cv_.notify_all();  // WaitQuiet
+      cv_.notify_all();  // WaitQuiet: looked at, still owed
       continue;
     }
+    pending_ = false;
     trimmed_once_ = true;
     last_trim_mono_ns_ = now;
     busy_ = true;

@@ -9,8 +9,9 @@
 // from 99 to 79 MiB (docs/performance.md, "Memory at 10,000 VMs").
 // Poke() is called after each publish and only wakes the trimmer's own
 // thread, which calls the trim function when the previous trim is at least
-// `min_interval_ns` ago (host monotonic): a steady 10,000-VM exporter trims
-// once per interval, an idle one only when something was published.
+// `min_interval_ns` ago (host monotonic), else as soon as it is: a steady
+// 10,000-VM exporter trims once per interval, an idle one once after the
+// last publish (a reload that dropped thousands of VMs included).
 #pragma once
 
 #include <condition_variable>
@@ -38,8 +39,9 @@ class MemoryTrimmer {
 
   // Something was freed (never blocks on a trim in progress).
   void Poke();
-  // Trims done so far (tests).
+  // Trims done so far, and whether one is owed (poked within the interval).
   uint64_t trims() const;
+  bool pending() const;
   // Blocks until no poke is waiting to be looked at, or `timeout_ms` passed
   // (tests).
   bool WaitQuiet(int timeout_ms) const;
@@ -55,6 +57,7 @@ class MemoryTrimmer {
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   bool poked_ = false;
+  bool pending_ = false;  // poked since the last trim
   bool busy_ = false;
   bool stop_ = false;
   bool trimmed_once_ = false;

@@ -26,14 +26,24 @@ SampleHistory::Packed SampleHistory::Pack(const scoring::ClockSample& s) {
   Packed p{};
   p.host_mono_ns = s.host_mono_ns;
   p.guest_real_ns = s.guest_real_ns;
-  p.offset_ns = ToNs(s.offset_s);
+  // The collector's offset is exactly guest - host realtime in integer ns;
+  // keep that difference when it is what offset_s says (also for offsets
+  // beyond 2^52 ns, where rounding offset_s would not give it back), else
+  // offset_s rounded to the ns.
+  int64_t diff = 0;
+  if (!__builtin_sub_overflow(s.guest_real_ns, s.host_real_ns, &diff) &&
+      static_cast<double>(diff) / 1e9 == s.offset_s) {
+    p.offset_ns = diff;
+  } else {
+    p.offset_ns = ToNs(s.offset_s);
+  }
   const int64_t unc_ns = std::max<int64_t>(0, ToNs(s.uncertainty_s));
   uint32_t unc = 0;
   if (unc_ns <= static_cast<int64_t>(kValueMask)) {
     unc = static_cast<uint32_t>(unc_ns);
   } else {
     // Microseconds, rounded up: never less uncertain than measured.
-    const int64_t us = std::min<int64_t>((unc_ns + 999) / 1000, kValueMask);
+    const int64_t us = std::min<int64_t>(unc_ns / 1000 + (unc_ns % 1000 != 0 ? 1 : 0), kValueMask);
     unc = kMicrosecondsBit | static_cast<uint32_t>(us);
   }
   if (s.after_interruption) unc |= kInterruptedBit;
@@ -45,7 +55,10 @@ scoring::ClockSample SampleHistory::Unpack(const Packed& p) {
   scoring::ClockSample s;
   s.host_mono_ns = p.host_mono_ns;
   s.guest_real_ns = p.guest_real_ns;
-  s.host_real_ns = p.guest_real_ns - p.offset_ns;
+  if (__builtin_sub_overflow(p.guest_real_ns, p.offset_ns, &s.host_real_ns)) {
+    s.host_real_ns =
+        p.offset_ns > 0 ? std::numeric_limits<int64_t>::min() : std::numeric_limits<int64_t>::max();
+  }
   s.offset_s = static_cast<double>(p.offset_ns) / 1e9;
   const uint32_t u = p.uncertainty_and_flags;
   const auto value = static_cast<double>(u & kValueMask);

@@ -5,9 +5,12 @@
 // VMs"): as scoring::ClockSample (48 bytes) it was 30 MB. Here a sample
 // takes 28 bytes, without losing what the collector measured:
 // - host monotonic and guest realtime: int64 nanoseconds, as measured;
-// - the offset: int64 nanoseconds (guest - host realtime). The collector
-//   computes offset_s from integer nanoseconds (clock_bracket.cc), so
-//   offset_ns / 1e9 is the same double; host realtime is guest - offset;
+// - the offset: int64 nanoseconds, guest - host realtime as the collector
+//   computed it (clock_bracket.cc: offset_s is that difference / 1e9), so
+//   host realtime is guest - offset exactly and offset_ns / 1e9 is the same
+//   double (checked when packing, also for a guest clock decades off). A sample whose
+//   offset_s is not that difference (tests) keeps offset_s rounded to the ns;
+//   the store takes no sample with a non-finite offset or uncertainty;
 // - the uncertainty (half the bracket's round trip, integer nanoseconds for
 //   the collector) in 30 bits: nanoseconds up to 1.07 s, else microseconds
 //   up to 17.9 minutes, saturating; one bit says which;

@@ -3,6 +3,7 @@
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "exporter/config/libvirt_uri.h"
 #include "exporter/store/host_reference.h"
@@ -60,7 +61,11 @@ constexpr size_t kMaxGone = 10000;
 }  // namespace
 
 void Store::AddSample(VmState& vm, const scoring::ClockSample& sample, double rtt_s) {
+  // The collector makes both from integer nanoseconds; anything else is not
+  // a measurement and would mean something else once packed.
+  if (!std::isfinite(sample.offset_s) || !std::isfinite(sample.uncertainty_s)) return;
   scoring::ClockSample s = sample;
+  s.uncertainty_s = std::max(0.0, s.uncertainty_s);
   newest_mono_ns_ = std::max(newest_mono_ns_, s.host_mono_ns);
   if (!vm.samples.empty()) {
     const auto& prev = vm.samples.back();

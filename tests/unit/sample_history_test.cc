@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 namespace vmtime {
@@ -108,9 +109,29 @@ TEST(SampleHistoryTest, TheNewestIsExactWhateverMadeIt) {
   EXPECT_NEAR(out[0].uncertainty_s, a.uncertainty_s, 1e-9);
 }
 
-TEST(SampleHistoryTest, PackedSampleIs28Bytes) {
-  EXPECT_EQ(SampleHistory::kPackedBytes, 28u);
-  EXPECT_LT(SampleHistory::kPackedBytes, sizeof(ClockSample));
+TEST(SampleHistoryTest, AGuestClockDecadesOffRoundTripsExactly) {
+  // A guest booted with its clock at 1970 (no RTC): offsets beyond 2^52 ns,
+  // where offset_s rounded to the ns would not give the difference back.
+  const int64_t guest = 1'000'000'123;
+  SampleHistory h;
+  h.Push(Measured(1, kEpoch, guest, 300'000), 8);
+  h.Push(Measured(2, kEpoch + 15, guest + 15, 300'000), 8);
+  h.Push(Measured(3, kEpoch + 30, guest + 30, 300'000), 8);
+  std::vector<ClockSample> out;
+  h.Unpack(out);
+  ExpectSame(out[0], Measured(1, kEpoch, guest, 300'000));
+  ExpectSame(out[1], Measured(2, kEpoch + 15, guest + 15, 300'000));
+}
+
+TEST(SampleHistoryTest, AnInfiniteUncertaintySaturatesAtTheLargestNotBelowIt) {
+  ClockSample s = Measured(1, kEpoch, kEpoch, 0);
+  s.uncertainty_s = std::numeric_limits<double>::infinity();
+  SampleHistory h;
+  h.Push(s, 8);
+  h.Push(Measured(2, kEpoch, kEpoch, 0), 8);
+  std::vector<ClockSample> out;
+  h.Unpack(out);
+  EXPECT_NEAR(out[0].uncertainty_s, 1073.741823, 1e-9);  // not a wrapped small value
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "exporter/exposition/metrics.h"
 #include "scoring/types.h"
@@ -168,6 +169,52 @@ TEST(Store, CountsRemediationsPerVmFromTheFirstAttempt) {
   EXPECT_EQ((*counts)[static_cast<size_t>(RemediationResult::kOk)], 1u);
   EXPECT_EQ((*counts)[static_cast<size_t>(RemediationResult::kFailed)], 2u);
   EXPECT_EQ((*counts)[static_cast<size_t>(RemediationResult::kDryRun)], 0u);
+}
+
+}  // namespace
+}  // namespace vmtime
+
+namespace vmtime {
+namespace {
+
+// The drift fit's sample count of the only VM (history in the window).
+int DriftSamples(const Store& store, double now_s) {
+  auto snap = store.Build(static_cast<int64_t>(now_s * kS), 0);
+  if (snap->vms.size() != 1 || !snap->vms[0].score.drift) return 0;
+  return snap->vms[0].score.drift->samples;
+}
+
+TEST(Store, HistorySamplesFollowAReload) {
+  Config c = TestConfig();
+  c.history_samples = 12;
+  Store store(c);
+  for (int i = 1; i <= 20; ++i) store.Apply(Listed(15.0 * i, 0.001 * i));
+  EXPECT_EQ(DriftSamples(store, 300), 12);
+  c.history_samples = 6;  // reload: shorter
+  store.SetConfig(c);
+  EXPECT_EQ(DriftSamples(store, 300), 6);
+  store.Apply(Listed(315, 0.021));
+  EXPECT_EQ(DriftSamples(store, 315), 6);
+  c.history_samples = 10;  // reload: longer; the ring grows as samples come
+  store.SetConfig(c);
+  for (int i = 22; i <= 30; ++i) store.Apply(Listed(15.0 * i, 0.001 * i));
+  EXPECT_EQ(DriftSamples(store, 450), 10);
+}
+
+TEST(Store, ANonFiniteSampleIsNotKept) {
+  Store store(TestConfig());
+  for (int i = 1; i <= 10; ++i) store.Apply(Listed(15.0 * i, 0.001 * i));
+  const int before = DriftSamples(store, 150);
+  Observations bad = Listed(165, 0);
+  bad.libvirt->domains[0].sample->offset_s = std::numeric_limits<double>::quiet_NaN();
+  store.Apply(bad);
+  bad = Listed(180, 0);
+  bad.libvirt->domains[0].sample->uncertainty_s = std::numeric_limits<double>::infinity();
+  store.Apply(bad);
+  EXPECT_EQ(DriftSamples(store, 180), before);
+  auto snap = store.Build(180 * kS, 0);
+  ASSERT_TRUE(snap->vms[0].last_sample);
+  EXPECT_EQ(snap->vms[0].last_sample->host_mono_ns, 150 * kS);  // the last good one
 }
 
 }  // namespace
