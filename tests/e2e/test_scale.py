@@ -16,7 +16,8 @@ docs/scaling.md); the only time bound here is the start-up property, which
 is a property of the scheduler, not a benchmark. The libvirt collector's
 first run lists every domain and queues each for a sample; the agent workers
 sample them and every sample is published by a harvest within
-Poller::kHarvestGapNs (250 ms) of its arrival, not at the next poll
+the poller's harvest gap (250 ms, or 20 times the previous publish's cost, at
+most 2 s) of its arrival, not at the next poll
 (docs/libvirt.md, "Fresh data"). So every VM is exported with a sample one
 sampling round after the first list, and the round must not wait for the
 next poll. The test configures the libvirt interval to 60 s: long enough
