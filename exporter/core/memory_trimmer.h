@@ -3,7 +3,7 @@
 //
 // Every publish builds a new snapshot and drops an older one: at 10,000 VMs
 // that is about 10 MB of small allocations freed, several times per second,
-// in two malloc arenas (main sets M_ARENA_MAX 2). glibc returns memory to
+// in malloc's arena (main sets M_ARENA_MAX 1). glibc returns memory to
 // the kernel only from the top of a heap, so the freed blocks stayed
 // resident: measured on a 10,000-domain exporter, malloc_trim(0) took RSS
 // from 99 to 79 MiB (docs/performance.md, "Memory at 10,000 VMs").
