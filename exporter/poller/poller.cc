@@ -215,7 +215,7 @@ void Poller::HarvestLocked(const std::string& name, Slot& slot, int64_t now) {
     slot.schedule.WakeNow(now);  // no harvest path: run it out of turn
     return;
   }
-  next_harvest_mono_ns_ = now + HarvestGapNs(last_publish_cost_ns_);
+  next_harvest_mono_ns_ = now + HarvestGapNs(last_publish_cost_ns_, slot.schedule.interval_ns());
   if (!HasData(obs)) return;
   store_.Apply(obs);
   PublishLocked();
@@ -325,12 +325,13 @@ void Poller::Finish(const std::string& name, uint64_t generation, bool ok, const
   PublishLocked();
 }
 
-int64_t Poller::HarvestGapNs(int64_t publish_cost_ns) {
+int64_t Poller::HarvestGapNs(int64_t publish_cost_ns, int64_t interval_ns) {
+  const int64_t cap = std::clamp(std::max<int64_t>(0, interval_ns) / kIntervalFraction,
+                                 kHarvestGapNs, kMaxHarvestGapNs);
   if (publish_cost_ns <= 0) return kHarvestGapNs;
-  const int64_t scaled = publish_cost_ns > kMaxHarvestGapNs / kPublishCostFactor
-                             ? kMaxHarvestGapNs
-                             : publish_cost_ns * kPublishCostFactor;
-  return std::clamp(scaled, kHarvestGapNs, kMaxHarvestGapNs);
+  const int64_t scaled =
+      publish_cost_ns > cap / kPublishCostFactor ? cap : publish_cost_ns * kPublishCostFactor;
+  return std::clamp(scaled, kHarvestGapNs, cap);
 }
 
 void Poller::PublishLocked() {

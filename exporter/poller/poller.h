@@ -96,12 +96,18 @@ class Poller {
   // kPublishCostFactor times what the previous publish took (Store::Build
   // and the publish callback, wall time), so that harvest publishes cost at
   // most about 1/kPublishCostFactor of a core whatever the fleet's size; at
-  // most kMaxHarvestGapNs, which bounds how long a new sample waits.
+  // most kMaxHarvestGapNs and at most 1/kIntervalFraction of the harvested
+  // collector's interval (never below kHarvestGapNs), which bounds how long
+  // a new sample waits: the wait stays small against the freshness knot
+  // (whole intervals), so a slow publish on a starved machine cannot make a
+  // healthy VM's newest sample look stale.
   static constexpr int64_t kHarvestGapNs = 250'000'000;
   static constexpr int64_t kPublishCostFactor = 20;
   static constexpr int64_t kMaxHarvestGapNs = 2'000'000'000;
-  // The gap after a publish that took `publish_cost_ns`.
-  static int64_t HarvestGapNs(int64_t publish_cost_ns);
+  static constexpr int64_t kIntervalFraction = 8;
+  // The gap after a publish that took `publish_cost_ns`, for a collector
+  // whose interval is `interval_ns`.
+  static int64_t HarvestGapNs(int64_t publish_cost_ns, int64_t interval_ns);
   static constexpr std::chrono::milliseconds kStopGrace{1000};
 
  private:

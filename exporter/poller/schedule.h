@@ -39,6 +39,7 @@ class Schedule {
   bool in_flight() const { return in_flight_; }
   int64_t next_due() const { return next_due_; }
   int64_t deadline() const { return deadline_; }
+  int64_t interval_ns() const { return interval_ns_; }
   int retries_used() const { return retries_; }
 
   static constexpr int64_t kNever = INT64_MAX;

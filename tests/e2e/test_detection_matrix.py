@@ -264,6 +264,7 @@ class Obs:
     uncertainty: Optional[float]   # vmtime_vm_clock_offset_uncertainty_seconds
     daemon: Optional[str]          # vmtime_vm_guest_status_source{daemon}
     host_sync: Tuple[Tuple[str, float], ...]   # vmtime_host_synchronised{source} of that scrape
+    sample_ts: Optional[float] = None  # vmtime_vm_last_sample_timestamp_seconds
 
 
 def parse_scrape(text: str, t: float) -> Dict[str, Obs]:
@@ -284,7 +285,7 @@ def parse_scrape(text: str, t: float) -> Dict[str, Obs]:
             continue
         vm = vms.setdefault(dom, {"reasons": set(), "band": None, "score": None,
                                   "offset": None, "drift": None, "unc": None,
-                                  "daemon": None})
+                                  "daemon": None, "ts": None})
         if name == "vmtime_vm_health_reason" and float(value) == 1:
             vm["reasons"].add(labels.get("reason", "?"))
         elif name == "vmtime_vm_health_band":
@@ -299,9 +300,11 @@ def parse_scrape(text: str, t: float) -> Dict[str, Obs]:
             vm["drift"] = float(value)
         elif name == "vmtime_vm_guest_status_source" and float(value) == 1:
             vm["daemon"] = labels.get("daemon")
+        elif name == "vmtime_vm_last_sample_timestamp_seconds":
+            vm["ts"] = float(value)
     host_t = tuple(sorted(host))
     return {d: Obs(t, frozenset(v["reasons"]), v["band"], v["score"], v["offset"], v["drift"],
-                   v["unc"], v["daemon"], host_t) for d, v in vms.items()}
+                   v["unc"], v["daemon"], host_t, v["ts"]) for d, v in vms.items()}
 
 
 class Watcher:
@@ -833,11 +836,16 @@ def watch_clean(rig: Rig) -> None:
         drifts = [abs(o.drift) * 1e6 for o in obs if o.drift is not None]
         uncs = [o.uncertainty for o in obs if o.uncertainty is not None]
         late = [abs(o.drift) * 1e6 for o in obs if o.drift is not None and o.t > t_from + 60]
+        # How far apart the samples were, to tell a late sample from a late
+        # publish should `stale` ever show.
+        stamps = sorted({o.sample_ts for o in obs if o.sample_ts is not None})
+        gaps = [b - a for a, b in zip(stamps, stamps[1:])]
         r.note = (f"{len(obs)} scrapes over {span:.0f} s from the first sample; offset "
                   f"{min(offs):+.4f}..{max(offs):+.4f} s (uncertainty up to {max(uncs, default=0):.4f} s); "
                   f"score {min(scores):.1f}..{max(scores):.1f}; "
                   f"drift ratio up to {max(drifts, default=0):.0f} ppm, "
-                  f"{max(late, default=0):.0f} ppm after the first minute")
+                  f"{max(late, default=0):.0f} ppm after the first minute; "
+                  f"{len(stamps)} samples, up to {max(gaps, default=0):.1f} s apart")
         if seen != BASELINE:
             r.failures.append(f"reasons seen on a clean guest: {fmt_set(seen - BASELINE)}")
         if bands != ["good"]:

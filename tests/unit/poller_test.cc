@@ -366,11 +366,29 @@ TEST_F(PollerTest, WakeupHarvestsAndPublishesWithoutARunCoalesced) {
 }
 
 TEST(PollerHarvestGapTest, ScalesWithWhatAPublishCosts) {
-  EXPECT_EQ(Poller::HarvestGapNs(0), Poller::kHarvestGapNs);
-  EXPECT_EQ(Poller::HarvestGapNs(1'000'000), Poller::kHarvestGapNs);  // 1 ms: the floor
-  EXPECT_EQ(Poller::HarvestGapNs(40'000'000), 40'000'000 * Poller::kPublishCostFactor);
-  EXPECT_EQ(Poller::HarvestGapNs(5'000'000'000), Poller::kMaxHarvestGapNs);
-  EXPECT_EQ(Poller::HarvestGapNs(INT64_MAX), Poller::kMaxHarvestGapNs);  // no overflow
+  constexpr int64_t k60s = 60'000'000'000;
+  EXPECT_EQ(Poller::HarvestGapNs(0, k60s), Poller::kHarvestGapNs);
+  EXPECT_EQ(Poller::HarvestGapNs(1'000'000, k60s), Poller::kHarvestGapNs);  // 1 ms: the floor
+  EXPECT_EQ(Poller::HarvestGapNs(40'000'000, k60s), 40'000'000 * Poller::kPublishCostFactor);
+  EXPECT_EQ(Poller::HarvestGapNs(5'000'000'000, k60s), Poller::kMaxHarvestGapNs);
+  EXPECT_EQ(Poller::HarvestGapNs(INT64_MAX, k60s), Poller::kMaxHarvestGapNs);  // no overflow
+  EXPECT_EQ(Poller::HarvestGapNs(-1, k60s), Poller::kHarvestGapNs);
+}
+
+TEST(PollerHarvestGapTest, NeverMoreThanAnEighthOfTheInterval) {
+  // A 15 s interval: at most 1.875 s, whatever a publish cost.
+  EXPECT_EQ(Poller::HarvestGapNs(1'000'000'000, 15'000'000'000), 1'875'000'000);
+  EXPECT_EQ(Poller::HarvestGapNs(40'000'000, 15'000'000'000), 800'000'000);
+  // A 2 s interval (a starved machine's 100 ms publish included): the floor,
+  // so the newest sample of a healthy VM never waits long against the
+  // freshness knot of two intervals.
+  EXPECT_EQ(Poller::HarvestGapNs(100'000'000, 2'000'000'000), Poller::kHarvestGapNs);
+  EXPECT_EQ(Poller::HarvestGapNs(INT64_MAX, 2'000'000'000), Poller::kHarvestGapNs);
+  // Intervals shorter than 8 x the floor keep the floor; bad ones too.
+  EXPECT_EQ(Poller::HarvestGapNs(1'000'000'000, 1), Poller::kHarvestGapNs);
+  EXPECT_EQ(Poller::HarvestGapNs(1'000'000'000, 0), Poller::kHarvestGapNs);
+  EXPECT_EQ(Poller::HarvestGapNs(1'000'000'000, -5), Poller::kHarvestGapNs);
+  EXPECT_EQ(Poller::HarvestGapNs(1'000'000'000, INT64_MAX), Poller::kMaxHarvestGapNs);
 }
 
 TEST(PollerHarvestGapTest, ACostlyPublishWidensTheGapBeforeTheNextHarvest) {
@@ -405,6 +423,35 @@ TEST(PollerHarvestGapTest, ACostlyPublishWidensTheGapBeforeTheNextHarvest) {
   clock.Advance(1);
   poller.RunOnce();
   EXPECT_EQ(c->harvests(), 2);
+  poller.Stop();
+}
+
+TEST(PollerHarvestGapTest, AShortIntervalKeepsTheGapShortHoweverSlowThePublish) {
+  // Publishes of 100 ms (a starved machine) at a 2 s interval: the next
+  // harvest still comes 250 ms later, not 2 s, so a sample does not sit
+  // unpublished long enough to push a healthy VM past the freshness knot.
+  FakeClock clock;
+  Store store{Config{}};
+  SnapshotHolder holder;
+  constexpr int64_t kCost = 100'000'000;
+  Poller poller(clock, store, [&](auto s) {
+    holder.Set(s);
+    clock.Advance(kCost);
+  });
+  auto c = std::make_shared<HarvestingCollector>();
+  poller.Configure({{c, Cfg(2, 1, 0, 1)}});
+  poller.Start(false);
+  poller.RunOnce();
+  ASSERT_TRUE(c->WaitStarted(1));
+  c->Release();
+  ASSERT_TRUE(poller.WaitIdle(10000));
+  c->NewSample();
+  poller.RunOnce();  // harvests and publishes (100 ms)
+  ASSERT_EQ(c->harvests(), 1);
+  c->NewSample();
+  const int64_t harvested_at = clock.MonotonicNs() - kCost;
+  const int64_t next = poller.RunOnce();
+  EXPECT_EQ(next, harvested_at + Poller::kHarvestGapNs);
   poller.Stop();
 }
 
