@@ -73,12 +73,11 @@ void MemoryTrimmer::Loop() {
     if (poked_) pending_ = true;
     poked_ = false;
     const int64_t now = clock_.MonotonicNs();
-    if (trimmed_once_ && now - last_trim_mono_ns_ < min_interval_ns_) {
+    if (trims_ > 0 && now - last_trim_mono_ns_ < min_interval_ns_) {
       cv_.notify_all();  // WaitQuiet: looked at, still owed
       continue;
     }
     pending_ = false;
-    trimmed_once_ = true;
     last_trim_mono_ns_ = now;
     busy_ = true;
     lock.unlock();

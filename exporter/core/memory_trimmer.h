@@ -60,9 +60,8 @@ class MemoryTrimmer {
   bool pending_ = false;  // poked since the last trim
   bool busy_ = false;
   bool stop_ = false;
-  bool trimmed_once_ = false;
   int64_t last_trim_mono_ns_ = 0;
-  uint64_t trims_ = 0;
+  uint64_t trims_ = 0;  // finished; counted before the loop looks again
   std::thread thread_;
 };
 

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -219,6 +220,67 @@ TEST_F(LibvirtSchedulerTest, RoundSamplesInNameOrder) {
   Collect();
   ASSERT_TRUE(Idle());
   EXPECT_EQ(api_->CallOrder(), (std::vector<std::string>{"vm-a", "vm-b", "vm-c", "vm-d"}));
+}
+
+// A round over many domains waits in the scheduler's backlog, not as one
+// queued pool job per domain: the pool's queue stays `concurrency` deep.
+TEST_F(LibvirtSchedulerTest, ARoundWaitsInTheBacklogNotInThePool) {
+  Make(/*concurrency=*/1, /*samples=*/1);
+  std::vector<DomainInfo> doms{Dom("vm-000")};
+  for (int i = 1; i <= 200; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "vm-%03d", i);
+    doms.push_back(Dom(name));
+  }
+  SetDomains(doms);
+  api_->SetBehavior("uuid-vm-000", {.hang = true});
+  Collect();
+  ASSERT_TRUE(api_->WaitCalls("uuid-vm-000", 1));  // the one worker blocks on it
+  const auto q = collector_->scheduler().Queued();
+  EXPECT_EQ(q.pool, 1u);
+  EXPECT_EQ(q.backlog, 199u);
+  api_->Release("uuid-vm-000");
+  ASSERT_TRUE(Idle());
+  std::vector<std::string> names;
+  for (const auto& d : doms) names.push_back(d.name);
+  EXPECT_EQ(api_->CallOrder(), names);  // every domain once, in name order
+  EXPECT_EQ(collector_->scheduler().Queued().backlog, 0u);
+}
+
+// Domains that vanish while waiting leave the backlog and are never called;
+// the ones still listed are sampled once.
+TEST_F(LibvirtSchedulerTest, VanishedDomainsLeaveTheBacklog) {
+  Make(/*concurrency=*/1, /*samples=*/1);
+  SetDomains({Dom("a"), Dom("b"), Dom("c"), Dom("d"), Dom("e")});
+  api_->SetBehavior("uuid-a", {.hang = true});
+  Collect();
+  ASSERT_TRUE(api_->WaitCalls("uuid-a", 1));
+  clock_.AdvanceSeconds(15);
+  SetDomains({Dom("a"), Dom("d")});
+  auto m = Collect();
+  EXPECT_EQ(m.count("b"), 0u);
+  EXPECT_EQ(m.count("e"), 0u);
+  EXPECT_LE(collector_->scheduler().Queued().backlog, 1u);  // d (b may sit in the pool)
+  api_->Release("uuid-a");
+  ASSERT_TRUE(Idle());
+  EXPECT_EQ(api_->Calls("uuid-b"), 0);
+  EXPECT_EQ(api_->Calls("uuid-c"), 0);
+  EXPECT_EQ(api_->Calls("uuid-e"), 0);
+  EXPECT_EQ(api_->Calls("uuid-d"), 1);
+}
+
+// An event for a domain waiting in the backlog samples it next, ahead of
+// the round, and only once.
+TEST_F(LibvirtSchedulerTest, AnEventJumpsTheBacklogOnce) {
+  Make(/*concurrency=*/1, /*samples=*/1);
+  SetDomains({Dom("a"), Dom("b"), Dom("c"), Dom("d"), Dom("e")});
+  api_->SetBehavior("uuid-a", {.hang = true});
+  Collect();
+  ASSERT_TRUE(api_->WaitCalls("uuid-a", 1));
+  api_->Fire("uuid-e", "e", DomainEvent::kAgentConnected);
+  api_->Release("uuid-a");
+  ASSERT_TRUE(Idle());
+  EXPECT_EQ(api_->CallOrder(), (std::vector<std::string>{"a", "e", "b", "c", "d"}));
 }
 
 TEST_F(LibvirtSchedulerTest, SampleIsHandedOutOnce) {

@@ -7,6 +7,10 @@
 //   snapshot's order, so a harvest publishes a run of neighbouring VMs and
 //   the /metrics gzip body recompresses little), paused/stopped domains
 //   never are.
+// - Waiting domains sit in the scheduler's own backlog (16 bytes each); the
+//   pool's queue is kept `concurrency` jobs deep and refilled from the
+//   backlog as jobs start, so a round over 10,000 domains does not hold
+//   10,000 queued jobs. Events submit to the pool's front directly.
 // - A worker takes K bracketed virDomainGetTime calls (clock_bracket.h) and
 //   keeps the one with the smallest round trip.
 // - Every guest call has an exporter-side deadline (call_deadline_s). The
@@ -111,6 +115,14 @@ class AgentScheduler {
   bool WaitIdle(std::chrono::milliseconds timeout, int allow_busy = 0);
   int StuckCalls() const;
   int LiveWorkers() const;
+  // Domains waiting in the scheduler's backlog (void slots included) and
+  // jobs waiting in the pool's queue (at most `concurrency` from the
+  // backlog, plus urgent ones).
+  struct QueueDepths {
+    size_t backlog = 0;
+    size_t pool = 0;
+  };
+  QueueDepths Queued() const;
 
   static constexpr std::chrono::milliseconds kShutdownGrace{500};
 
