@@ -67,32 +67,153 @@ scoring::ClockSample SampleHistory::Unpack(const Packed& p) {
   return s;
 }
 
+namespace {
+
+uint64_t ZigZag(uint64_t v) {  // v: an int64 in two's complement
+  return (v << 1) ^ (0 - (v >> 63));
+}
+uint64_t UnZigZag(uint64_t z) { return (z >> 1) ^ (0 - (z & 1)); }
+
+// Writes `v` at `out` (at most 10 bytes); returns the end.
+uint8_t* PutVarint(uint64_t v, uint8_t* out) {
+  while (v >= 0x80) {
+    *out++ = static_cast<uint8_t>(v | 0x80);
+    v >>= 7;
+  }
+  *out++ = static_cast<uint8_t>(v);
+  return out;
+}
+
+// The ring is written only by this class, so a malformed record is a bug;
+// reading past the end still stops (and yields 0 bits) instead of overrunning.
+uint64_t GetVarint(const std::vector<uint8_t>& in, size_t& pos) {
+  uint64_t v = 0;
+  for (unsigned shift = 0; pos < in.size() && shift < 64; shift += 7) {
+    const uint8_t b = in[pos++];
+    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) break;
+  }
+  return v;
+}
+
+uint64_t U(int64_t v) { return static_cast<uint64_t>(v); }
+int64_t S(uint64_t v) { return static_cast<int64_t>(v); }
+
+// The uncertainty word with its two flag bits moved to the bottom, so that
+// a small uncertainty stays a short varint.
+uint64_t UncertaintyKey(uint32_t u) {
+  return (static_cast<uint64_t>(u & kValueMask) << 2) | ((u & kMicrosecondsBit) != 0 ? 1U : 0U) |
+         ((u & kInterruptedBit) != 0 ? 2U : 0U);
+}
+uint32_t UncertaintyWord(uint64_t key) {
+  uint32_t u = static_cast<uint32_t>((key >> 2) & kValueMask);
+  if ((key & 1) != 0) u |= kMicrosecondsBit;
+  if ((key & 2) != 0) u |= kInterruptedBit;
+  return u;
+}
+
+}  // namespace
+
+size_t SampleHistory::Encode(const Packed& p, const Packed* prev, uint8_t* out) {
+  uint8_t* end = out;
+  if (prev == nullptr) {
+    end = PutVarint(ZigZag(U(p.host_mono_ns)), end);
+    end = PutVarint(ZigZag(U(p.guest_real_ns)), end);
+    end = PutVarint(ZigZag(U(p.offset_ns)), end);
+  } else {
+    // Host monotonic elapsed; host realtime elapsed minus that (guest
+    // elapsed minus the offset's change: a synchronised host slews by
+    // microseconds); the offset's change.
+    const uint64_t host_elapsed = U(p.host_mono_ns) - U(prev->host_mono_ns);
+    const uint64_t guest_elapsed = U(p.guest_real_ns) - U(prev->guest_real_ns);
+    const uint64_t offset_change = U(p.offset_ns) - U(prev->offset_ns);
+    end = PutVarint(ZigZag(host_elapsed), end);
+    end = PutVarint(ZigZag(guest_elapsed - offset_change - host_elapsed), end);
+    end = PutVarint(ZigZag(offset_change), end);
+  }
+  end = PutVarint(UncertaintyKey(p.uncertainty_and_flags), end);
+  return static_cast<size_t>(end - out);
+}
+
+SampleHistory::Packed SampleHistory::Decode(const std::vector<uint8_t>& in, size_t& pos,
+                                            const Packed* prev) {
+  Packed p;
+  const uint64_t a = UnZigZag(GetVarint(in, pos));
+  const uint64_t b = UnZigZag(GetVarint(in, pos));
+  const uint64_t c = UnZigZag(GetVarint(in, pos));
+  if (prev == nullptr) {
+    p.host_mono_ns = S(a);
+    p.guest_real_ns = S(b);
+    p.offset_ns = S(c);
+  } else {
+    p.host_mono_ns = S(U(prev->host_mono_ns) + a);
+    p.guest_real_ns = S(U(prev->guest_real_ns) + a + b + c);
+    p.offset_ns = S(U(prev->offset_ns) + c);
+  }
+  p.uncertainty_and_flags = UncertaintyWord(GetVarint(in, pos));
+  return p;
+}
+
 void SampleHistory::Push(const scoring::ClockSample& s, size_t capacity) {
   capacity = std::max<size_t>(1, capacity);
-  if (ring_.size() >= capacity) {
-    ring_.erase(ring_.begin(), ring_.begin() + static_cast<long>(ring_.size() - capacity + 1));
-  } else if (ring_.capacity() < capacity) {
-    // The whole ring at once: a ring grown by doubling frees four smaller
-    // blocks on its way to 64 samples, between the snapshots' short-lived
-    // blocks, and the heap stays fragmented (measured, docs/performance.md).
-    ring_.reserve(capacity);
+  const Packed p = Pack(s);
+  if (bytes_.capacity() == 0) {
+    // The whole ring at once: a ring grown by doubling frees smaller blocks
+    // on its way, between the snapshots' short-lived blocks, and the heap
+    // stays fragmented (measured, docs/performance.md).
+    bytes_.reserve(capacity * kReservedBytesPerSample);
+  } else if (bytes_.capacity() - bytes_.size() < kMaxRecordBytes) {
+    bytes_.reserve(bytes_.size() + bytes_.size() / 4 + kMaxRecordBytes);
   }
-  ring_.push_back(Pack(s));
+  uint8_t record[kMaxRecordBytes];
+  const size_t n = Encode(p, count_ == 0 ? nullptr : &last_, record);
+  bytes_.insert(bytes_.end(), record, record + n);
+  ++count_;
+  last_ = p;
   newest_ = s;
+  while (count_ > capacity) DropOldest();
+}
+
+void SampleHistory::DropOldest() {
+  if (count_ <= 1) {
+    bytes_.clear();
+    count_ = 0;
+    return;
+  }
+  // The second record becomes the absolute first.
+  size_t pos = 0;
+  const Packed first = Decode(bytes_, pos, nullptr);
+  const Packed second = Decode(bytes_, pos, &first);
+  uint8_t head[kMaxRecordBytes];
+  const size_t n = Encode(second, nullptr, head);
+  if (n <= pos) {
+    const size_t skip = pos - n;
+    std::copy(head, head + n, bytes_.begin() + static_cast<long>(skip));
+    bytes_.erase(bytes_.begin(), bytes_.begin() + static_cast<long>(skip));
+  } else {
+    bytes_.erase(bytes_.begin(), bytes_.begin() + static_cast<long>(pos));
+    bytes_.insert(bytes_.begin(), head, head + n);
+  }
+  --count_;
 }
 
 void SampleHistory::Trim(size_t capacity) {
   capacity = std::max<size_t>(1, capacity);
-  if (ring_.size() <= capacity) return;
-  ring_.erase(ring_.begin(), ring_.begin() + static_cast<long>(ring_.size() - capacity));
-  ring_.shrink_to_fit();
+  if (count_ <= capacity) return;
+  while (count_ > capacity) DropOldest();
+  bytes_.shrink_to_fit();
 }
 
 void SampleHistory::Unpack(std::vector<scoring::ClockSample>& out) const {
   out.clear();
-  if (ring_.empty()) return;
-  out.reserve(ring_.size());
-  for (size_t i = 0; i + 1 < ring_.size(); ++i) out.push_back(Unpack(ring_[i]));
+  if (count_ == 0) return;
+  out.reserve(count_);
+  size_t pos = 0;
+  Packed prev;
+  for (uint32_t i = 0; i + 1 < count_; ++i) {
+    prev = Decode(bytes_, pos, i == 0 ? nullptr : &prev);
+    out.push_back(Unpack(prev));
+  }
   out.push_back(newest_);
 }
 

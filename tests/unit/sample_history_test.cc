@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <random>
 #include <vector>
 
 namespace vmtime {
@@ -132,6 +133,85 @@ TEST(SampleHistoryTest, AnInfiniteUncertaintySaturatesAtTheLargestNotBelowIt) {
   std::vector<ClockSample> out;
   h.Unpack(out);
   EXPECT_NEAR(out[0].uncertainty_s, 1073.741823, 1e-9);  // not a wrapped small value
+}
+
+// Any sequence, extremes included, comes back exactly through the delta
+// records, at every ring length and after the oldest were dropped (the
+// second record rewritten as the absolute first, shorter or longer).
+TEST(SampleHistoryTest, AnySequenceRoundTripsThroughTheDeltaRecords) {
+  std::mt19937_64 rng(20261202);
+  const int64_t kMax = std::numeric_limits<int64_t>::max();
+  const int64_t kMin = std::numeric_limits<int64_t>::min();
+  auto pick = [&](int64_t around) -> int64_t {
+    switch (rng() % 6) {
+      case 0:
+        return kMax - static_cast<int64_t>(rng() % 1000);
+      case 1:
+        return kMin + static_cast<int64_t>(rng() % 1000);
+      case 2:
+        return static_cast<int64_t>(rng());  // anything
+      default:
+        return around + static_cast<int64_t>(rng() % 2'000'000) - 1'000'000;
+    }
+  };
+  for (int run = 0; run < 200; ++run) {
+    SCOPED_TRACE(run);
+    const size_t capacity = 1 + rng() % 9;
+    SampleHistory h;
+    std::vector<ClockSample> pushed;
+    int64_t mono = static_cast<int64_t>(rng() % 1000);
+    for (int i = 0; i < 30; ++i) {
+      mono += 1 + static_cast<int64_t>(rng() % (rng() % 2 != 0 ? 100 : 7'200'000'000'000));
+      const int64_t host = pick(kEpoch + mono);
+      const int64_t guest = pick(host);
+      int64_t diff = 0;
+      ClockSample s;
+      if (__builtin_sub_overflow(guest, host, &diff)) {
+        s = Measured(mono, kEpoch, kEpoch + 5, 100);  // keep the sample representable
+      } else {
+        s = Measured(mono, host, guest, static_cast<int64_t>(rng() % 1'073'741'824),
+                     rng() % 5 == 0);
+      }
+      h.Push(s, capacity);
+      pushed.push_back(s);
+      std::vector<ClockSample> out;
+      h.Unpack(out);
+      const size_t want = std::min(pushed.size(), capacity);
+      ASSERT_EQ(out.size(), want);
+      ASSERT_EQ(h.size(), want);
+      for (size_t k = 0; k < want; ++k) {
+        SCOPED_TRACE(k);
+        ExpectSame(out[k], pushed[pushed.size() - want + k]);
+      }
+      if (i == 20) {
+        h.Trim(1);
+        h.Unpack(out);
+        ASSERT_EQ(out.size(), 1u);
+        ExpectSame(out[0], s);
+        pushed.assign(1, s);
+      }
+    }
+  }
+}
+
+// What the records cost for a healthy VM measured every 15 s (offsets of
+// milliseconds, a round trip of a few hundred microseconds): at most 16
+// bytes a sample, the ring within what was reserved for it.
+TEST(SampleHistoryTest, AHealthyVmTakesAtMostSixteenBytesASample) {
+  std::mt19937_64 rng(7);
+  SampleHistory h;
+  int64_t mono = 1'000'000'000'000;
+  int64_t host = kEpoch;
+  for (int i = 0; i < 200; ++i) {
+    const int64_t step = 15'000'000'000 + static_cast<int64_t>(rng() % 400'000'000);
+    mono += step;
+    host += step + static_cast<int64_t>(rng() % 20'000) - 10'000;  // the host slews
+    const int64_t guest = host + static_cast<int64_t>(rng() % 40'000'000) - 20'000'000;
+    h.Push(Measured(mono, host, guest, 100'000 + static_cast<int64_t>(rng() % 900'000)), 64);
+  }
+  ASSERT_EQ(h.size(), 64u);
+  EXPECT_LE(h.ring_bytes(), 64 * SampleHistory::kReservedBytesPerSample);
+  EXPECT_LE(h.ring_bytes(), 64u * 16);
 }
 
 }  // namespace
