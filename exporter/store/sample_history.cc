@@ -85,11 +85,22 @@ uint8_t* PutVarint(uint64_t v, uint8_t* out) {
 }
 
 // The ring is written only by this class, so a malformed record is a bug;
-// reading past the end still stops (and yields 0 bits) instead of overrunning.
-uint64_t GetVarint(const std::vector<uint8_t>& in, size_t& pos) {
+// reading past the end still stops (and yields 0 bits) instead of
+// overrunning. Unrolled for the common short values: it runs for every
+// stored sample on every Store::Build.
+inline uint64_t GetVarint(const uint8_t*& p, const uint8_t* end) {
+  if (end - p >= 10) {
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 70; shift += 7) {
+      const uint8_t b = *p++;
+      v |= static_cast<uint64_t>(b & 0x7f) << (shift & 63);
+      if ((b & 0x80) == 0) return v;
+    }
+    return v;
+  }
   uint64_t v = 0;
-  for (unsigned shift = 0; pos < in.size() && shift < 64; shift += 7) {
-    const uint8_t b = in[pos++];
+  for (unsigned shift = 0; p < end && shift < 64; shift += 7) {
+    const uint8_t b = *p++;
     v |= static_cast<uint64_t>(b & 0x7f) << shift;
     if ((b & 0x80) == 0) break;
   }
@@ -137,10 +148,12 @@ size_t SampleHistory::Encode(const Packed& p, const Packed* prev, uint8_t* out) 
 
 SampleHistory::Packed SampleHistory::Decode(const std::vector<uint8_t>& in, size_t& pos,
                                             const Packed* prev) {
+  const uint8_t* cur = in.data() + pos;
+  const uint8_t* const end = in.data() + in.size();
   Packed p;
-  const uint64_t a = UnZigZag(GetVarint(in, pos));
-  const uint64_t b = UnZigZag(GetVarint(in, pos));
-  const uint64_t c = UnZigZag(GetVarint(in, pos));
+  const uint64_t a = UnZigZag(GetVarint(cur, end));
+  const uint64_t b = UnZigZag(GetVarint(cur, end));
+  const uint64_t c = UnZigZag(GetVarint(cur, end));
   if (prev == nullptr) {
     p.host_mono_ns = S(a);
     p.guest_real_ns = S(b);
@@ -150,7 +163,8 @@ SampleHistory::Packed SampleHistory::Decode(const std::vector<uint8_t>& in, size
     p.guest_real_ns = S(U(prev->guest_real_ns) + a + b + c);
     p.offset_ns = S(U(prev->offset_ns) + c);
   }
-  p.uncertainty_and_flags = UncertaintyWord(GetVarint(in, pos));
+  p.uncertainty_and_flags = UncertaintyWord(GetVarint(cur, end));
+  pos = static_cast<size_t>(cur - in.data());
   return p;
 }
 
