@@ -391,68 +391,60 @@ TEST(PollerHarvestGapTest, NeverMoreThanAnEighthOfTheInterval) {
   EXPECT_EQ(Poller::HarvestGapNs(1'000'000'000, INT64_MAX), Poller::kMaxHarvestGapNs);
 }
 
-TEST(PollerHarvestGapTest, ACostlyPublishWidensTheGapBeforeTheNextHarvest) {
-  // Each publish takes 40 ms of (fake) time, as Store::Build does at a
-  // large fleet: harvest publishes then come 800 ms apart, not 250 ms.
+// A poller whose every publish takes `cost_ns` of (fake) time, with one
+// harvesting collector on `interval_s`, after its first run and a first
+// harvest publish; a second sample is waiting. Tests read when the next
+// harvest is due.
+struct CostlyPublishRig {
+  CostlyPublishRig(int64_t cost_ns, double interval_s)
+      : cost(cost_ns), poller(clock, store, [this](auto s) {
+          holder.Set(s);
+          clock.Advance(cost);
+        }) {
+    poller.Configure({{c, Cfg(interval_s, 1, 0, 1)}});
+    poller.Start(false);
+    poller.RunOnce();
+    EXPECT_TRUE(c->WaitStarted(1));
+    c->Release();
+    EXPECT_TRUE(poller.WaitIdle(10000));
+    c->NewSample();
+    poller.RunOnce();  // harvests and publishes (`cost`)
+    EXPECT_EQ(c->harvests(), 1);
+    c->NewSample();
+    harvested_at = clock.MonotonicNs() - cost;
+  }
+  ~CostlyPublishRig() { poller.Stop(); }
+
+  const int64_t cost;
   FakeClock clock;
   Store store{Config{}};
   SnapshotHolder holder;
-  constexpr int64_t kCost = 40'000'000;
-  Poller poller(clock, store, [&](auto s) {
-    holder.Set(s);
-    clock.Advance(kCost);
-  });
-  auto c = std::make_shared<HarvestingCollector>();
-  poller.Configure({{c, Cfg(60, 5, 0, 1)}});
-  poller.Start(false);
-  poller.RunOnce();
-  ASSERT_TRUE(c->WaitStarted(1));
-  c->Release();
-  ASSERT_TRUE(poller.WaitIdle(10000));
-  c->NewSample();
-  poller.RunOnce();  // harvests and publishes (40 ms)
-  ASSERT_EQ(c->harvests(), 1);
-  c->NewSample();
-  const int64_t harvested_at = clock.MonotonicNs() - kCost;
-  const int64_t next = poller.RunOnce();
-  EXPECT_EQ(c->harvests(), 1);
-  EXPECT_EQ(next, harvested_at + kCost * Poller::kPublishCostFactor);
-  clock.Advance(next - clock.MonotonicNs() - 1);
-  poller.RunOnce();
-  EXPECT_EQ(c->harvests(), 1);  // 1 ns early
-  clock.Advance(1);
-  poller.RunOnce();
-  EXPECT_EQ(c->harvests(), 2);
-  poller.Stop();
+  Poller poller;
+  std::shared_ptr<HarvestingCollector> c = std::make_shared<HarvestingCollector>();
+  int64_t harvested_at = 0;
+};
+
+TEST(PollerHarvestGapTest, ACostlyPublishWidensTheGapBeforeTheNextHarvest) {
+  // Each publish takes 40 ms, as Store::Build does at a large fleet:
+  // harvest publishes then come 800 ms apart, not 250 ms.
+  CostlyPublishRig r(40'000'000, 60);
+  const int64_t next = r.poller.RunOnce();
+  EXPECT_EQ(r.c->harvests(), 1);
+  EXPECT_EQ(next, r.harvested_at + r.cost * Poller::kPublishCostFactor);
+  r.clock.Advance(next - r.clock.MonotonicNs() - 1);
+  r.poller.RunOnce();
+  EXPECT_EQ(r.c->harvests(), 1);  // 1 ns early
+  r.clock.Advance(1);
+  r.poller.RunOnce();
+  EXPECT_EQ(r.c->harvests(), 2);
 }
 
 TEST(PollerHarvestGapTest, AShortIntervalKeepsTheGapShortHoweverSlowThePublish) {
   // Publishes of 100 ms (a starved machine) at a 2 s interval: the next
   // harvest still comes 250 ms later, not 2 s, so a sample does not sit
   // unpublished long enough to push a healthy VM past the freshness knot.
-  FakeClock clock;
-  Store store{Config{}};
-  SnapshotHolder holder;
-  constexpr int64_t kCost = 100'000'000;
-  Poller poller(clock, store, [&](auto s) {
-    holder.Set(s);
-    clock.Advance(kCost);
-  });
-  auto c = std::make_shared<HarvestingCollector>();
-  poller.Configure({{c, Cfg(2, 1, 0, 1)}});
-  poller.Start(false);
-  poller.RunOnce();
-  ASSERT_TRUE(c->WaitStarted(1));
-  c->Release();
-  ASSERT_TRUE(poller.WaitIdle(10000));
-  c->NewSample();
-  poller.RunOnce();  // harvests and publishes (100 ms)
-  ASSERT_EQ(c->harvests(), 1);
-  c->NewSample();
-  const int64_t harvested_at = clock.MonotonicNs() - kCost;
-  const int64_t next = poller.RunOnce();
-  EXPECT_EQ(next, harvested_at + Poller::kHarvestGapNs);
-  poller.Stop();
+  CostlyPublishRig r(100'000'000, 2);
+  EXPECT_EQ(r.poller.RunOnce(), r.harvested_at + Poller::kHarvestGapNs);
 }
 
 TEST_F(PollerTest, HarvestWaitsForARunInFlight) {
