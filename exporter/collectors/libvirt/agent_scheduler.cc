@@ -132,8 +132,8 @@ struct AgentScheduler::Impl {
   // Domains waiting for a worker, in order. The pool's own queue is kept at
   // most `concurrency` jobs deep and refilled from here as jobs start, so
   // a round over 10,000 domains costs 16 bytes per waiting domain here
-  // instead of a queued job (closures, key, list and map nodes: about 420
-  // bytes) each. A slot whose ticket is not its entry's current one is void
+  // instead of a queued job (closures, key, list and map nodes, uuid
+  // copies: 400-500 bytes) each. A slot whose ticket is not its entry's current one is void
   // (the entry was queued again urgently). Entries leave `domains` only in
   // Update, which drops their slots first.
   struct Slot {
