@@ -283,6 +283,33 @@ TEST_F(LibvirtSchedulerTest, AnEventJumpsTheBacklogOnce) {
   EXPECT_EQ(api_->CallOrder(), (std::vector<std::string>{"a", "e", "b", "c", "d"}));
 }
 
+// One collect late by more than a third of the interval (a slow list) does
+// not make the next, on-time collect skip its round; a collect right after
+// a round (a manual poll) still does not start another.
+TEST_F(LibvirtSchedulerTest, ALateCollectDoesNotSkipTheNextRound) {
+  Make();
+  SetDomains({Dom("a")});
+  int calls = 0;
+  for (int i = 0; i < 4; ++i) {  // rounds at 0, 15, 30, 45 s
+    if (i > 0) clock_.AdvanceSeconds(15);
+    Collect();
+    ASSERT_TRUE(Idle());
+    EXPECT_EQ(api_->Calls("uuid-a"), ++calls);
+  }
+  clock_.AdvanceSeconds(21);  // 66 s: 6 s late
+  Collect();
+  ASSERT_TRUE(Idle());
+  EXPECT_EQ(api_->Calls("uuid-a"), ++calls);
+  clock_.AdvanceSeconds(9);  // 75 s: on time, 9 s after the late one
+  Collect();
+  ASSERT_TRUE(Idle());
+  EXPECT_EQ(api_->Calls("uuid-a"), ++calls);
+  clock_.AdvanceSeconds(1);  // a manual poll 1 s later: no new round
+  Collect();
+  ASSERT_TRUE(Idle());
+  EXPECT_EQ(api_->Calls("uuid-a"), calls);
+}
+
 TEST_F(LibvirtSchedulerTest, SampleIsHandedOutOnce) {
   Make();
   SetDomains({Dom("a")});

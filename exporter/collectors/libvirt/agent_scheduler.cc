@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <deque>
 #include <mutex>
@@ -144,7 +145,9 @@ struct AgentScheduler::Impl {
   int pool_queued = 0;  // jobs submitted to the pool and not started yet
   uint64_t round = 0;
   int64_t last_round_mono_ns = 0;
-  int64_t prev_round_gap_ns = 0;
+  // The gaps between the last three full rounds (0: not seen yet), newest
+  // last; their median is the cadence a collect is measured against.
+  std::array<int64_t, 3> round_gaps_ns{};
   std::function<void()> wake;
   bool wake_armed = true;  // the next news calls `wake`
   bool shutdown = false;
@@ -485,13 +488,30 @@ std::vector<DomainObservation> AgentScheduler::Update(const std::vector<DomainIn
   std::lock_guard lock(sh.mu);
   const int64_t now = sh.clock.MonotonicNs();
   // A full round queues every healthy running domain. Collects that follow
-  // a round closely (a reload, a manual poll) do not start another one.
+  // a round closely (a reload, a manual poll) do not start another one:
+  // closer than half the cadence, the median of the last three gaps between
+  // full rounds. (Against the last gap alone, one collect late by more than
+  // a third of the interval, a slow list on a busy host, made the next
+  // on-time collect look close: that round was skipped, the domains' samples
+  // came two intervals apart and the whole host looked stale.)
   bool full_round = true;
-  if (sh.round > 0 && sh.prev_round_gap_ns > 0) {
-    full_round = now - sh.last_round_mono_ns >= sh.prev_round_gap_ns / 2;
+  if (sh.round > 0) {
+    std::array<int64_t, 3> gaps = sh.round_gaps_ns;
+    std::sort(gaps.begin(), gaps.end());
+    int64_t cadence = 0;
+    const auto known = std::count_if(gaps.begin(), gaps.end(), [](int64_t g) { return g > 0; });
+    if (known == 3) {
+      cadence = gaps[1];
+    } else if (known > 0) {
+      cadence = gaps[3 - known];  // too few for a median: the smallest seen
+    }
+    full_round = cadence <= 0 || now - sh.last_round_mono_ns >= cadence / 2;
   }
   if (full_round) {
-    if (sh.round > 0) sh.prev_round_gap_ns = now - sh.last_round_mono_ns;
+    if (sh.round > 0) {
+      std::rotate(sh.round_gaps_ns.begin(), sh.round_gaps_ns.begin() + 1, sh.round_gaps_ns.end());
+      sh.round_gaps_ns.back() = now - sh.last_round_mono_ns;
+    }
     sh.last_round_mono_ns = now;
   }
   const uint64_t round = ++sh.round;
