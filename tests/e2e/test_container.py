@@ -178,9 +178,14 @@ def test_image_runs_unprivileged_and_scores_a_lab_guest(image, lab):
             _, body = sup.http_get(f"http://127.0.0.1:{port}/metrics")
             m = re.search(r'^vmtime_vm_health_score\{[^}]*domain="%s"[^}]*\} (\S+)$' % GUEST,
                           body, re.M)
-            return (body, float(m.group(1))) if m else None
+            # Scored after the first agent attempt finished (agent_up is
+            # absent before it): the first publish, right after the first
+            # list, scores the guest no_data before its first sample.
+            up = re.search(r'^vmtime_vm_agent_up\{[^}]*domain="%s"[^}]*\} ' % GUEST, body, re.M)
+            return (body, float(m.group(1))) if m and up else None
 
-        body, score = sup.wait_until(scored, 120, f"a health score of guest {GUEST}")
+        body, score = sup.wait_until(scored, 120,
+                                     f"a health score of guest {GUEST} after an agent attempt")
         print(f"guest {GUEST} scored {score} {time.monotonic() - t0:.1f} s after the start")
         assert 0 <= score <= 100
         assert re.search(r'^vmtime_vm_agent_up\{[^}]*domain="%s"[^}]*\} 1$' % GUEST, body, re.M)
