@@ -120,7 +120,7 @@ void BM_LiveGuestSample(benchmark::State& state) {
   }
   const libvirt::DomainInfo* dom = nullptr;
   for (const auto& d : *list) {
-    if (d.state == DomainState::kRunning && api.GetTime(d.uuid, d.name).ok()) {
+    if (d.state == DomainState::kRunning && api.GetTime(d.uuid.str(), d.name.str()).ok()) {
       dom = &d;
       break;
     }
@@ -133,7 +133,7 @@ void BM_LiveGuestSample(benchmark::State& state) {
   for (auto _ : state) {
     for (int k = 0; k < config.samples; ++k) {  // one sample = K bracketed calls
       const int64_t t0 = SystemClock::Instance().MonotonicNs();
-      auto t = api.GetTime(dom->uuid, dom->name);
+      auto t = api.GetTime(dom->uuid.str(), dom->name.str());
       const int64_t t1 = SystemClock::Instance().MonotonicNs();
       if (!t.ok()) {
         state.SkipWithError(t.error().message.c_str());
@@ -143,7 +143,7 @@ void BM_LiveGuestSample(benchmark::State& state) {
     }
   }
   state.counters["min_rtt_ms"] = min_rtt * 1e3;
-  state.SetLabel(dom->name);
+  state.SetLabel(dom->name.str());
 }
 BENCHMARK(BM_LiveGuestSample)->Unit(benchmark::kMillisecond)->UseRealTime();
 

@@ -97,7 +97,7 @@ struct Trace {
     bool news = false;
     for (const VmView& v : snap.vms) {
       if (!v.last_sample) continue;
-      int64_t& seen_mono = seen[v.uuid];
+      int64_t& seen_mono = seen[v.uuid.str()];
       if (v.last_sample->host_mono_ns == seen_mono) continue;
       seen_mono = v.last_sample->host_mono_ns;
       latencies_s.push_back(NsToSeconds(now - seen_mono));

@@ -107,8 +107,8 @@ class VmDiff {
     Event e;
     e.time_real_ns = snap_.built_real_ns;
     e.type = std::move(type);
-    e.domain = vm_.name;
-    e.uuid = vm_.uuid;
+    e.domain = vm_.name.str();
+    e.uuid = vm_.uuid.str();
     e.values = Measured(vm_);
     return e;
   }
@@ -246,13 +246,15 @@ DifferState::Vm FirstMemory(const VmView& vm, bool host_known) {
 
 void DiffVms(DifferState& state, const Snapshot& next, std::vector<Event>& out) {
   const bool host_known = next.host_reference.has_value();
-  std::set<std::string> seen;
+  // Listed in `next`: marked with this pass's number (no per-publish set of
+  // 10,000 uuid copies).
+  const uint64_t pass = ++state.pass;
   for (const VmView& vm : next.vms) {
-    seen.insert(vm.uuid);
     auto it = state.vms.find(vm.uuid);
     VmDiff diff(next, vm, out);
     if (it == state.vms.end()) {
       DifferState::Pending& p = state.pending[vm.uuid];
+      p.seen_pass = pass;
       if (vm.last_sample && vm.last_sample->host_mono_ns != p.sample_mono_ns) {
         p.sample_mono_ns = vm.last_sample->host_mono_ns;
         ++p.samples;
@@ -261,10 +263,12 @@ void DiffVms(DifferState& state, const Snapshot& next, std::vector<Event>& out) 
       state.pending.erase(vm.uuid);
       DifferState::Vm mem = FirstMemory(vm, host_known);
       diff.Baseline("vm", VmStateJson(vm));
+      mem.seen_pass = pass;
       state.vms.emplace(vm.uuid, std::move(mem));
       continue;
     }
     DifferState::Vm& mem = it->second;
+    mem.seen_pass = pass;
     mem.name = vm.name;
     diff.State(mem);
     // The remembered agent-input reasons are from a settled observation
@@ -278,17 +282,17 @@ void DiffVms(DifferState& state, const Snapshot& next, std::vector<Event>& out) 
     diff.Reasons(mem, ReasonInput::kHost, mem.host_known, host_known);
     mem.host_known = mem.host_known || host_known;
   }
-  std::erase_if(state.pending, [&](const auto& kv) { return !seen.contains(kv.first); });
+  std::erase_if(state.pending, [&](const auto& kv) { return kv.second.seen_pass != pass; });
   for (auto it = state.vms.begin(); it != state.vms.end();) {
-    if (seen.contains(it->first)) {
+    if (it->second.seen_pass == pass) {
       ++it;
       continue;
     }
     Event e;
     e.time_real_ns = next.built_real_ns;
     e.type = "domain_removed";
-    e.domain = it->second.name;
-    e.uuid = it->first;
+    e.domain = it->second.name.str();
+    e.uuid = it->first.str();
     e.before = DomainStateName(it->second.state);
     out.push_back(std::move(e));
     it = state.vms.erase(it);

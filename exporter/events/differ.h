@@ -74,7 +74,7 @@ class ReasonSet {
 
 struct DifferState {
   struct Vm {
-    std::string name;
+    SharedString name;
     DomainState state = DomainState::kUnknown;
     bool agent_attempted = false;
     bool agent_up = false;
@@ -85,15 +85,18 @@ struct DifferState {
     scoring::StepCounts steps_total;
     int64_t sample_mono_ns = INT64_MIN;  // newest sample seen (INT64_MIN: none)
     std::optional<double> offset_s;
+    uint64_t seen_pass = 0;  // the last DiffSnapshot whose snapshot listed it
   };
-  std::map<std::string, Vm> vms;  // settled VMs, by uuid
+  std::map<SharedString, Vm, std::less<>> vms;  // settled VMs, by uuid
   struct Pending {
     int samples = 0;  // distinct samples seen while not settled
     int64_t sample_mono_ns = INT64_MIN;
+    uint64_t seen_pass = 0;
   };
-  std::map<std::string, Pending> pending;  // listed VMs not settled yet, by uuid
+  std::map<SharedString, Pending, std::less<>> pending;  // listed VMs not settled yet, by uuid
   std::optional<scoring::HostReference> host;
   std::map<std::string, bool> upstream_usable;  // ntp server -> usable
+  uint64_t pass = 0;                            // DiffSnapshot calls so far
 };
 
 // Appends to `out` the events between `state` and `next`, and updates

@@ -196,7 +196,7 @@ Status GzipBody::MakeChunk(const Snapshot& s, std::span<const VmView> vms, std::
 
 Status GzipBody::UpdateChunks(const Snapshot& s) {
   std::vector<Chunk> old = std::move(chunks_);
-  std::unordered_map<std::string, size_t> old_index = std::move(index_);
+  auto old_index = std::move(index_);
   chunks_.clear();
   index_.clear();
   chunks_made_ = 0;
@@ -210,7 +210,7 @@ Status GzipBody::UpdateChunks(const Snapshot& s) {
     key.clear();
     key += s.component_scores ? '\1' : '\0';
     for (const VmView& vm : vms) AppendVmExpositionKey(vm, s.component_scores, key);
-    const std::string& first = vms.front().uuid;
+    const SharedString& first = vms.front().uuid;
     // Two chunks start with the same uuid only when libvirt lists a uuid
     // twice; only the first of them is looked up (the other is made anew).
     index_.try_emplace(first, chunks_.size());
@@ -235,11 +235,10 @@ size_t GzipBody::retained_bytes() const {
     bytes += c.pieces.capacity() * sizeof(Piece);
     for (const Piece& p : c.pieces) bytes += HeapBytes(p.deflated);
   }
-  // One node per entry (next pointer, the pair, the cached hash) and the buckets.
+  // One node per entry (next pointer, the pair, the cached hash) and the
+  // buckets; the uuid's text is shared with the snapshot's.
   bytes += index_.bucket_count() * sizeof(void*);
-  for (const auto& entry : index_) {
-    bytes += sizeof(void*) + sizeof(entry) + sizeof(size_t) + HeapBytes(entry.first);
-  }
+  bytes += index_.size() * (sizeof(void*) + sizeof(decltype(index_)::value_type) + sizeof(size_t));
   return bytes;
 }
 

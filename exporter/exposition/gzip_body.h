@@ -123,8 +123,9 @@ class GzipBody {
   const size_t chunk_vms_;
   std::array<uint64_t, 4> seed_;  // the digest's random words (two per chain)
   std::unique_ptr<Deflater> deflater_;
-  std::vector<Chunk> chunks_;                      // in VM order
-  std::unordered_map<std::string, size_t> index_;  // first VM's uuid -> position in chunks_
+  std::vector<Chunk> chunks_;  // in VM order
+  // First VM's uuid -> position in chunks_.
+  std::unordered_map<SharedString, size_t, SharedStringHash, SharedStringEqual> index_;
   size_t chunks_made_ = 0;
 };
 

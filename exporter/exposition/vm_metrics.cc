@@ -255,17 +255,18 @@ class BuilderSink final : public VmSeriesSink {
   explicit BuilderSink(Family family) : family_(family) {}
 
   void Add(const VmView& vm, double value) override {
-    family_.Add({{"domain", vm.name}, {"uuid", vm.uuid}}, value);
+    family_.Add({{"domain", vm.name.str()}, {"uuid", vm.uuid.str()}}, value);
   }
   void Add(const VmView& vm, std::string_view label, std::string_view label_value,
            double value) override {
-    family_.Add(
-        {{"domain", vm.name}, {"uuid", vm.uuid}, {std::string(label), std::string(label_value)}},
-        value);
+    family_.Add({{"domain", vm.name.str()},
+                 {"uuid", vm.uuid.str()},
+                 {std::string(label), std::string(label_value)}},
+                value);
   }
   void Add(const VmView& vm, std::span<const std::pair<std::string, std::string>> labels,
            double value) override {
-    Labels all{{"domain", vm.name}, {"uuid", vm.uuid}};
+    Labels all{{"domain", vm.name.str()}, {"uuid", vm.uuid.str()}};
     all.insert(all.end(), labels.begin(), labels.end());
     family_.Add(all, value);
   }

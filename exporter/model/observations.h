@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "exporter/core/shared_string.h"
 #include "scoring/types.h"
 
 namespace vmtime {
@@ -237,8 +238,8 @@ struct DomainMetadata {
 };
 
 struct DomainObservation {
-  std::string name;
-  std::string uuid;
+  SharedString name;
+  SharedString uuid;
   DomainState state = DomainState::kUnknown;
   bool agent_up = false;                       // last guest-get-time attempt succeeded
   bool agent_attempted = true;                 // false before the first attempt finished:
@@ -257,7 +258,7 @@ struct LibvirtObservation {
   bool partial = false;
   // Metadata read (or re-read after a metadata-change event) since the last
   // observation, by uuid; domains not named keep what they had.
-  std::vector<std::pair<std::string, DomainMetadata>> metadata;
+  std::vector<std::pair<SharedString, DomainMetadata>> metadata;
 };
 
 // ---- guest_status: the guest's own time daemon via guest-exec ----

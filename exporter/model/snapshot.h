@@ -18,8 +18,8 @@
 namespace vmtime {
 
 struct VmView {
-  std::string name;
-  std::string uuid;
+  SharedString name;  // shared with the store's and the scheduler's copies
+  SharedString uuid;
   DomainState state = DomainState::kUnknown;
   bool agent_up = false;
   bool agent_attempted = false;  // false: not tried yet, neither up nor down
@@ -49,8 +49,8 @@ struct GroupView {
   // Max minus min offset (guest - host) of the measured members, >= 0;
   // meaningful with measured >= 2 (0 otherwise).
   double spread_s = 0;
-  std::string min_domain;  // the member furthest behind
-  std::string max_domain;  // the member furthest ahead
+  SharedString min_domain;  // the member furthest behind
+  SharedString max_domain;  // the member furthest ahead
 };
 
 struct CollectorStatus {

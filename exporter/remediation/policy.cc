@@ -77,7 +77,7 @@ std::vector<Action> Decide(const Snapshot& snapshot, const RemediationConfig& po
                            const MetadataByUuid& metadata, int64_t now_mono_ns, Memory& memory) {
   static const std::map<std::string, std::string> kNoMetadata;
   std::vector<Action> actions;
-  std::set<std::string> listed;
+  std::set<std::string_view> listed;  // the snapshot's uuids, alive while it is
   for (const VmView& vm : snapshot.vms) {
     listed.insert(vm.uuid);
     VmMemory& m = memory[vm.uuid];
@@ -89,7 +89,7 @@ std::vector<Action> Decide(const Snapshot& snapshot, const RemediationConfig& po
       continue;
     }
     auto md = metadata.find(vm.uuid);
-    if (!NameSelected(policy, vm.name) ||
+    if (!NameSelected(policy, vm.name.str()) ||
         !MetadataSelected(policy,
                           VmMetadata(vm, md == metadata.end() ? kNoMetadata : md->second))) {
       m.trigger.clear();  // left alone by policy

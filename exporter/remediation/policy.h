@@ -34,7 +34,7 @@ namespace vmtime::remediation {
 
 // Domain metadata per VM uuid (key -> value), as the groups work reads it
 // from libvirt; empty when unknown.
-using MetadataByUuid = std::map<std::string, std::map<std::string, std::string>>;
+using MetadataByUuid = std::map<std::string, std::map<std::string, std::string>, std::less<>>;
 
 // What Decide remembers about one VM between snapshots.
 struct VmMemory {
@@ -47,7 +47,7 @@ struct VmMemory {
   int64_t last_attempt_mono_ns = 0;  // start of the last attempt (rate limit); 0: none
   int64_t last_done_mono_ns = 0;     // end of the last attempt: older samples do not count
 };
-using Memory = std::map<std::string, VmMemory>;  // by uuid
+using Memory = std::map<SharedString, VmMemory, std::less<>>;  // by uuid
 
 enum class ActionKind { kSet, kDryRun, kRefuseBackward };
 

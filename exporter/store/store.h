@@ -50,8 +50,8 @@ class Store {
 
  private:
   struct VmState {
-    std::string name;
-    std::string uuid;
+    SharedString name;
+    SharedString uuid;
     DomainState state = DomainState::kUnknown;
     bool agent_up = false;
     bool agent_attempted = false;
@@ -65,6 +65,7 @@ class Store {
     // domain saved and restored, or migrated away and back): its next sample
     // is marked after_interruption.
     bool returned = false;
+    bool listed = false;  // in the libvirt list being applied (ApplyLibvirt)
     std::optional<RemediationCounts> remediations;  // absent until the first attempt
   };
   // A domain libvirt stopped listing, kept (not exported) so that its history
@@ -74,7 +75,7 @@ class Store {
     int64_t last_mono_ns = 0;  // its newest sample, or when it was seen last
   };
   // Takes `uuid` back from gone_ (marked returned) or starts a new VmState.
-  VmState Revive(const std::string& uuid);
+  VmState Revive(const SharedString& uuid);
   void ForgetGoneLocked();
   void ApplyLibvirt(const LibvirtObservation& lv);
   void MergeDomain(VmState& vm, const DomainObservation& d);
@@ -96,11 +97,12 @@ class Store {
   bool component_scores_ = true;        // config metrics.component_scores, copied into snapshots
   std::vector<GroupRule> group_rules_;  // config groups.rules
   // Metadata by uuid (libvirt collector); kept while the VM is listed.
-  std::map<std::string, DomainMetadata> metadata_;
+  std::map<SharedString, DomainMetadata, std::less<>> metadata_;
   std::pair<bool, bool> metadata_sources_{true, false};  // libvirt.metadata, nova_metadata
-  std::map<std::string, VmState> vms_;                   // by uuid
-  std::map<std::string, GoneVm> gone_;  // by uuid, at most kMaxGone, for drift_window_s
-  int64_t newest_mono_ns_ = 0;          // newest sample time the store has seen
+  std::map<SharedString, VmState, std::less<>> vms_;     // by uuid
+  std::map<SharedString, GoneVm, std::less<>>
+      gone_;                    // by uuid, at most kMaxGone, for drift_window_s
+  int64_t newest_mono_ns_ = 0;  // newest sample time the store has seen
   std::optional<TimexObservation> timex_;
   uint64_t kvm_artifacts_ = 0;
   std::optional<ChronyObservation> chrony_;

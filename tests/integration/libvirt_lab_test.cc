@@ -143,8 +143,8 @@ class Poller {
     if (!out.libvirt) return;
     connected_ = out.libvirt->connected;
     for (const auto& d : out.libvirt->domains) {
-      names_.push_back(d.name);
-      Seen& s = seen_[d.name];
+      names_.push_back(d.name.str());
+      Seen& s = seen_[d.name.str()];
       s.obs = d;
       if (d.sample) {
         s.sample = d.sample;

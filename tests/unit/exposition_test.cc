@@ -462,7 +462,7 @@ TEST(Exposition, HealthBandGaugeAndJson) {
               std::string::npos)
         << vm.name << "\n"
         << text;
-    EXPECT_EQ(j["vms"][i]["band"], vm.name);
+    EXPECT_EQ(j["vms"][i]["band"], vm.name.str());
     EXPECT_NE(page.find("<td class=\"" + vm.name + "\" data-l=\"Band\">" + vm.name + "</td>"),
               std::string::npos)
         << vm.name;
@@ -594,7 +594,7 @@ TEST(SnapshotHolder, SwapUnderConcurrentScrapes) {
       while (!stop.load()) {
         auto snap = holder.Get();
         const std::string text = exposition::RenderText(*snap);
-        const std::string gen = snap->vms[0].uuid;
+        const std::string gen = snap->vms[0].uuid.str();
         size_t count = 0;
         for (size_t p = text.find("uuid=\"" + gen + "\""); p != std::string::npos;
              p = text.find("uuid=\"" + gen + "\"", p + 1)) {

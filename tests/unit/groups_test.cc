@@ -375,7 +375,7 @@ TEST(GroupsStoreTest, SpreadPerGroupReasonOnMembersAndLabelsOnInfo) {
   EXPECT_EQ(snap->groups[2].members, 1);
 
   std::map<std::string, const VmView*> vm;
-  for (const auto& v : snap->vms) vm[v.name] = &v;
+  for (const auto& v : snap->vms) vm[v.name.str()] = &v;
   EXPECT_EQ(vm["web-1"]->group, "web");
   EXPECT_EQ(vm["lonely"]->group, "all");
   EXPECT_TRUE(HasReason(*vm["db-primary"], scoring::Reason::kGroupSkew))

@@ -113,7 +113,7 @@ TEST(GzipBody, InflatesToThePlainBodyAndRemakesOnlyChangedChunks) {
   s.vms.erase(s.vms.begin() + 500, s.vms.begin() + 510);
   EXPECT_LE(MakeAndCheck(body, s, "ten removed"), 3u);
 
-  s.vms[42].name += "-renamed";
+  s.vms[42].name = s.vms[42].name + "-renamed";
   EXPECT_EQ(MakeAndCheck(body, s, "renamed"), 1u);
 
   s.vms[43].state = DomainState::kPaused;

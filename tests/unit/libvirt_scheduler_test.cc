@@ -145,7 +145,7 @@ class LibvirtSchedulerTest : public ::testing::Test {
   void TearDown() override {
     // Let hung fake calls go so every worker can exit.
     if (api_) {
-      for (const auto& d : domains_) api_->Release(d.uuid);
+      for (const auto& d : domains_) api_->Release(d.uuid.str());
     }
     collector_.reset();
   }
@@ -161,7 +161,7 @@ class LibvirtSchedulerTest : public ::testing::Test {
     if (status != nullptr) *status = st;
     std::map<std::string, DomainObservation> m;
     if (out.libvirt) {
-      for (auto& d : out.libvirt->domains) m[d.name] = d;
+      for (auto& d : out.libvirt->domains) m[d.name.str()] = d;
     }
     return m;
   }
@@ -172,7 +172,7 @@ class LibvirtSchedulerTest : public ::testing::Test {
     std::map<std::string, DomainObservation> m;
     if (out.libvirt) {
       EXPECT_TRUE(out.libvirt->partial);
-      for (auto& d : out.libvirt->domains) m[d.name] = d;
+      for (auto& d : out.libvirt->domains) m[d.name.str()] = d;
     }
     return m;
   }
@@ -242,7 +242,7 @@ TEST_F(LibvirtSchedulerTest, ARoundWaitsInTheBacklogNotInThePool) {
   api_->Release("uuid-vm-000");
   ASSERT_TRUE(Idle());
   std::vector<std::string> names;
-  for (const auto& d : doms) names.push_back(d.name);
+  for (const auto& d : doms) names.push_back(d.name.str());
   EXPECT_EQ(api_->CallOrder(), names);  // every domain once, in name order
   EXPECT_EQ(collector_->scheduler().Queued().backlog, 0u);
 }

@@ -23,7 +23,7 @@ constexpr int64_t kTestDriverTimeS = 627319920;
 std::map<std::string, DomainObservation> ByName(const Observations& o) {
   std::map<std::string, DomainObservation> m;
   if (o.libvirt) {
-    for (const auto& d : o.libvirt->domains) m[d.name] = d;
+    for (const auto& d : o.libvirt->domains) m[d.name.str()] = d;
   }
   return m;
 }
@@ -113,6 +113,48 @@ TEST_F(LibvirtCustomXmlTest, ListsEveryStateAndSamplesOnlyRunning) {
   EXPECT_EQ(m["charlie"].agent_error, "domain is shutoff (not sampled)");
 }
 
+// A steady fleet's lists keep no new text: the second list hands out the
+// first one's uuid and name blocks, and what the collector observes shares
+// them too (docs/performance.md, "Memory at 10,000 VMs").
+TEST_F(LibvirtCustomXmlTest, RepeatedListsShareTheTextsOfTheFirst) {
+  LibvirtConfig config;
+  config.uri = "test://" + (dir_ / "node.xml").string();
+  libvirt::RealLibvirtApi api(config, SystemClock::Instance());
+  auto first = api.ListDomains();
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  auto second = api.ListDomains();
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  ASSERT_EQ(first->size(), 4u);
+  ASSERT_EQ(second->size(), 4u);
+  for (size_t i = 0; i < first->size(); ++i) {
+    const libvirt::DomainInfo& a = (*first)[i];
+    const libvirt::DomainInfo& b = (*second)[i];
+    EXPECT_EQ(a.uuid, b.uuid);
+    EXPECT_EQ(a.uuid.c_str(), b.uuid.c_str()) << a.name << ": a new uuid block";
+    EXPECT_EQ(a.name.c_str(), b.name.c_str()) << a.name << ": a new name block";
+  }
+  // The handle table holds one reference, each list's entries one each.
+  EXPECT_EQ((*second)[0].uuid.use_count(), 3u);
+  first->clear();
+  second->clear();
+  auto third = api.ListDomains();
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ((*third)[0].uuid.use_count(), 2u);
+
+  LibvirtCollector c(config, SystemClock::Instance());
+  Observations out;
+  ASSERT_TRUE(CollectOnce(c, out).ok());
+  ASSERT_TRUE(c.scheduler().WaitIdle(milliseconds(10'000)));
+  Observations out2;
+  ASSERT_TRUE(CollectOnce(c, out2).ok());
+  ASSERT_EQ(out.libvirt->domains.size(), 4u);
+  ASSERT_EQ(out2.libvirt->domains.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(out.libvirt->domains[i].uuid.c_str(), out2.libvirt->domains[i].uuid.c_str());
+    EXPECT_EQ(out.libvirt->domains[i].name.c_str(), out2.libvirt->domains[i].name.c_str());
+  }
+}
+
 TEST(LibvirtTestDriverTest, BadUriGivesClearErrorNamingTheUri) {
   LibvirtConfig config;
   config.uri = "nosuchdriver:///nowhere";
@@ -156,7 +198,7 @@ TEST(LibvirtTestDriverTest, UnsupportedAgentTimeoutIsAnErrorValue) {
   auto list = api.ListDomains();
   ASSERT_TRUE(list.ok());
   ASSERT_FALSE(list->empty());
-  Status st = api.SetAgentTimeout(list->front().uuid, list->front().name, 2);
+  Status st = api.SetAgentTimeout(list->front().uuid.str(), list->front().name.str(), 2);
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("virDomainAgentSetResponseTimeout(domain 'test')"), std::string::npos)
       << st.message();

@@ -24,8 +24,8 @@ bool Samplable(DomainState s) { return s == DomainState::kRunning || s == Domain
 constexpr char kDeadlineError[] = "guest agent call exceeded deadline";
 
 struct Entry {
-  std::string uuid;
-  std::string name;
+  SharedString uuid;  // shared with the list's, the observations' and the store's copies
+  SharedString name;
   DomainState state = DomainState::kUnknown;
   bool agent_up = false;
   bool attempted = false;  // an attempt finished since the domain last started running
@@ -125,11 +125,11 @@ struct AgentScheduler::Impl {
   std::unique_ptr<WorkerPool> pool;  // set once in the constructor
 
   mutable std::mutex mu;  // everything below; taken before the pool's lock
-  std::unordered_map<std::string, Entry> domains;
+  std::unordered_map<SharedString, Entry, SharedStringHash, SharedStringEqual> domains;
   // The last list's entries, in order. Entries leave `domains` only in
   // Update, which rebuilds this first, and never one listed in it.
   std::vector<Entry*> listed;
-  std::vector<std::string> dirty;  // uuids with news, each once
+  std::vector<SharedString> dirty;  // uuids with news, each once
   // Domains waiting for a worker, in order. The pool's own queue is kept at
   // most `concurrency` jobs deep and refilled from here as jobs start, so
   // a round over 10,000 domains costs 16 bytes per waiting domain here
@@ -158,11 +158,11 @@ struct AgentScheduler::Impl {
   void SubmitLocked(Entry& e, bool urgent);
   // Moves backlog slots to the pool until its queue is `concurrency` deep.
   void DispatchLocked();
-  void RunJob(JobContext& ctx, const std::string& uuid);
-  std::optional<Plan> StartLocked(const std::string& uuid);
+  void RunJob(JobContext& ctx, const SharedString& uuid);
+  std::optional<Plan> StartLocked(const SharedString& uuid);
   std::function<void()> FinishLocked(const Plan& plan, const Outcome& out);
   void LateReturnLocked(const Plan& plan);
-  void OnAbandon(const std::string& uuid);
+  void OnAbandon(const SharedString& uuid);
   void RetryTimer();
   void RecordFailure(Entry& e, const std::string& message, int64_t now);
   void LogTimeoutStatus(const Status& st);
@@ -240,9 +240,9 @@ void AgentScheduler::Impl::Enqueue(Entry& e, bool urgent) {
 }
 
 void AgentScheduler::Impl::SubmitLocked(Entry& e, bool urgent) {
-  const std::string uuid = e.uuid;
+  const SharedString uuid = e.uuid;
   JobOptions o;
-  o.key = uuid;
+  o.key = uuid.str();
   o.urgent = urgent;
   o.on_abandon = [this, uuid] { OnAbandon(uuid); };
   switch (pool->Submit([this, uuid](JobContext& ctx) { RunJob(ctx, uuid); }, std::move(o))) {
@@ -269,7 +269,7 @@ void AgentScheduler::Impl::DispatchLocked() {
 
 // One sampling job. The scheduler is touched only under a lease; between
 // the two leases the job blocks in libvirt and may be abandoned.
-void AgentScheduler::Impl::RunJob(JobContext& ctx, const std::string& uuid) {
+void AgentScheduler::Impl::RunJob(JobContext& ctx, const SharedString& uuid) {
   std::optional<Plan> plan;
   const Clock* clk = nullptr;
   {
@@ -298,7 +298,7 @@ void AgentScheduler::Impl::RunJob(JobContext& ctx, const std::string& uuid) {
   if (wake_fn) wake_fn();
 }
 
-std::optional<Plan> AgentScheduler::Impl::StartLocked(const std::string& uuid) {
+std::optional<Plan> AgentScheduler::Impl::StartLocked(const SharedString& uuid) {
   auto it = domains.find(uuid);
   if (it == domains.end()) return std::nullopt;
   Entry& e = it->second;
@@ -308,8 +308,8 @@ std::optional<Plan> AgentScheduler::Impl::StartLocked(const std::string& uuid) {
   e.last_attempt_mono_ns = clock.MonotonicNs();
   Plan p;
   p.api = api;
-  p.uuid = uuid;
-  p.name = e.name;
+  p.uuid = uuid.str();
+  p.name = e.name.str();
   p.generation = api->ConnectionGeneration();
   p.set_timeout = config.set_agent_timeout && config.agent_timeout_s > 0 &&
                   e.timeout_generation != p.generation;
@@ -371,7 +371,7 @@ void AgentScheduler::Impl::LateReturnLocked(const Plan& plan) {
   }
 }
 
-void AgentScheduler::Impl::OnAbandon(const std::string& uuid) {
+void AgentScheduler::Impl::OnAbandon(const SharedString& uuid) {
   std::function<void()> wake_fn;
   {
     std::lock_guard lock(mu);
@@ -446,7 +446,7 @@ DomainObservation AgentScheduler::Impl::Observe(Entry& e) {
 }
 
 void AgentScheduler::Impl::ClearDirtyLocked() {
-  for (const std::string& uuid : dirty) {
+  for (const SharedString& uuid : dirty) {
     if (auto it = domains.find(uuid); it != domains.end()) it->second.dirty = false;
   }
   dirty.clear();
@@ -521,10 +521,10 @@ std::vector<DomainObservation> AgentScheduler::Update(const std::vector<DomainIn
   for (const DomainInfo& d : domains) {
     auto [it, inserted] = sh.domains.try_emplace(d.uuid);
     Entry& e = it->second;
-    if (inserted) e.uuid = d.uuid;
+    if (inserted) e.uuid = it->first;
     if (e.seen_round == round) continue;  // listed twice: ignore the repeat
     const bool was_samplable = Samplable(e.state);
-    e.name = d.name;
+    if (e.name != d.name) e.name = d.name;  // else keep the text the others share
     e.state = d.state;
     e.seen_round = round;
     sh.listed.push_back(&e);
@@ -592,7 +592,7 @@ std::vector<DomainObservation> AgentScheduler::Harvest() {
   std::lock_guard lock(sh.mu);
   std::vector<DomainObservation> out;
   out.reserve(sh.dirty.size());
-  for (const std::string& uuid : sh.dirty) {
+  for (const SharedString& uuid : sh.dirty) {
     auto it = sh.domains.find(uuid);
     if (it != sh.domains.end() && it->second.dirty) out.push_back(sh.Observe(it->second));
   }
@@ -615,7 +615,7 @@ void AgentScheduler::OnEvent(const std::string& uuid, const std::string& name, D
     auto [it, inserted] = sh.domains.try_emplace(uuid);
     Entry& e = it->second;
     if (inserted) {
-      e.uuid = uuid;
+      e.uuid = it->first;
       e.name = name;
       e.seen_round = sh.round;  // schedulable until the next list says otherwise
     }

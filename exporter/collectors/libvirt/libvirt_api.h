@@ -23,8 +23,8 @@ namespace vmtime::libvirt {
 
 // One domain as listed by libvirt.
 struct DomainInfo {
-  std::string uuid;  // canonical UUID string, the key everywhere
-  std::string name;
+  SharedString uuid;  // canonical UUID string, the key everywhere
+  SharedString name;
   DomainState state = DomainState::kUnknown;
 };
 

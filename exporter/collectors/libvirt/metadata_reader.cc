@@ -83,18 +83,19 @@ struct MetadataReader::Impl {
       : clock(c), api(std::move(a)), options(o) {}
 
   struct Entry {
-    std::string name;
+    SharedString name;
     std::optional<DomainMetadata> current;  // last read (nullopt: never read)
     bool handed_out = true;                 // `current` already taken by TakeChanged
     std::string logged_raw;                 // content whose problems were logged
     bool queued = false;
+    uint64_t seen_pass = 0;  // the last Reconcile whose list named it
   };
 
-  void Enqueue(const std::string& uuid, Entry& e, bool urgent) {
+  void Enqueue(const SharedString& uuid, Entry& e, bool urgent) {
     if (e.queued && !urgent) return;
     e.queued = true;
     JobOptions jo;
-    jo.key = uuid;
+    jo.key = uuid.str();
     jo.urgent = urgent;
     jo.on_abandon = [this, uuid, name = e.name] {
       spdlog::warn(
@@ -111,9 +112,9 @@ struct MetadataReader::Impl {
         auto it = domains.find(uuid);
         if (it == domains.end()) return;
         it->second.queued = false;
-        name = it->second.name;
+        name = it->second.name.str();
       }
-      ReadOutcome out = ReadDomain(ctx, *clk, *api_ref, opts, uuid, name);
+      ReadOutcome out = ReadDomain(ctx, *clk, *api_ref, opts, uuid.str(), name);
       const bool in_time = ctx.Disarm();
       auto lease = ctx.Enter();
       if (!lease || !in_time) return;  // the reader is gone, or the result is late
@@ -124,7 +125,7 @@ struct MetadataReader::Impl {
     }
   }
 
-  void Finish(const std::string& uuid, ReadOutcome out) {
+  void Finish(const SharedString& uuid, ReadOutcome out) {
     std::function<void()> wake_fn;
     {
       std::lock_guard lock(mu);
@@ -147,7 +148,7 @@ struct MetadataReader::Impl {
       const bool was_none = !e.current || *e.current == DomainMetadata{};
       if (was_none && out.metadata == DomainMetadata{}) {
         e.current = DomainMetadata{};
-      } else if (*e.current != out.metadata) {
+      } else if (!e.current || *e.current != out.metadata) {
         e.current = std::move(out.metadata);
         e.handed_out = false;
         changed.push_back(uuid);
@@ -164,8 +165,9 @@ struct MetadataReader::Impl {
   std::shared_ptr<LibvirtApi> api;
   const MetadataOptions options;
   std::mutex mu;
-  std::unordered_map<std::string, Entry> domains;  // by uuid
-  std::vector<std::string> changed;                // uuids with handed_out == false (may repeat)
+  std::unordered_map<SharedString, Entry, SharedStringHash, SharedStringEqual> domains;  // by uuid
+  std::vector<SharedString> changed;  // uuids with handed_out == false (may repeat)
+  uint64_t pass = 0;                  // Reconcile calls so far
   std::function<void()> wake;
   bool wake_pending = false;
   uint64_t generation = 0;
@@ -199,17 +201,16 @@ void MetadataReader::Reconcile(const std::vector<DomainInfo>& domains, uint64_t 
   if (im.shutdown) return;
   const bool reconnected = generation != im.generation;
   im.generation = generation;
-  std::unordered_map<std::string, Impl::Entry> next;
-  next.reserve(domains.size());
+  // In place: a steady fleet's list allocates and frees no table node.
+  const uint64_t pass = ++im.pass;
   for (const auto& d : domains) {
-    auto it = im.domains.find(d.uuid);
-    const bool known = it != im.domains.end();
-    Impl::Entry e = known ? std::move(it->second) : Impl::Entry{};
-    e.name = d.name;
-    auto& slot = next.emplace(d.uuid, std::move(e)).first->second;
-    if (!known || reconnected) im.Enqueue(d.uuid, slot, /*urgent=*/false);
+    auto [it, inserted] = im.domains.try_emplace(d.uuid);
+    Impl::Entry& e = it->second;
+    if (e.name != d.name) e.name = d.name;
+    e.seen_pass = pass;
+    if (inserted || reconnected) im.Enqueue(it->first, e, /*urgent=*/false);
   }
-  im.domains = std::move(next);
+  std::erase_if(im.domains, [pass](const auto& kv) { return kv.second.seen_pass != pass; });
 }
 
 void MetadataReader::Invalidate(const std::string& uuid, const std::string& name) {
@@ -218,14 +219,14 @@ void MetadataReader::Invalidate(const std::string& uuid, const std::string& name
   if (im.shutdown) return;
   auto [it, inserted] = im.domains.try_emplace(uuid);
   if (inserted) it->second.name = name;
-  im.Enqueue(uuid, it->second, /*urgent=*/true);
+  im.Enqueue(it->first, it->second, /*urgent=*/true);
 }
 
-std::vector<std::pair<std::string, DomainMetadata>> MetadataReader::TakeChanged() {
+std::vector<std::pair<SharedString, DomainMetadata>> MetadataReader::TakeChanged() {
   Impl& im = *impl_;
   std::lock_guard lock(im.mu);
   im.wake_pending = false;
-  std::vector<std::pair<std::string, DomainMetadata>> out;
+  std::vector<std::pair<SharedString, DomainMetadata>> out;
   for (const auto& uuid : im.changed) {
     auto it = im.domains.find(uuid);
     if (it == im.domains.end() || it->second.handed_out || !it->second.current) continue;

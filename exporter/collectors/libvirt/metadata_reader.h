@@ -56,7 +56,7 @@ class MetadataReader {
   // The metadata-change event: re-read this domain first.
   void Invalidate(const std::string& uuid, const std::string& name);
   // Domains whose metadata changed since the last call, by uuid.
-  std::vector<std::pair<std::string, DomainMetadata>> TakeChanged();
+  std::vector<std::pair<SharedString, DomainMetadata>> TakeChanged();
   // Called (from the reader's worker) when a change is stored.
   void SetWakeup(std::function<void()> wake);
   // The pool's watchdog pass (tests without background_tick).

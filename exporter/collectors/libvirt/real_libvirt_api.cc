@@ -5,7 +5,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <string_view>
 
 namespace vmtime::libvirt {
 
@@ -126,12 +128,19 @@ struct DomainListDeleter {
   }
 };
 
-bool FillInfo(virDomainPtr dom, DomainInfo& info) {
-  char uuid[VIR_UUID_STRING_BUFLEN] = {};
-  if (virDomainGetUUIDString(dom, uuid) < 0) return false;
+// One domain of a list, before it is matched against the handle table.
+struct Listed {
+  std::array<char, VIR_UUID_STRING_BUFLEN> uuid{};
+  const char* name = "";  // libvirt's, valid while the list is
+  DomainState state = DomainState::kUnknown;
+  virDomainPtr dom = nullptr;
+};
+
+bool FillListed(virDomainPtr dom, Listed& l) {
+  if (virDomainGetUUIDString(dom, l.uuid.data()) < 0) return false;
   const char* name = virDomainGetName(dom);
-  info.uuid = uuid;
-  info.name = name != nullptr ? name : "";
+  l.name = name != nullptr ? name : "";
+  l.dom = dom;
   return true;
 }
 
@@ -256,26 +265,25 @@ Result<std::vector<DomainInfo>> RealLibvirtApi::ListDomains() {
   ConnectPtr hold = std::move(*got);  // our own reference, used outside any lock
   virConnectPtr conn = hold.get();
 
-  std::vector<DomainInfo> out;
-  std::unordered_map<std::string, DomainPtr> handles;
+  std::vector<Listed> listed;
   virDomainStatsRecordPtr* records = nullptr;
+  std::unique_ptr<virDomainStatsRecordPtr, StatsDeleter> stats_owner;
+  std::unique_ptr<virDomainPtr, DomainListDeleter> list_owner;
   const int n = virConnectGetAllDomainStats(conn, VIR_DOMAIN_STATS_STATE, &records, 0);
   if (n >= 0) {
-    std::unique_ptr<virDomainStatsRecordPtr, StatsDeleter> owner(records);
-    out.reserve(n);
-    handles.reserve(n);
+    stats_owner.reset(records);
+    listed.reserve(n);
     for (int i = 0; i < n; ++i) {
-      DomainInfo info;
-      if (!FillInfo(records[i]->dom, info)) continue;
+      Listed l;
+      if (!FillListed(records[i]->dom, l)) continue;
       for (int p = 0; p < records[i]->nparams; ++p) {
         const virTypedParameter& param = records[i]->params[p];
         if (std::strcmp(param.field, "state.state") == 0) {
-          info.state =
+          l.state =
               StateFromLibvirt(param.type == VIR_TYPED_PARAM_INT ? param.value.i : param.value.ui);
         }
       }
-      handles.emplace(info.uuid, RefDomain(records[i]->dom));
-      out.push_back(std::move(info));
+      listed.push_back(l);
     }
   } else {
     LastError err = TakeLastError();
@@ -291,25 +299,40 @@ Result<std::vector<DomainInfo>> RealLibvirtApi::ListDomains() {
       connection_.Check(conn, e.message);
       return e;
     }
-    std::unique_ptr<virDomainPtr, DomainListDeleter> owner(list, DomainListDeleter{m});
-    out.reserve(m);
+    list_owner = std::unique_ptr<virDomainPtr, DomainListDeleter>(list, DomainListDeleter{m});
+    listed.reserve(m);
     for (int i = 0; i < m; ++i) {
-      DomainInfo info;
-      if (!FillInfo(list[i], info)) continue;
+      Listed l;
+      if (!FillListed(list[i], l)) continue;
       int state = 0;
       int reason = 0;
       if (virDomainGetState(list[i], &state, &reason, 0) == 0) {
-        info.state = StateFromLibvirt(state);
+        l.state = StateFromLibvirt(state);
       } else {
         virResetLastError();  // vanished between list and state: report unknown
       }
-      handles.emplace(info.uuid, RefDomain(list[i]));
-      out.push_back(std::move(info));
+      listed.push_back(l);
     }
   }
+  // The table is updated in place: a domain listed before keeps its entry
+  // and texts (its handle is this list's: a restarted domain's id changes).
+  std::vector<DomainInfo> out;
+  out.reserve(listed.size());
   std::lock_guard lock(mu_);
-  handles_.swap(handles);
+  if (handles_generation_ != generation) handles_.clear();
   handles_generation_ = generation;
+  const uint64_t pass = ++lists_;
+  for (const Listed& l : listed) {
+    const std::string_view uuid(l.uuid.data());
+    auto it = handles_.find(uuid);
+    if (it == handles_.end()) it = handles_.try_emplace(SharedString(uuid)).first;
+    Handle& h = it->second;
+    if (h.name != l.name) h.name = SharedString(l.name);
+    h.dom = RefDomain(l.dom);
+    h.pass = pass;
+    out.push_back(DomainInfo{it->first, h.name, l.state});
+  }
+  std::erase_if(handles_, [pass](const auto& kv) { return kv.second.pass != pass; });
   return out;
 }
 
@@ -318,7 +341,7 @@ Result<DomainPtr> RealLibvirtApi::FindDomain(const std::string& uuid, const std:
     std::lock_guard lock(mu_);
     auto it = handles_.find(uuid);
     if (it != handles_.end() && handles_generation_ == connection_.generation()) {
-      return RefDomain(it->second.get());
+      return RefDomain(it->second.dom.get());
     }
   }
   Result<ConnectPtr> conn = connection_.Get();

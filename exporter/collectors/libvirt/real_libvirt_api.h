@@ -60,9 +60,19 @@ class RealLibvirtApi final : public LibvirtApi {
   int agent_callback_ = -1;
   int metadata_callback_ = -1;
 
-  std::mutex mu_;                                       // handles_
-  std::unordered_map<std::string, DomainPtr> handles_;  // uuid -> handle of the last list
+  // A listed domain: the handle of the last list and the texts every other
+  // table shares (DomainInfo hands these out, so a steady fleet's lists
+  // allocate no uuid or name that is kept).
+  struct Handle {
+    SharedString name;
+    DomainPtr dom;
+    uint64_t pass = 0;  // the last list that named it
+  };
+  std::mutex mu_;  // handles_, lists_
+  std::unordered_map<SharedString, Handle, SharedStringHash, SharedStringEqual>
+      handles_;  // by uuid
   uint64_t handles_generation_ = 0;
+  uint64_t lists_ = 0;
 
   Connection connection_;  // last: closed (hooks run) before the members above go
 };
