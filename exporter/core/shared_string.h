@@ -53,6 +53,9 @@ class SharedString {
   const char* data() const noexcept { return c_str(); }
   size_t size() const noexcept { return rep_ == nullptr ? 0 : rep_->size; }
   bool empty() const noexcept { return rep_ == nullptr; }
+  // Drops this copy's reference: empty afterwards (the text itself never changes).
+  void clear() noexcept { Unref(); }
+  size_t find(std::string_view s, size_t pos = 0) const noexcept { return view().find(s, pos); }
   // Copies sharing this one's text (0 for the empty string); tests.
   uint32_t use_count() const noexcept {
     return rep_ == nullptr ? 0 : rep_->refs.load(std::memory_order_relaxed);

@@ -33,7 +33,7 @@ void AppendGroupMetrics(const Snapshot& s, FamilyBuilder& out) {
                 "Max minus min guest clock offset among the group's measured members on this host "
                 "(present with two or more).");
   for (const GroupView& g : s.groups) {
-    const Labels l = {{"group", g.name}};
+    const Labels l = {{"group", g.name.str()}};
     members.Add(l, g.members);
     measured.Add(l, g.measured);
     if (g.measured >= 2) spread.Add(l, g.spread_s);

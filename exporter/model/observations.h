@@ -232,7 +232,7 @@ const char* DomainStateName(DomainState s);  // "running", "paused", ...
 // sorted by name, no duplicates.
 struct DomainMetadata {
   static constexpr size_t kMaxLabels = 8;
-  std::string group;                                        // empty: none declared
+  SharedString group;                                       // empty: none declared
   std::vector<std::pair<std::string, std::string>> labels;  // name -> value
   bool operator==(const DomainMetadata&) const = default;
 };
@@ -244,7 +244,7 @@ struct DomainObservation {
   bool agent_up = false;                       // last guest-get-time attempt succeeded
   bool agent_attempted = true;                 // false before the first attempt finished:
                                                // then neither up nor down
-  std::string agent_error;                     // last failure, empty when up
+  SharedString agent_error;                    // last failure, empty when up
   int agent_failures = 0;                      // consecutive failed attempts
   std::optional<scoring::ClockSample> sample;  // newest sample taken since the last Collect
   double rtt_s = 0;                            // round trip of the kept sample (t1 - t0)

@@ -22,8 +22,8 @@ struct VmView {
   SharedString uuid;
   DomainState state = DomainState::kUnknown;
   bool agent_up = false;
-  bool agent_attempted = false;  // false: not tried yet, neither up nor down
-  std::string agent_error;
+  bool agent_attempted = false;                     // false: not tried yet, neither up nor down
+  SharedString agent_error;                         // shared with the store's and the scheduler's
   std::optional<scoring::ClockSample> last_sample;  // newest good sample
   double rtt_s = 0;                                 // of last_sample
   std::optional<double> utc_offset_s;               // guest - UTC when host offset known
@@ -33,17 +33,18 @@ struct VmView {
   std::shared_ptr<const GuestStatusObservation> guest;
   // Group (metadata, else the first matching groups.rules entry; empty: none)
   // and the domain's metadata labels: labels of vmtime_vm_info only.
-  std::string group;
+  SharedString group;  // shared by the group's members
   std::vector<std::pair<std::string, std::string>> labels;
   scoring::ScoreResult score;
   // Remediation attempts by result since exporter start; absent until the
   // first attempt (vmtime_vm_remediations_total is then written).
-  std::optional<RemediationCounts> remediations_total;
+  // Shared with the store (replaced, not changed, at each attempt).
+  std::shared_ptr<const RemediationCounts> remediations_total;
 };
 
 // One group's members on this host (vmtime_group_*).
 struct GroupView {
-  std::string name;
+  SharedString name;
   int members = 0;   // domains of the group listed by libvirt, any state
   int measured = 0;  // of those, running with a sample that is not stale
   // Max minus min offset (guest - host) of the measured members, >= 0;

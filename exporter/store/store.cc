@@ -23,7 +23,9 @@ void Store::SetConfig(const Config& config) {
   remote_libvirt_ = ClassifyLibvirtUri(config.libvirt.uri).remote;
   component_scores_ = config.metrics.component_scores;
   reference_order_ = config.host.reference_order;
-  group_rules_ = config.groups.rules;
+  group_rules_.clear();
+  for (const GroupRule& rule : config.groups.rules)
+    group_rules_.emplace_back(rule.match, rule.group);
   // What the libvirt collector reads changed: it is rebuilt and reads every
   // domain again, handing out only what it finds; forget the old reads so
   // nothing read under the old settings stays.
@@ -235,21 +237,22 @@ std::optional<scoring::HostReference> Store::HostReferenceLocked() const {
   return SelectHostReference(reference_order_, c);
 }
 
-std::string Store::GroupOfLocked(const VmState& vm, const DomainMetadata* meta) const {
+SharedString Store::GroupOfLocked(const VmState& vm, const DomainMetadata* meta) const {
   if (meta != nullptr && !meta->group.empty()) return meta->group;
-  for (const auto& rule : group_rules_) {
-    if (fnmatch(rule.match.c_str(), vm.name.c_str(), 0) == 0) return rule.group;
+  for (const auto& [match, group] : group_rules_) {
+    if (fnmatch(match.c_str(), vm.name.c_str(), 0) == 0) return group;
   }
   return {};
 }
 
-std::map<std::string, double> Store::BuildGroupsLocked(Snapshot& snap, int64_t now_mono_ns) const {
+std::map<SharedString, double, std::less<>> Store::BuildGroupsLocked(Snapshot& snap,
+                                                                     int64_t now_mono_ns) const {
   // A member's offset counts while its domain runs and its newest sample is
   // not stale (the `stale` reason's knot), so a guest whose agent died an
   // hour ago does not hold the spread open.
   const double fresh_s = params_.freshness_full_intervals * libvirt_interval_s_;
-  std::map<std::string, GroupView> groups;
-  std::map<std::string, std::pair<double, double>> range;  // min, max offset
+  std::map<SharedString, GroupView, std::less<>> groups;
+  std::map<SharedString, std::pair<double, double>, std::less<>> range;  // min, max offset
   for (const VmView& v : snap.vms) {
     if (v.group.empty()) continue;
     GroupView& g = groups[v.group];
@@ -266,7 +269,7 @@ std::map<std::string, double> Store::BuildGroupsLocked(Snapshot& snap, int64_t n
     it->second.second = std::max(it->second.second, off);
     ++g.measured;
   }
-  std::map<std::string, double> spreads;
+  std::map<SharedString, double, std::less<>> spreads;
   snap.groups.reserve(groups.size());
   for (auto& [name, g] : groups) {
     if (auto it = range.find(name); it != range.end()) {
@@ -344,7 +347,7 @@ std::shared_ptr<const Snapshot> Store::Build(int64_t now_mono_ns, int64_t now_re
     snap->vms.push_back(std::move(v));
   }
   // Scoring needs each group's spread, hence a second pass.
-  const std::map<std::string, double> spreads = BuildGroupsLocked(*snap, now_mono_ns);
+  const auto spreads = BuildGroupsLocked(*snap, now_mono_ns);
   auto state = vms_.begin();  // snap->vms holds one view per VmState, in vms_ order
   for (VmView& v : snap->vms) {
     const VmState& vm = (state++)->second;
@@ -374,8 +377,10 @@ void Store::RecordRemediation(const std::string& uuid, RemediationResult result)
   auto it = vms_.find(uuid);
   if (it == vms_.end()) return;
   auto& counts = it->second.remediations;
-  if (!counts) counts.emplace();
-  ++(*counts)[static_cast<size_t>(result)];
+  auto next =
+      counts ? std::make_shared<RemediationCounts>(*counts) : std::make_shared<RemediationCounts>();
+  ++(*next)[static_cast<size_t>(result)];
+  counts = std::move(next);
 }
 
 }  // namespace vmtime

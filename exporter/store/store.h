@@ -55,7 +55,7 @@ class Store {
     DomainState state = DomainState::kUnknown;
     bool agent_up = false;
     bool agent_attempted = false;
-    std::string agent_error;
+    SharedString agent_error;
     SampleHistory samples;  // oldest first, <= history_samples, packed
     double rtt_s = 0;
     scoring::StepCounts steps_total;
@@ -66,7 +66,9 @@ class Store {
     // is marked after_interruption.
     bool returned = false;
     bool listed = false;  // in the libvirt list being applied (ApplyLibvirt)
-    std::optional<RemediationCounts> remediations;  // absent until the first attempt
+    // Absent until the first attempt; replaced (copy on write) at each
+    // attempt, so snapshots share it.
+    std::shared_ptr<const RemediationCounts> remediations;
   };
   // A domain libvirt stopped listing, kept (not exported) so that its history
   // continues if it comes back: a transient domain is unlisted while saved.
@@ -83,10 +85,11 @@ class Store {
   std::optional<scoring::HostReference> HostReferenceLocked() const;
   // The VM's group: its metadata's, else the first matching groups.rules
   // entry's, else empty.
-  std::string GroupOfLocked(const VmState& vm, const DomainMetadata* meta) const;
+  SharedString GroupOfLocked(const VmState& vm, const DomainMetadata* meta) const;
   // Fills snap.groups from snap.vms (group already set); returns each group's
   // spread for scoring, by name (only groups with >= 2 measured members).
-  std::map<std::string, double> BuildGroupsLocked(Snapshot& snap, int64_t now_mono_ns) const;
+  std::map<SharedString, double, std::less<>> BuildGroupsLocked(Snapshot& snap,
+                                                                int64_t now_mono_ns) const;
 
   mutable std::mutex mu_;
   scoring::Params params_;
@@ -94,8 +97,9 @@ class Store {
   double libvirt_interval_s_ = 15;
   std::set<CollectorId> enabled_;
   size_t ntp_configured_ = 0;
-  bool component_scores_ = true;        // config metrics.component_scores, copied into snapshots
-  std::vector<GroupRule> group_rules_;  // config groups.rules
+  bool component_scores_ = true;  // config metrics.component_scores, copied into snapshots
+  // Config groups.rules: glob, group (one text shared by the members).
+  std::vector<std::pair<std::string, SharedString>> group_rules_;
   // Metadata by uuid (libvirt collector); kept while the VM is listed.
   std::map<SharedString, DomainMetadata, std::less<>> metadata_;
   std::pair<bool, bool> metadata_sources_{true, false};  // libvirt.metadata, nova_metadata

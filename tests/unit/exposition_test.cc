@@ -207,7 +207,7 @@ Snapshot FullSnapshot() {
   vm.rtt_s = 0.0008;
   vm.utc_offset_s = 0.0021;
   vm.steps_total = {1, 2};
-  vm.remediations_total = RemediationCounts{1, 0, 0, 2, 0};
+  vm.remediations_total = std::make_shared<RemediationCounts>(RemediationCounts{1, 0, 0, 2, 0});
   GuestStatusObservation guest;
   guest.daemon = "chrony";
   guest.status.state = scoring::SyncState::kSynchronised;

@@ -53,7 +53,9 @@ Snapshot FullFleet(int n) {
       vm.guest = std::make_shared<const GuestStatusObservation>(g);
     }
     if (i % 5 == 0) vm.score.measured.fill(true);
-    if (i % 7 == 0) vm.remediations_total = RemediationCounts{1, 0, 2, 0, 0};
+    if (i % 7 == 0) {
+      vm.remediations_total = std::make_shared<RemediationCounts>(RemediationCounts{1, 0, 2, 0, 0});
+    }
   }
   return s;
 }

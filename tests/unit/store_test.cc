@@ -159,13 +159,20 @@ TEST(Store, RemoteLibvirtUriHasNoUtcOffsetAndNoHostReference) {
 TEST(Store, CountsRemediationsPerVmFromTheFirstAttempt) {
   Store store(TestConfig());
   store.Apply(Listed(10, 0));
-  EXPECT_FALSE(store.Build(11 * kS, 0)->vms.at(0).remediations_total.has_value());
+  EXPECT_EQ(store.Build(11 * kS, 0)->vms.at(0).remediations_total, nullptr);
+  const auto before = store.Build(11 * kS, 0);
   store.RecordRemediation(kUuid, RemediationResult::kOk);
+  const auto mid = store.Build(11 * kS, 0);
   store.RecordRemediation(kUuid, RemediationResult::kFailed);
   store.RecordRemediation(kUuid, RemediationResult::kFailed);
   store.RecordRemediation("00000000-0000-0000-0000-000000000000", RemediationResult::kOk);
   const auto counts = store.Build(12 * kS, 0)->vms.at(0).remediations_total;
-  ASSERT_TRUE(counts.has_value());
+  ASSERT_NE(counts, nullptr);
+  // An older snapshot keeps what it was built with (counts are replaced, not changed).
+  EXPECT_EQ(before->vms.at(0).remediations_total, nullptr);
+  ASSERT_NE(mid->vms.at(0).remediations_total, nullptr);
+  EXPECT_EQ((*mid->vms.at(0).remediations_total)[static_cast<size_t>(RemediationResult::kFailed)],
+            0u);
   EXPECT_EQ((*counts)[static_cast<size_t>(RemediationResult::kOk)], 1u);
   EXPECT_EQ((*counts)[static_cast<size_t>(RemediationResult::kFailed)], 2u);
   EXPECT_EQ((*counts)[static_cast<size_t>(RemediationResult::kDryRun)], 0u);

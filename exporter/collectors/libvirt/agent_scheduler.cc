@@ -29,7 +29,7 @@ struct Entry {
   DomainState state = DomainState::kUnknown;
   bool agent_up = false;
   bool attempted = false;  // an attempt finished since the domain last started running
-  std::string agent_error;
+  SharedString agent_error;
   int failures = 0;
   std::optional<scoring::ClockSample> sample;  // newest not yet handed out
   double rtt_s = 0;
@@ -109,8 +109,18 @@ Outcome TakeSample(JobContext& ctx, const Clock& clock, const Plan& plan) {
   return out;
 }
 
-std::string NotSampledError(DomainState s) {
-  return std::string("domain is ") + DomainStateName(s) + " (not sampled)";
+// One text per state, shared by every domain in it.
+const SharedString& NotSampledError(DomainState s) {
+  static const auto* const kTexts = [] {
+    auto* texts = new std::array<SharedString, static_cast<size_t>(DomainState::kSuspended) + 1>;
+    for (size_t i = 0; i < texts->size(); ++i) {
+      (*texts)[i] = std::string("domain is ") + DomainStateName(static_cast<DomainState>(i)) +
+                    " (not sampled)";
+    }
+    return texts;
+  }();
+  const auto i = static_cast<size_t>(s);
+  return i < kTexts->size() ? (*kTexts)[i] : (*kTexts)[0];
 }
 
 }  // namespace
@@ -214,7 +224,7 @@ struct AgentScheduler::Impl {
   static void SetRunningAgain(Entry& e) {
     e.agent_up = false;
     e.attempted = false;
-    e.agent_error.clear();
+    e.agent_error = SharedString();
   }
 };
 
@@ -333,7 +343,7 @@ std::function<void()> AgentScheduler::Impl::FinishLocked(const Plan& plan, const
     if (!d.agent_up) spdlog::info("libvirt: domain '{}' ({}): guest agent up", d.name, d.uuid);
     d.agent_up = true;
     d.attempted = true;
-    d.agent_error.clear();
+    d.agent_error = SharedString();
     d.failures = 0;
     d.next_retry_mono_ns = 0;
     scoring::ClockSample s = SampleFromBracket(out.best);
