@@ -14,6 +14,7 @@
 #include "exporter/exposition/metrics_cache.h"
 #include "exporter/exposition/views.h"
 #include "exporter/http/router.h"
+#include "exporter/http/worker_stack.h"
 
 namespace vmtime {
 
@@ -286,6 +287,9 @@ CivetCallbacks ServerCallbacks() {
     mg_write(conn, response.data(), response.size());  // not mg_printf: see WriteAll
     return 0;                                          // handled
   };
+  // The worker is shallow again: hand back what its deepest request touched
+  // (worker_stack.h).
+  callbacks.connection_close = [](const mg_connection* /*conn*/) { ReleaseStackBelow(); };
   return callbacks;
 }
 
