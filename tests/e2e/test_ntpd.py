@@ -8,7 +8,8 @@ joined by a veth pair: in the upstream one a chronyd (`-x`, `local stratum
 scripts/setup --test, never installed: it Conflicts with chrony) syncs to it
 and answers mode 6 on its loopback, where the exporter reads it. ntpd runs
 in the foreground (-n) with its own pid, drift, stats and log paths and
-`disable ntp` / `disable kernel`: the clock is shared by every namespace,
+`disable ntp` / `disable kernel` and without CAP_SYS_TIME (setpriv; ntpsec
+touches the kernel PLL at start-up even so): the clock is shared by every namespace,
 and the test checks with adjtimex that the kernel's offset, frequency,
 status and time constant are the same before and after.
 
@@ -117,7 +118,13 @@ class Lab:
                     f"driftfile {d}/drift\nstatsdir {d}/\n"
                     "restrict default\nrestrict 127.0.0.1\nrestrict ::1\n"
                     "server 10.231.0.2 iburst minpoll 0 maxpoll 1\n" + extra)
-        self.spawn("ntpd", self.ns, NTPD, "-n", "-c", conf, "-p", f"{d}/ntpd.pid",
+        # Without CAP_SYS_TIME: ntpsec 1.2.2 calls ntp_adjtime at start-up
+        # (start_kern_loop: STA_PLL, time constant 4) even with `disable
+        # kernel`, which changed the machine's discipline on a kernel still
+        # in its boot state (STA_UNSYNC) and failed the check below; without
+        # the capability the call fails (logged) and ntpd runs on.
+        self.spawn("ntpd", self.ns, "setpriv", "--bounding-set=-sys_time",
+                   "--inh-caps=-sys_time", NTPD, "-n", "-c", conf, "-p", f"{d}/ntpd.pid",
                    "-l", f"{d}/ntpd.log")
 
     def close(self):
