@@ -261,8 +261,8 @@ BENCHMARK(BM_PublishCycle)
 // The fixed part of a new snapshot's gzip body: GzipBody::Make of a
 // snapshot in which nothing changed (keys of every VM, compare, assemble),
 // with the heap bytes the GzipBody keeps between makes (retained_bytes,
-// retained_per_vm; malloc_kept_bytes: the same by malloc's count) and the size and allocation of
-// the body it returns (body_bytes, body_capacity), the exposition keys alone, and their digest
+// retained_per_vm; malloc_kept_bytes: the same by malloc's count) and the size and parts of
+// the body it returns (body_bytes, body_parts), the exposition keys alone, and their digest
 // alone (BM_KeyDigest). Bytes malloc has handed out and not had back (all arenas, mmapped blocks
 // included).
 size_t HeapInUseBytes() {
@@ -276,16 +276,17 @@ void BM_GzipBodyUnchanged(benchmark::State& state) {
   const size_t heap_before = HeapInUseBytes();
   exposition::GzipBody body(exposition::kGzipLevel);
   if (!body.Make(*snap).ok()) state.SkipWithError("gzip failed");
-  size_t body_bytes = 0, body_capacity = 0;
+  size_t body_bytes = 0, body_parts = 0;
   for (auto _ : state) {
     auto made = body.Make(*snap);
-    if (made.ok()) body_bytes = made->size(), body_capacity = made->capacity();
+    if (made.ok()) body_bytes = made->size(), body_parts = made->parts().size();
     benchmark::DoNotOptimize(made);
   }
   Report(state, n, 0);
-  // The body as made (kept by the metrics cache as it is) and its allocation.
+  // The body as made (kept by the metrics cache as it is): its bytes, and
+  // the parts it refers to (response_body.h).
   state.counters["body_bytes"] = static_cast<double>(body_bytes);
-  state.counters["body_capacity"] = static_cast<double>(body_capacity);
+  state.counters["body_parts"] = static_cast<double>(body_parts);
   // What the body keeps between makes (GzipBody::retained_bytes).
   state.counters["retained_bytes"] = static_cast<double>(body.retained_bytes());
   state.counters["retained_per_vm"] = static_cast<double>(body.retained_bytes()) / n;

@@ -27,9 +27,6 @@ std::string GzipHeader(int level) {
   return std::string{'\x1f', '\x8b', '\x08', '\0', '\0', '\0', '\0', '\0', xfl, '\x03'};
 }
 
-// The empty final block (2 bytes), CRC-32 and ISIZE (4 bytes each).
-constexpr size_t kTrailerBytes = 2 + 4 + 4;
-
 void AppendLe32(std::string& out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
 }
@@ -94,6 +91,10 @@ size_t HeapBytes(const std::string& s) {
   return s.capacity() > std::string().capacity() ? s.capacity() + 1 : 0;
 }
 
+// What make_shared<const std::string> allocates besides the characters:
+// the control block's two counts and vtable pointer, and the string.
+constexpr size_t kSharedStringBytes = 2 * sizeof(int) + sizeof(void*) + sizeof(std::string);
+
 }  // namespace
 
 // One raw-deflate stream state, reset for every piece.
@@ -114,26 +115,27 @@ class GzipBody::Deflater {
     piece.text_bytes = text.size();
     piece.crc =
         static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(text.data()), text.size()));
-    piece.deflated.clear();
+    piece.deflated.reset();
     if (text.empty()) return Status();
     if (deflateReset(&zs_) != Z_OK) return Error{"gzip: deflateReset failed"};
     zs_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
     zs_.avail_in = static_cast<uInt>(text.size());  // a piece is far below 4 GiB
-    piece.deflated.resize(deflateBound(&zs_, text.size()) + 16);
+    std::string out(deflateBound(&zs_, text.size()) + 16, '\0');
     size_t used = 0;
     for (;;) {
-      zs_.next_out = reinterpret_cast<Bytef*>(piece.deflated.data() + used);
-      zs_.avail_out = static_cast<uInt>(piece.deflated.size() - used);
+      zs_.next_out = reinterpret_cast<Bytef*>(out.data() + used);
+      zs_.avail_out = static_cast<uInt>(out.size() - used);
       const int rc = deflate(&zs_, Z_SYNC_FLUSH);
       if (rc != Z_OK && rc != Z_BUF_ERROR) {
         return Error{"gzip: deflate failed (zlib error " + std::to_string(rc) + ")"};
       }
-      used = piece.deflated.size() - zs_.avail_out;
+      used = out.size() - zs_.avail_out;
       if (zs_.avail_in == 0 && zs_.avail_out != 0) break;  // all in, flush complete
-      piece.deflated.resize(piece.deflated.size() * 2);
+      out.resize(out.size() * 2);
     }
-    piece.deflated.resize(used);
-    piece.deflated.shrink_to_fit();
+    out.resize(used);
+    out.shrink_to_fit();
+    piece.deflated = std::make_shared<const std::string>(std::move(out));
     return Status();
   }
 
@@ -168,7 +170,7 @@ GzipBody::KeyDigest GzipBody::KeyDigestOf(std::string_view bytes) const {
   return KeyDigest{Finalise(a ^ size), Finalise(b ^ std::rotl(size, 32))};
 }
 
-Result<std::string> GzipBody::Make(const Snapshot& s) {
+Result<ResponseBody> GzipBody::Make(const Snapshot& s) {
   if (!deflater_->ok())
     return Error{"gzip: deflateInit2 failed at level " + std::to_string(level_)};
   try {
@@ -233,7 +235,11 @@ size_t GzipBody::retained_bytes() const {
   size_t bytes = chunks_.capacity() * sizeof(Chunk);
   for (const Chunk& c : chunks_) {
     bytes += c.pieces.capacity() * sizeof(Piece);
-    for (const Piece& p : c.pieces) bytes += HeapBytes(p.deflated);
+    for (const Piece& p : c.pieces) {
+      // The shared text: its control block and string (one allocation,
+      // make_shared) and its characters.
+      if (p.deflated) bytes += kSharedStringBytes + HeapBytes(*p.deflated);
+    }
   }
   // One node per entry (next pointer, the pair, the cached hash) and the
   // buckets; the uuid's text is shared with the snapshot's.
@@ -242,57 +248,46 @@ size_t GzipBody::retained_bytes() const {
   return bytes;
 }
 
-Result<std::string> GzipBody::MakeBody(const Snapshot& s) {
+Result<ResponseBody> GzipBody::MakeBody(const Snapshot& s) {
   if (auto st = UpdateChunks(s); !st.ok()) {
     chunks_.clear();  // start over next time
     index_.clear();
     return st.error();
   }
   // The host section (heads[0]) and the HELP/TYPE lines of each family with
-  // a sample (heads[1 + f]) are compressed first, so the body's exact size
-  // is known and it is allocated once, without slack: a body is kept until
-  // the next one (and beside it while requests send it).
+  // a sample (heads[1 + f]) are compressed anew; the chunks' pieces are
+  // referred to, not copied.
   const std::span<const VmFamily> families = VmFamilies();
   std::vector<Piece> heads(1 + families.size());
   std::string text;
   AppendHostText(s, text);
   if (auto st = deflater_->Compress(text, heads[0]); !st.ok()) return st.error();
-  const std::string header = GzipHeader(level_);
-  size_t size = header.size() + heads[0].deflated.size() + kTrailerBytes;
-  for (size_t f = 0; f < families.size(); ++f) {
-    if (!FamilyWanted(s, families[f])) continue;
-    size_t pieces = 0;
-    bool any = false;
-    for (const Chunk& c : chunks_) {
-      any = any || c.pieces[f].text_bytes > 0;
-      pieces += c.pieces[f].deflated.size();
-    }
-    if (!any) continue;  // no sample: no HELP/TYPE either (as RenderText)
-    text.clear();
-    AppendFamilyHeader(text, families[f].name, families[f].help, families[f].type);
-    if (auto st = deflater_->Compress(text, heads[1 + f]); !st.ok()) return st.error();
-    size += heads[1 + f].deflated.size() + pieces;
-  }
-  std::string out;
-  out.reserve(size);
-  out += header;
+  ResponseBody out;
+  out.Reserve(3 + families.size() * (1 + chunks_.size()));
+  out.Append(std::make_shared<const std::string>(GzipHeader(level_)));
   uint32_t crc = 0;
   uint64_t total = 0;
   const auto add = [&](const Piece& p) {
-    out += p.deflated;
+    out.Append(p.deflated);
     crc = static_cast<uint32_t>(crc32_combine(crc, p.crc, static_cast<z_off_t>(p.text_bytes)));
     total += p.text_bytes;
   };
   add(heads[0]);
   for (size_t f = 0; f < families.size(); ++f) {
-    if (heads[1 + f].text_bytes == 0) continue;  // not wanted, or no sample
+    if (!FamilyWanted(s, families[f])) continue;
+    const bool any = std::any_of(chunks_.begin(), chunks_.end(),
+                                 [f](const Chunk& c) { return c.pieces[f].text_bytes > 0; });
+    if (!any) continue;  // no sample: no HELP/TYPE either (as RenderText)
+    text.clear();
+    AppendFamilyHeader(text, families[f].name, families[f].help, families[f].type);
+    if (auto st = deflater_->Compress(text, heads[1 + f]); !st.ok()) return st.error();
     add(heads[1 + f]);
     for (const Chunk& c : chunks_) add(c.pieces[f]);
   }
-  out += '\x03';  // an empty final block (fixed Huffman codes)
-  out += '\0';
-  AppendLe32(out, crc);
-  AppendLe32(out, static_cast<uint32_t>(total));  // ISIZE: the length modulo 2^32
+  std::string trailer = {'\x03', '\0'};  // an empty final block (fixed Huffman codes)
+  AppendLe32(trailer, crc);
+  AppendLe32(trailer, static_cast<uint32_t>(total));  // ISIZE: the length modulo 2^32
+  out.Append(std::make_shared<const std::string>(std::move(trailer)));
   return out;
 }
 

@@ -23,8 +23,11 @@
 // - The body is one gzip member: header, the host section (compressed every
 //   time, a few kB), then family by family its HELP/TYPE lines (when any
 //   chunk has a sample) and its pieces in chunk order, an empty final
-//   block, and the CRC (crc32_combine of the pieces') and length. Its size
-//   is summed first, so it is allocated once, without slack.
+//   block, and the CRC (crc32_combine of the pieces') and length. It is a
+//   ResponseBody (response_body.h) that refers to the pieces rather than
+//   copying them: a piece is immutable once made, and shared by every body
+//   made while its chunk is unchanged, so the body costs a pointer per
+//   piece instead of a second copy of the compressed bytes.
 // So the body decodes to exactly RenderText(snapshot) (tests compare),
 // barring a digest collision (below), and a new snapshot costs the keys of
 // every VM (a few ms at 10,000 VMs) and their digests (0.65 ms) plus the
@@ -60,6 +63,7 @@
 #include <vector>
 
 #include "exporter/core/result.h"
+#include "exporter/exposition/response_body.h"
 #include "exporter/model/snapshot.h"
 
 namespace vmtime::exposition {
@@ -80,7 +84,7 @@ class GzipBody {
 
   // The gzip body of RenderText(s), reusing the pieces of unchanged chunks
   // of the previous call.
-  Result<std::string> Make(const Snapshot& s);
+  Result<ResponseBody> Make(const Snapshot& s);
 
   // Of the last Make: chunks in the body, and how many were rendered and
   // compressed (not reused).
@@ -103,8 +107,8 @@ class GzipBody {
 
  private:
   struct Piece {
-    std::string deflated;  // raw deflate, sync-flushed; empty for no text
-    uint32_t crc = 0;      // CRC-32 of the text
+    ResponseBody::Part deflated;  // raw deflate, sync-flushed; null for no text
+    uint32_t crc = 0;             // CRC-32 of the text
     size_t text_bytes = 0;
   };
   struct Chunk {
@@ -113,7 +117,7 @@ class GzipBody {
   };
   class Deflater;
 
-  Result<std::string> MakeBody(const Snapshot& s);
+  Result<ResponseBody> MakeBody(const Snapshot& s);
   // Brings chunks_ to `s`, reusing the unchanged chunks.
   Status UpdateChunks(const Snapshot& s);
   // Renders and compresses the per-VM families of `vms` into `chunk`.

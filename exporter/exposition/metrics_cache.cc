@@ -216,21 +216,21 @@ void MetricsCache::Make(std::promise<Body>& promise, bool gzip, const Snapshot& 
   try {
     if (!gzip) {
       const size_t last = last_plain_bytes_.load();
-      auto text = std::make_shared<const std::string>(
+      auto text = std::make_shared<const ResponseBody>(
           RenderText(snap, last > 0 ? last + last / 32 + 4096 : 0));
       ++renders_;
       last_plain_bytes_ = text->size();
       promise.set_value(std::move(text));
       return;
     }
-    Result<std::string> packed = Error{""};
+    Result<ResponseBody> packed = Error{""};
     {
       std::lock_guard lock(gzip_mu_);
       packed = gzip_body_.Make(snap);
     }
     if (!packed.ok()) throw std::runtime_error(packed.error().message);
     ++compressions_;
-    auto body = std::make_shared<const std::string>(std::move(packed).value());
+    auto body = std::make_shared<const ResponseBody>(std::move(packed).value());
     {
       std::lock_guard lock(mu_);
       // Only while no newer snapshot was asked for: newest_gzip_ never goes back.

@@ -40,6 +40,7 @@
 
 #include "exporter/core/result.h"
 #include "exporter/exposition/gzip_body.h"
+#include "exporter/exposition/response_body.h"
 #include "exporter/exposition/snapshot_holder.h"
 
 namespace vmtime::exposition {
@@ -64,7 +65,8 @@ bool AcceptsGzip(std::string_view accept_encoding);
 
 class MetricsCache {
  public:
-  using Body = std::shared_ptr<const std::string>;
+  // Shared with the requests still sending it (response_body.h).
+  using Body = std::shared_ptr<const ResponseBody>;
 
   // Snapshots published without a gzip request in between after which the
   // background refresh pauses: 60 s at the poller's fastest publish rate

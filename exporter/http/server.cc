@@ -215,7 +215,32 @@ class HttpServer::Handler final : public CivetHandler {
       return Send(conn, 500, "Internal Server Error", "text/plain; charset=utf-8",
                   "internal error\n");
     }
-    Send(conn, 200, "OK", kType, **body, false, extra);
+    SendHeaders(conn, 200, "OK", kType, (*body)->size(), extra);
+    WriteParts(conn, **body);
+  }
+
+  // The body's parts through one buffer of kWriteBufferBytes: the gzip body
+  // is thousands of small pieces (a few hundred bytes each), and one
+  // mg_write, so one send(2), per piece would cost more than copying them.
+  // Parts at least as large as the buffer are written as they are.
+  static void WriteParts(mg_connection* conn, const exposition::ResponseBody& body) {
+    constexpr size_t kWriteBufferBytes = 64 * 1024;
+    std::string buffer;
+    const auto flush = [&] {
+      const bool ok = buffer.empty() || mg_write(conn, buffer.data(), buffer.size()) > 0;
+      buffer.clear();
+      return ok;
+    };
+    for (const auto& part : body.parts()) {
+      if (buffer.size() + part->size() > kWriteBufferBytes && !flush()) return;  // peer gone
+      if (part->size() >= kWriteBufferBytes) {
+        if (mg_write(conn, part->data(), part->size()) <= 0) return;
+        continue;
+      }
+      if (buffer.capacity() == 0) buffer.reserve(kWriteBufferBytes);
+      buffer += *part;
+    }
+    flush();
   }
 
   static void MethodNotAllowed(mg_connection* conn, const std::string& allow) {

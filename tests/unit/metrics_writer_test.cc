@@ -214,7 +214,7 @@ TEST(MetricsCache, OneRenderPerSnapshotUnderConcurrentReaders) {
   constexpr int kRequestsEach = 20;
   std::latch start(kReaders);
   std::atomic<int> failures{0};
-  std::vector<std::set<const std::string*>> bodies(kReaders);
+  std::vector<std::set<const exposition::ResponseBody*>> bodies(kReaders);
   std::vector<std::thread> readers;
   for (int r = 0; r < kReaders; ++r) {
     readers.emplace_back([&, r] {
@@ -233,7 +233,7 @@ TEST(MetricsCache, OneRenderPerSnapshotUnderConcurrentReaders) {
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ(cache.renders(), 1u);
   EXPECT_EQ(cache.compressions(), 1u);
-  std::set<const std::string*> all;
+  std::set<const exposition::ResponseBody*> all;
   for (const auto& b : bodies) all.insert(b.begin(), b.end());
   EXPECT_EQ(all.size(), 2u) << "one plain and one gzip body shared by every reader";
 
@@ -243,7 +243,7 @@ TEST(MetricsCache, OneRenderPerSnapshotUnderConcurrentReaders) {
   auto plain = cache.Get(false);
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(cache.renders(), 2u);
-  EXPECT_EQ(**plain, exposition::RenderText(next));
+  EXPECT_EQ((*plain)->Flatten(), exposition::RenderText(next));
   ASSERT_TRUE(cache.Get(false).ok());
   EXPECT_EQ(cache.renders(), 2u);
 }
@@ -255,13 +255,16 @@ TEST(MetricsCache, GzipBodyInflatesToThePlainBody) {
   auto packed = cache.Get(true);
   auto plain = cache.Get(false);
   ASSERT_TRUE(packed.ok() && plain.ok());
-  ASSERT_GE((*packed)->size(), 2u);
-  EXPECT_EQ(static_cast<unsigned char>((**packed)[0]), 0x1f);  // gzip magic
-  EXPECT_EQ(static_cast<unsigned char>((**packed)[1]), 0x8b);
+  const std::string gz = (*packed)->Flatten();
+  ASSERT_GE(gz.size(), 2u);
+  EXPECT_EQ(static_cast<unsigned char>(gz[0]), 0x1f);  // gzip magic
+  EXPECT_EQ(static_cast<unsigned char>(gz[1]), 0x8b);
+  EXPECT_EQ((*packed)->size(), gz.size());
   EXPECT_LT((*packed)->size() * 5, (*plain)->size());
-  auto inflated = exposition::Gunzip(**packed);
+  ASSERT_EQ((*plain)->parts().size(), 1u);  // the plain text is one part
+  auto inflated = exposition::Gunzip(gz);
   ASSERT_TRUE(inflated.ok()) << inflated.error().message;
-  EXPECT_TRUE(*inflated == **plain);
+  EXPECT_TRUE(*inflated == (*plain)->Flatten());
   EXPECT_EQ(cache.renders(), 1u);
 }
 
