@@ -20,8 +20,7 @@
 // integer nanoseconds first, so the result depends only on differences of
 // the input timestamps, never on their origin.
 //
-// The hot path allocates nothing except the reasons vector, and that only
-// when a reason is active.
+// The hot path allocates nothing (the reasons are a ReasonSet of bits).
 #include "scoring/score.h"
 
 #include <algorithm>
@@ -524,12 +523,7 @@ void Combine(const Params& p, Tally& t) {
   r.band = r.score >= p.band_good_min       ? Band::kGood
            : r.score >= p.band_degraded_min ? Band::kDegraded
                                             : Band::kBad;
-  if (t.reasons != 0) {
-    r.reasons.reserve(static_cast<size_t>(std::popcount(t.reasons)));
-    for (int i = 0; i < kReasonCount; ++i) {
-      if (t.reasons & (1u << i)) r.reasons.push_back(static_cast<Reason>(i));
-    }
-  }
+  r.reasons = ReasonSet::FromBits(t.reasons);
 }
 
 }  // namespace

@@ -7,7 +7,11 @@
 #pragma once
 
 #include <array>
+#include <bit>
+#include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <iterator>
 #include <optional>
 #include <span>
 #include <string>
@@ -116,6 +120,80 @@ enum class Reason : int {
 constexpr int kReasonCount = static_cast<int>(Reason::kCount);
 std::string_view ReasonName(Reason r);  // "offset_high", "clock_stopped", ...
 
+// A set of reasons, held as one bit per reason and iterated in enum order
+// (so never with duplicates). Every VM's reasons are in every snapshot: as
+// a std::vector they cost an allocation per VM per snapshot.
+class ReasonSet {
+ public:
+  static_assert(kReasonCount <= 32, "one bit per reason in a uint32_t");
+
+  class const_iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = Reason;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const Reason*;
+    using reference = Reason;
+
+    const_iterator() = default;
+    Reason operator*() const { return static_cast<Reason>(i_); }
+    const_iterator& operator++() {
+      i_ = Next(bits_, i_ + 1);
+      return *this;
+    }
+    const_iterator operator++(int) {
+      const_iterator was = *this;
+      ++*this;
+      return was;
+    }
+    bool operator==(const const_iterator& o) const { return i_ == o.i_; }
+
+   private:
+    friend class ReasonSet;
+    const_iterator(uint32_t bits, int i) : bits_(bits), i_(Next(bits, i)) {}
+    // The first reason at or after `i` in `bits`, else kReasonCount.
+    static int Next(uint32_t bits, int i) {
+      const uint32_t rest = i >= kReasonCount ? 0 : bits >> i;
+      return rest == 0 ? kReasonCount : i + std::countr_zero(rest);
+    }
+    uint32_t bits_ = 0;
+    int i_ = kReasonCount;
+  };
+  using iterator = const_iterator;
+  using value_type = Reason;
+  using size_type = size_t;
+
+  ReasonSet() = default;
+  ReasonSet(std::initializer_list<Reason> reasons) {
+    for (Reason r : reasons) insert(r);
+  }
+  // Bit i for Reason i (bits from kReasonCount up are ignored).
+  static ReasonSet FromBits(uint32_t bits) {
+    ReasonSet s;
+    s.bits_ = bits & kAll;
+    return s;
+  }
+
+  void insert(Reason r) { bits_ |= Bit(r); }
+  void erase(Reason r) { bits_ &= ~Bit(r); }
+  bool contains(Reason r) const { return (bits_ & Bit(r)) != 0; }
+  bool empty() const { return bits_ == 0; }
+  size_t size() const { return static_cast<size_t>(std::popcount(bits_)); }
+  uint32_t bits() const { return bits_; }
+  const_iterator begin() const { return {bits_, 0}; }
+  const_iterator end() const { return {bits_, kReasonCount}; }
+  bool operator==(const ReasonSet&) const = default;
+
+ private:
+  static constexpr uint32_t kAll =
+      kReasonCount == 32 ? ~uint32_t{0} : (uint32_t{1} << kReasonCount) - 1;
+  static uint32_t Bit(Reason r) {
+    const auto i = static_cast<int>(r);
+    return i >= 0 && i < kReasonCount ? uint32_t{1} << i : 0;
+  }
+  uint32_t bits_ = 0;
+};
+
 // Score bands (Params::band_good_min, band_degraded_min): what an operator
 // does about a VM. Exported as vmtime_vm_health_band (the enum value).
 enum class Band : int { kGood = 0, kDegraded = 1, kBad = 2 };
@@ -142,7 +220,7 @@ struct ScoreResult {
   // left out of the weighted mean (the other weights are renormalised) and
   // its series is not exported.
   std::array<bool, kComponentCount> measured{};
-  std::vector<Reason> reasons;          // active reasons, in enum order, no duplicates
+  ReasonSet reasons;                    // active reasons (iterated in enum order)
   bool clock_stopped = false;           // stopped now: the newest pair, domain running
   std::optional<DriftEstimate> drift;   // absent with fewer than min samples
   StepCounts steps_in_window;           // steps seen in the drift window

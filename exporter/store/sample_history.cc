@@ -180,10 +180,15 @@ void SampleHistory::Push(const scoring::ClockSample& s, size_t capacity) {
     bytes_.reserve(bytes_.size() + bytes_.size() / 4 + kMaxRecordBytes);
   }
   uint8_t record[kMaxRecordBytes];
-  const size_t n = Encode(p, count_ == 0 ? nullptr : &last_, record);
+  size_t n = 0;
+  if (count_ == 0) {
+    n = Encode(p, nullptr, record);
+  } else {
+    const Packed last = Pack(newest_);
+    n = Encode(p, &last, record);
+  }
   bytes_.insert(bytes_.end(), record, record + n);
   ++count_;
-  last_ = p;
   newest_ = s;
   while (count_ > capacity) DropOldest();
 }

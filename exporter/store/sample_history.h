@@ -79,7 +79,9 @@ class SampleHistory {
 
   std::vector<uint8_t> bytes_;  // the records, oldest first
   uint32_t count_ = 0;
-  Packed last_;  // the newest, packed: what the next record is relative to
+  // The newest sample as pushed. The next record is relative to it packed
+  // (Pack(newest_), made again at each Push rather than kept: 32 bytes per
+  // VM).
   scoring::ClockSample newest_;
 };
 

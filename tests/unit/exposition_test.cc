@@ -219,7 +219,7 @@ Snapshot FullSnapshot() {
   vm.score.measured.fill(true);  // every component series
   vm.score.drift = scoring::DriftEstimate{2.6e-5, 1e-6, 8};
   for (int r = 0; r < scoring::kReasonCount; ++r) {
-    vm.score.reasons.push_back(static_cast<scoring::Reason>(r));
+    vm.score.reasons.insert(static_cast<scoring::Reason>(r));
   }
   vm.group = "mysql";
   vm.labels = {{"team", "db"}};

@@ -118,7 +118,7 @@ TEST(GzipBody, InflatesToThePlainBodyAndRemakesOnlyChangedChunks) {
   EXPECT_EQ(MakeAndCheck(body, s, "renamed"), 1u);
 
   s.vms[43].state = DomainState::kPaused;
-  s.vms[43].score.reasons.push_back(scoring::Reason::kStale);
+  s.vms[43].score.reasons.insert(scoring::Reason::kStale);
   EXPECT_EQ(MakeAndCheck(body, s, "paused"), 1u);
 
   s.component_scores = false;

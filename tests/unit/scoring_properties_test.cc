@@ -482,5 +482,48 @@ TEST(ScoringProperties, SmallMovementEitherWayIsAStop) {
   }
 }
 
+// ReasonSet: a set of bits iterated in enum order, whatever the order of
+// insertion; every reason can be held at once; out-of-range values are
+// ignored rather than set.
+TEST(ReasonSet, IteratesInEnumOrderWithoutDuplicates) {
+  std::mt19937 rng(11);
+  for (int round = 0; round < 200; ++round) {
+    ReasonSet set;
+    std::vector<Reason> inserted;
+    const int n = static_cast<int>(rng() % (kReasonCount + 4));
+    for (int k = 0; k < n; ++k) {
+      const auto r = static_cast<Reason>(rng() % kReasonCount);
+      set.insert(r);
+      inserted.push_back(r);
+    }
+    std::sort(inserted.begin(), inserted.end());
+    inserted.erase(std::unique(inserted.begin(), inserted.end()), inserted.end());
+    const std::vector<Reason> got(set.begin(), set.end());
+    EXPECT_EQ(got, inserted);
+    EXPECT_EQ(set.size(), inserted.size());
+    EXPECT_EQ(set.empty(), inserted.empty());
+    for (int i = 0; i < kReasonCount; ++i) {
+      const auto r = static_cast<Reason>(i);
+      EXPECT_EQ(set.contains(r), std::binary_search(inserted.begin(), inserted.end(), r));
+    }
+    EXPECT_EQ(ReasonSet::FromBits(set.bits()), set);
+  }
+  ReasonSet all;
+  for (int i = 0; i < kReasonCount; ++i) all.insert(static_cast<Reason>(i));
+  EXPECT_EQ(all.size(), static_cast<size_t>(kReasonCount));
+  EXPECT_EQ(*all.begin(), Reason::kOffsetElevated);
+  EXPECT_EQ(ReasonSet::FromBits(~uint32_t{0}), all);  // bits beyond the last reason dropped
+  all.erase(Reason::kOffsetElevated);
+  EXPECT_EQ(*all.begin(), Reason::kOffsetHigh);
+  ReasonSet none;
+  none.insert(Reason::kCount);  // not a reason
+  none.insert(static_cast<Reason>(-1));
+  EXPECT_TRUE(none.empty());
+  EXPECT_EQ(none.begin(), none.end());
+  const ReasonSet listed = {Reason::kStale, Reason::kOffsetHigh, Reason::kStale};
+  EXPECT_EQ(std::vector<Reason>(listed.begin(), listed.end()),
+            (std::vector<Reason>{Reason::kOffsetHigh, Reason::kStale}));
+}
+
 }  // namespace
 }  // namespace vmtime::scoring

@@ -23,7 +23,7 @@ constexpr int64_t kS = 1'000'000'000;
 constexpr int64_t kNow = 1'764'000'000 * kS;  // 2025-11-24 16:00:00 UTC
 
 VmView Vm(const std::string& name, double score, scoring::Band band,
-          std::vector<scoring::Reason> reasons = {}) {
+          scoring::ReasonSet reasons = {}) {
   VmView vm;
   vm.name = name;
   vm.uuid = "uuid-" + name;
@@ -32,7 +32,7 @@ VmView Vm(const std::string& name, double score, scoring::Band band,
   vm.agent_attempted = true;
   vm.score.score = score;
   vm.score.band = band;
-  vm.score.reasons = std::move(reasons);
+  vm.score.reasons = reasons;
   scoring::ClockSample sample;
   sample.host_real_ns = kNow - 5 * kS;
   sample.offset_s = 0.0021;
@@ -343,8 +343,8 @@ TEST(StatusPage, HostStateAndCollectorErrors) {
 TEST(StatusPage, SizeIsBoundedAtTenThousandVms) {
   Snapshot s;
   s.libvirt_enabled = s.libvirt_connected = true;
-  std::vector<scoring::Reason> all;
-  for (int r = 0; r < scoring::kReasonCount; ++r) all.push_back(static_cast<scoring::Reason>(r));
+  scoring::ReasonSet all;
+  for (int r = 0; r < scoring::kReasonCount; ++r) all.insert(static_cast<scoring::Reason>(r));
   for (int i = 0; i < 10'000; ++i) {
     s.vms.push_back(Vm("a-rather-long-domain-name-for-a-vm-" + std::to_string(i), i % 100,
                        scoring::Band::kBad, all));

@@ -7,6 +7,7 @@
 #include <array>
 #include <cmath>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -29,9 +30,12 @@ struct Entry {
   DomainState state = DomainState::kUnknown;
   bool agent_up = false;
   bool attempted = false;  // an attempt finished since the domain last started running
-  SharedString agent_error;
   int failures = 0;
-  std::optional<scoring::ClockSample> sample;  // newest not yet handed out
+  SharedString agent_error;
+  // Newest sample not yet handed out. On the heap only from the sample to
+  // the next hand-out (a harvest, at most a few seconds): a ClockSample in
+  // every entry would cost 48 bytes per domain for nothing most of the time.
+  std::unique_ptr<scoring::ClockSample> sample;
   double rtt_s = 0;
   int64_t last_attempt_mono_ns = 0;
   int64_t next_retry_mono_ns = 0;  // earliest next attempt while failing
@@ -224,7 +228,7 @@ struct AgentScheduler::Impl {
   static void SetRunningAgain(Entry& e) {
     e.agent_up = false;
     e.attempted = false;
-    e.agent_error = SharedString();
+    e.agent_error.clear();
   }
 };
 
@@ -343,7 +347,7 @@ std::function<void()> AgentScheduler::Impl::FinishLocked(const Plan& plan, const
     if (!d.agent_up) spdlog::info("libvirt: domain '{}' ({}): guest agent up", d.name, d.uuid);
     d.agent_up = true;
     d.attempted = true;
-    d.agent_error = SharedString();
+    d.agent_error.clear();
     d.failures = 0;
     d.next_retry_mono_ns = 0;
     scoring::ClockSample s = SampleFromBracket(out.best);
@@ -351,7 +355,11 @@ std::function<void()> AgentScheduler::Impl::FinishLocked(const Plan& plan, const
     // A marked sample not handed out yet is replaced by this one: the mark
     // moves on, since the store's previous sample is still before the gap.
     if (d.sample && d.sample->after_interruption) s.after_interruption = true;
-    d.sample = s;
+    if (d.sample) {
+      *d.sample = s;
+    } else {
+      d.sample = std::make_unique<scoring::ClockSample>(s);
+    }
     d.rtt_s = NsToSeconds(out.best.RoundTripNs());
   } else {
     RecordFailure(d, out.error.message, now);
@@ -449,7 +457,10 @@ DomainObservation AgentScheduler::Impl::Observe(Entry& e) {
   o.agent_attempted = e.attempted;
   o.agent_error = e.agent_error;
   o.agent_failures = e.failures;
-  o.sample = std::exchange(e.sample, std::nullopt);
+  if (e.sample) {
+    o.sample = *e.sample;
+    e.sample.reset();
+  }
   o.rtt_s = e.rtt_s;
   o.last_attempt_mono_ns = e.last_attempt_mono_ns;
   return o;
