@@ -10,6 +10,7 @@ namespace {
 
 using nlohmann::json;
 using scoring::Reason;
+using scoring::ReasonSet;
 
 // Which input a reason depends on: it is compared only while that input is known.
 enum class ReasonInput { kAgent, kGuest, kHost };
@@ -47,14 +48,14 @@ bool Settled(const VmView& vm, int samples_seen) {
 ReasonSet ReasonsOf(const VmView& vm, ReasonInput input) {
   ReasonSet out;
   for (Reason r : vm.score.reasons) {
-    if (InputOf(r) == input) out.insert(static_cast<int>(r));
+    if (InputOf(r) == input) out.insert(r);
   }
   return out;
 }
 
 json ReasonNames(const ReasonSet& reasons) {
   json out = json::array();
-  for (int r : reasons) out.push_back(std::string(scoring::ReasonName(static_cast<Reason>(r))));
+  for (Reason r : reasons) out.push_back(std::string(scoring::ReasonName(r)));
   return out;
 }
 
@@ -90,9 +91,7 @@ json VmStateJson(const VmView& vm) {
   json j = json::object();
   j["state"] = DomainStateName(vm.state);
   j["agent"] = !vm.agent_attempted ? "not_attempted" : vm.agent_up ? "up" : "down";
-  ReasonSet all;
-  for (Reason r : vm.score.reasons) all.insert(static_cast<int>(r));
-  j["reasons"] = ReasonNames(all);
+  j["reasons"] = ReasonNames(vm.score.reasons);
   j["guest"] = GuestJson(vm);
   j["steps_total"] = {{"forward", vm.steps_total.forward}, {"backward", vm.steps_total.backward}};
   return j;
@@ -183,25 +182,25 @@ class VmDiff {
     if (!known_now) return;  // keep the last known reasons of this input
     const ReasonSet now = ReasonsOf(vm_, input);
     ReasonSet before;
-    for (int r : mem.reasons) {
-      if (InputOf(static_cast<Reason>(r)) == input) before.insert(r);
+    for (Reason r : mem.reasons) {
+      if (InputOf(r) == input) before.insert(r);
     }
     if (known_before) {
-      for (int r : now) {
+      for (Reason r : now) {
         if (!before.contains(r)) Reason1("reason_raised", r);
       }
-      for (int r : before) {
+      for (Reason r : before) {
         if (!now.contains(r)) Reason1("reason_cleared", r);
       }
     }
-    for (int r : before) mem.reasons.erase(r);
-    mem.reasons.insert(now.begin(), now.end());
+    for (Reason r : before) mem.reasons.erase(r);
+    for (Reason r : now) mem.reasons.insert(r);
   }
 
  private:
-  void Reason1(const char* type, int r) {
+  void Reason1(const char* type, Reason r) {
     Event e = Make(type);
-    e.values["reason"] = std::string(scoring::ReasonName(static_cast<Reason>(r)));
+    e.values["reason"] = std::string(scoring::ReasonName(r));
     out_.push_back(std::move(e));
   }
 
@@ -235,7 +234,7 @@ DifferState::Vm FirstMemory(const VmView& vm, bool host_known) {
   mem.guest_known = vm.guest != nullptr;
   if (vm.guest) mem.guest_sync = vm.guest->status.state;
   mem.host_known = host_known;
-  for (Reason r : vm.score.reasons) mem.reasons.insert(static_cast<int>(r));
+  mem.reasons = vm.score.reasons;
   mem.steps_total = vm.steps_total;
   if (vm.last_sample) {
     mem.sample_mono_ns = vm.last_sample->host_mono_ns;

@@ -32,46 +32,6 @@ namespace vmtime {
 // the scorer has a drift estimate or the differ has seen this many samples.
 inline constexpr int kSettleSamples = 8;
 
-// A set of scoring::Reason values (as int, as events name them) in one
-// word, iterated in enum order: the differ keeps one per VM and builds a few
-// per VM and publish, which as std::set<int> cost a node allocation per
-// reason (docs/architecture.md, "Memory at 10,000 VMs").
-class ReasonSet {
- public:
-  static_assert(scoring::kReasonCount <= 32);
-  void insert(int r) { bits_ |= Bit(r); }
-  template <typename It>
-  void insert(It first, It last) {
-    for (; first != last; ++first) insert(*first);
-  }
-  void erase(int r) { bits_ &= ~Bit(r); }
-  bool contains(int r) const { return (bits_ & Bit(r)) != 0; }
-  bool empty() const { return bits_ == 0; }
-  bool operator==(const ReasonSet&) const = default;
-
-  class iterator {
-   public:
-    explicit iterator(uint32_t rest) : rest_(rest) {}
-    int operator*() const { return std::countr_zero(rest_); }
-    iterator& operator++() {
-      rest_ &= rest_ - 1;  // drop the lowest bit
-      return *this;
-    }
-    bool operator!=(const iterator& o) const { return rest_ != o.rest_; }
-
-   private:
-    uint32_t rest_;
-  };
-  iterator begin() const { return iterator(bits_); }
-  iterator end() const { return iterator(0); }
-
- private:
-  static uint32_t Bit(int r) {
-    return r >= 0 && r < scoring::kReasonCount ? 1U << static_cast<unsigned>(r) : 0U;
-  }
-  uint32_t bits_ = 0;
-};
-
 struct DifferState {
   struct Vm {
     SharedString name;
@@ -81,7 +41,7 @@ struct DifferState {
     bool guest_known = false;
     scoring::SyncState guest_sync = scoring::SyncState::kUnknown;
     bool host_known = false;  // the host reference was part of this VM's score
-    ReasonSet reasons;        // scoring::Reason values
+    scoring::ReasonSet reasons;
     scoring::StepCounts steps_total;
     int64_t sample_mono_ns = INT64_MIN;  // newest sample seen (INT64_MIN: none)
     std::optional<double> offset_s;

@@ -249,35 +249,3 @@ TEST(EventDiffer, RemovedDomain) {
 
 }  // namespace
 }  // namespace vmtime
-
-namespace vmtime {
-namespace {
-
-TEST(ReasonSetTest, BehavesLikeASortedSetOfReasonValues) {
-  ReasonSet s;
-  EXPECT_TRUE(s.empty());
-  s.insert(static_cast<int>(scoring::Reason::kStale));
-  s.insert(static_cast<int>(scoring::Reason::kOffsetElevated));
-  s.insert(static_cast<int>(scoring::Reason::kGroupSkew));
-  s.insert(static_cast<int>(scoring::Reason::kStale));  // again: no duplicate
-  std::vector<int> order;
-  for (int r : s) order.push_back(r);
-  EXPECT_EQ(order, (std::vector<int>{static_cast<int>(scoring::Reason::kOffsetElevated),
-                                     static_cast<int>(scoring::Reason::kStale),
-                                     static_cast<int>(scoring::Reason::kGroupSkew)}));
-  EXPECT_TRUE(s.contains(static_cast<int>(scoring::Reason::kStale)));
-  s.erase(static_cast<int>(scoring::Reason::kStale));
-  EXPECT_FALSE(s.contains(static_cast<int>(scoring::Reason::kStale)));
-  s.insert(-1);  // outside the enum: ignored, never undefined behaviour
-  s.insert(scoring::kReasonCount);
-  EXPECT_FALSE(s.contains(-1));
-  order.clear();
-  for (int r : s) order.push_back(r);
-  EXPECT_EQ(order.size(), 2u);
-  ReasonSet t;
-  t.insert(order.begin(), order.end());
-  EXPECT_EQ(s, t);
-}
-
-}  // namespace
-}  // namespace vmtime

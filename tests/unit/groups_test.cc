@@ -284,6 +284,34 @@ TEST(MetadataReaderTest, NotWellFormedMetadataCountsAsNone) {
   EXPECT_EQ(changed[0].second, DomainMetadata{});
 }
 
+// A removed group is news until it is taken, even when the domain is read
+// again (and found still without metadata) before the store takes it.
+TEST(MetadataReaderTest, ARemovedGroupStaysNewsUntilTaken) {
+  FakeClock clock;
+  auto api = std::make_shared<MetadataApi>();
+  api->Set("a", "<vmtime><group>x</group></vmtime>");
+  api->domains = {Dom("a")};
+  libvirt::MetadataOptions o;
+  o.background_tick = false;
+  libvirt::MetadataReader reader(clock, api, o);
+  reader.Reconcile(api->domains, 1);
+  ASSERT_TRUE(reader.WaitIdle(milliseconds(10'000)));
+  ASSERT_EQ(reader.TakeChanged().size(), 1u);
+  api->Set("a", "");
+  for (int i = 0; i < 2; ++i) {  // removed, then read again before anyone takes it
+    reader.Invalidate("a", "vm-a");
+    ASSERT_TRUE(reader.WaitIdle(milliseconds(10'000)));
+  }
+  auto changed = reader.TakeChanged();
+  ASSERT_EQ(changed.size(), 1u);
+  EXPECT_EQ(changed[0].second, DomainMetadata{});
+  EXPECT_TRUE(reader.TakeChanged().empty());
+  // Still none: no news.
+  reader.Invalidate("a", "vm-a");
+  ASSERT_TRUE(reader.WaitIdle(milliseconds(10'000)));
+  EXPECT_TRUE(reader.TakeChanged().empty());
+}
+
 // ---- config ----
 
 TEST(GroupsConfigTest, RulesAndMetadataSwitches) {

@@ -5,8 +5,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <unordered_map>
 
 #include "exporter/collectors/libvirt/domain_metadata.h"
@@ -84,9 +87,13 @@ struct MetadataReader::Impl {
 
   struct Entry {
     SharedString name;
-    std::optional<DomainMetadata> current;  // last read (nullopt: never read)
-    bool handed_out = true;                 // `current` already taken by TakeChanged
-    std::string logged_raw;                 // content whose problems were logged
+    // Last read; null while never read or read without metadata (most
+    // domains: a pointer, not a DomainMetadata, in each of 10,000 entries).
+    std::unique_ptr<const DomainMetadata> current;
+    bool handed_out = true;  // `current` already taken by TakeChanged
+    // Hash of the content last read (its problems, if any, were logged then):
+    // a hash, not the text, which is kept per domain.
+    size_t logged_raw_hash = 0;
     bool queued = false;
     uint64_t seen_pass = 0;  // the last Reconcile whose list named it
   };
@@ -137,19 +144,20 @@ struct MetadataReader::Impl {
         spdlog::debug("libvirt: metadata of domain '{}' not read: {}", e.name, out.error);
         return;
       }
-      if (!out.problems.empty() && out.raw != e.logged_raw) {
+      const size_t raw_hash = std::hash<std::string_view>{}(out.raw);
+      if (!out.problems.empty() && raw_hash != e.logged_raw_hash) {
         std::string all;
         for (const auto& p : out.problems) all += (all.empty() ? "" : "; ") + p;
         spdlog::warn("libvirt: domain '{}': metadata partly ignored: {}", e.name, all);
       }
-      e.logged_raw = std::move(out.raw);
+      e.logged_raw_hash = raw_hash;
       // Never read counts as none: a domain without metadata (most of
-      // them) is no news, so 10,000 plain domains hand out nothing.
+      // them) is no news, so 10,000 plain domains hand out nothing. (An
+      // empty `current` not handed out yet stays: it is the news.)
       const bool was_none = !e.current || *e.current == DomainMetadata{};
-      if (was_none && out.metadata == DomainMetadata{}) {
-        e.current = DomainMetadata{};
-      } else if (!e.current || *e.current != out.metadata) {
-        e.current = std::move(out.metadata);
+      const bool stays_none = was_none && out.metadata == DomainMetadata{};
+      if (!stays_none && (!e.current || *e.current != out.metadata)) {
+        e.current = std::make_unique<const DomainMetadata>(std::move(out.metadata));
         e.handed_out = false;
         changed.push_back(uuid);
         if (wake && !wake_pending) {
