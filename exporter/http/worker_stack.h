@@ -16,9 +16,14 @@
 
 namespace vmtime {
 
-// Pages of the calling thread's stack kept below the current stack pointer
-// (what the rest of the close path and the idle wait use).
-inline constexpr size_t kStackKeepBelowBytes = 8 * 1024;
+// Bytes of the calling thread's stack kept below the current frame: more
+// than the release's own call into madvise uses, and no more, so that a
+// worker that served requests keeps the pages of an idle one (what the rest
+// of the close path and the next request touch below that is faulted in
+// again, a page at a time). 8 KiB until 2026-12-02: a served worker then
+// kept 2 pages more than an idle one (docs/performance.md, "HTTP
+// connections").
+inline constexpr size_t kStackKeepBelowBytes = 1024;
 
 // Releases the calling thread's stack pages more than `keep_below` bytes
 // below its current frame. Returns the bytes of address range released (0

@@ -39,7 +39,11 @@ struct Result {
   size_t released = 0;
   size_t deep_before = 0;  // resident pages more than 16 KiB below the frame, before
   size_t deep_after = 0;
-  size_t near_after = 0;  // resident pages within the kept 8 KiB, after
+  // Resident pages below the page under the kept part, after: the release
+  // keeps no more than kStackKeepBelowBytes (the page just below may come
+  // back with the calls that count).
+  size_t below_kept_after = 0;
+  size_t near_after = 0;  // resident pages of the current frame and the kept part, after
 };
 
 Result RunOnAThread(size_t depth) {
@@ -58,7 +62,9 @@ Result RunOnAThread(size_t depth) {
     r.deep_before = ResidentPages(low, sp - 16 * 1024);
     r.released = ReleaseStackBelow();
     r.deep_after = ResidentPages(low, sp - 16 * 1024);
-    r.near_after = ResidentPages(sp - kStackKeepBelowBytes + 4096, sp);
+    r.below_kept_after = ResidentPages(low, sp - kStackKeepBelowBytes - 4096);
+    // The page of the current frame and the kept bytes below it.
+    r.near_after = ResidentPages(sp - kStackKeepBelowBytes, sp + 4096);
   });
   t.join();
   return r;
@@ -69,6 +75,7 @@ TEST(WorkerStack, PagesADeepCallLeftBehindGoBackToTheKernel) {
   EXPECT_GE(r.deep_before, 50u);  // the deep call's pages were resident
   EXPECT_GT(r.released, 200u * 1024);
   EXPECT_EQ(r.deep_after, 0u);
+  EXPECT_EQ(r.below_kept_after, 0u);
   EXPECT_GE(r.near_after, 1u);  // what the current frames use stays
 }
 
