@@ -11,8 +11,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
+#include <string>
 
 #include "exporter/collectors/libvirt/domain_metadata.h"
 #include "exporter/collectors/libvirt/metadata_reader.h"
@@ -260,26 +262,37 @@ TEST(MetadataReaderTest, AHungReadIsAbandonedAndOthersGoOn) {
   api->Release("stuck");  // the late result is dropped
 }
 
-TEST(MetadataReaderTest, NotWellFormedMetadataCountsAsNone) {
+// Domain "a" holding metadata `xml`, its reader (no background tick), read
+// once.
+struct OneDomainReader {
+  explicit OneDomainReader(const std::string& xml) : api(std::make_shared<MetadataApi>()) {
+    api->Set("a", xml);
+    api->domains = {Dom("a")};
+    libvirt::MetadataOptions o;
+    o.background_tick = false;
+    reader = std::make_unique<libvirt::MetadataReader>(clock, api, o);
+    reader->Reconcile(api->domains, 1);
+    EXPECT_TRUE(reader->WaitIdle(milliseconds(10'000)));
+  }
+  // "a" now holds `xml` and is read again (a metadata-change event).
+  void Reread(const std::string& xml) {
+    api->Set("a", xml);
+    reader->Invalidate("a", "vm-a");
+    EXPECT_TRUE(reader->WaitIdle(milliseconds(10'000)));
+  }
   FakeClock clock;
-  auto api = std::make_shared<MetadataApi>();
-  api->Set("a", "<vmtime><group>x</group>");
-  api->domains = {Dom("a")};
-  libvirt::MetadataOptions o;
-  o.background_tick = false;
-  libvirt::MetadataReader reader(clock, api, o);
-  reader.Reconcile(api->domains, 1);
-  ASSERT_TRUE(reader.WaitIdle(milliseconds(10'000)));
-  EXPECT_TRUE(reader.TakeChanged().empty()) << "counts as none";
+  std::shared_ptr<MetadataApi> api;
+  std::unique_ptr<libvirt::MetadataReader> reader;
+};
+
+TEST(MetadataReaderTest, NotWellFormedMetadataCountsAsNone) {
+  OneDomainReader d("<vmtime><group>x</group>");
+  EXPECT_TRUE(d.reader->TakeChanged().empty()) << "counts as none";
   // From a group to not well-formed: the group goes.
-  api->Set("a", "<vmtime><group>x</group></vmtime>");
-  reader.Invalidate("a", "vm-a");
-  ASSERT_TRUE(reader.WaitIdle(milliseconds(10'000)));
-  ASSERT_EQ(reader.TakeChanged().size(), 1u);
-  api->Set("a", "<vmtime><group>x</group>");
-  reader.Invalidate("a", "vm-a");
-  ASSERT_TRUE(reader.WaitIdle(milliseconds(10'000)));
-  auto changed = reader.TakeChanged();
+  d.Reread("<vmtime><group>x</group></vmtime>");
+  ASSERT_EQ(d.reader->TakeChanged().size(), 1u);
+  d.Reread("<vmtime><group>x</group>");
+  auto changed = d.reader->TakeChanged();
   ASSERT_EQ(changed.size(), 1u);
   EXPECT_EQ(changed[0].second, DomainMetadata{});
 }
@@ -287,29 +300,16 @@ TEST(MetadataReaderTest, NotWellFormedMetadataCountsAsNone) {
 // A removed group is news until it is taken, even when the domain is read
 // again (and found still without metadata) before the store takes it.
 TEST(MetadataReaderTest, ARemovedGroupStaysNewsUntilTaken) {
-  FakeClock clock;
-  auto api = std::make_shared<MetadataApi>();
-  api->Set("a", "<vmtime><group>x</group></vmtime>");
-  api->domains = {Dom("a")};
-  libvirt::MetadataOptions o;
-  o.background_tick = false;
-  libvirt::MetadataReader reader(clock, api, o);
-  reader.Reconcile(api->domains, 1);
-  ASSERT_TRUE(reader.WaitIdle(milliseconds(10'000)));
-  ASSERT_EQ(reader.TakeChanged().size(), 1u);
-  api->Set("a", "");
-  for (int i = 0; i < 2; ++i) {  // removed, then read again before anyone takes it
-    reader.Invalidate("a", "vm-a");
-    ASSERT_TRUE(reader.WaitIdle(milliseconds(10'000)));
-  }
-  auto changed = reader.TakeChanged();
+  OneDomainReader d("<vmtime><group>x</group></vmtime>");
+  ASSERT_EQ(d.reader->TakeChanged().size(), 1u);
+  d.Reread("");  // removed,
+  d.Reread("");  // then read again before anyone takes it
+  auto changed = d.reader->TakeChanged();
   ASSERT_EQ(changed.size(), 1u);
   EXPECT_EQ(changed[0].second, DomainMetadata{});
-  EXPECT_TRUE(reader.TakeChanged().empty());
-  // Still none: no news.
-  reader.Invalidate("a", "vm-a");
-  ASSERT_TRUE(reader.WaitIdle(milliseconds(10'000)));
-  EXPECT_TRUE(reader.TakeChanged().empty());
+  EXPECT_TRUE(d.reader->TakeChanged().empty());
+  d.Reread("");  // still none: no news
+  EXPECT_TRUE(d.reader->TakeChanged().empty());
 }
 
 // ---- config ----
