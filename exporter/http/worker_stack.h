@@ -2,7 +2,8 @@
 //
 // civetweb runs one thread per open connection (512 workers, README
 // "Connection limits"). A worker's stack keeps every page its deepest
-// request ever touched: 8 KiB idle, 24 KiB once it has served a request
+// request ever touched: 8 KiB idle, 24 KiB once it has served a request,
+// about 56 KiB for /metrics, whose 32 KiB write buffer is on the stack
 // (docs/performance.md, "HTTP connections"), and connections land on any
 // idle worker, so a long-running exporter ends up with all 512 at their
 // deepest: about 8 MiB that no request is using. When a connection closes,
