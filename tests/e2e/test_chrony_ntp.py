@@ -176,9 +176,18 @@ def test_ntp_probe_agrees_with_ntpdig(lab, setup):
     assert metric_value(text, "vmtime_ntp_server_stratum", {"server": "127.0.0.1"}) == 8
     assert metric_value(text, "vmtime_ntp_usable_sources") == 1
     ours = metric_value(text, "vmtime_ntp_server_offset_seconds", {"server": "127.0.0.1"})
+    rtt = metric_value(text, "vmtime_ntp_server_rtt_seconds", {"server": "127.0.0.1"})
     dig = json.loads(sh(lab.ns, "ntpdig", "-j", "-t", "2", "127.0.0.1").stdout)
     assert dig["stratum"] == 8
-    assert abs(ours - float(dig["offset"])) < 0.005, (ours, dig)
+    # An SNTP offset is known to within half its round trip (the reply's
+    # path may take all of it): under load a loopback round trip reaches
+    # tens of milliseconds (CI saw our -9.0 ms against ntpdig's +0.01 ms), so
+    # the two readings agree within 5 ms plus half our round trip plus
+    # ntpdig's own error bound (its JSON "precision" is the "+/-" of its
+    # text output: half its round trip plus the server's dispersion).
+    assert rtt is not None and rtt >= 0, rtt
+    tolerance = 0.005 + rtt / 2 + abs(float(dig["precision"]))
+    assert abs(ours - float(dig["offset"])) < tolerance, (ours, rtt, dig)
 
 
 def test_stratum_change_and_server_stop(lab, setup):
